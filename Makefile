@@ -1,0 +1,50 @@
+# ocirt: set-up, build, demo and tests. Run as root on Debian bookworm.
+PREFIX  ?= /opt/ocirt
+PY      := $(PREFIX)/bin/python
+BIN     ?= /usr/local/bin
+DEB_PKGS := python3 python3-venv python3-dev gcc libc6-dev libseccomp-dev pkg-config \
+            busybox-static runc crun iproute2 procps util-linux bsdutils file
+ROOTFS  := bundles/busybox/rootfs
+
+.PHONY: all deps install build demo rootfs test unit integration conformance clients clean
+
+all: build
+
+deps:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PKGS) >/dev/null
+
+# The venv uses Debian's python3: no pyenv shims or .pth imports at start-up.
+$(PY):
+	/usr/bin/python3 -m venv $(PREFIX)
+
+install: deps $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	$(PY) setup.py -q build_ext --inplace
+	$(PY) -m ocirt._launcher $(BIN)/ocirt
+
+build: $(PY)
+	$(PY) setup.py -q build_ext --inplace
+
+rootfs: $(ROOTFS)/bin/busybox
+$(ROOTFS)/bin/busybox: bundles/mkrootfs.sh
+	sh bundles/mkrootfs.sh $(ROOTFS)
+
+demo: install rootfs
+	$(BIN)/ocirt run --bundle bundles/busybox demo-$$$$
+
+unit: build
+	$(PY) -m pytest -q tests/unit
+
+integration: build rootfs
+	$(PY) -m pytest -q tests/integration
+
+conformance: build rootfs
+	$(PY) -m pytest -q conformance
+
+test: install rootfs
+	$(PY) -m pytest -q tests conformance
+
+clean:
+	rm -rf build *.egg-info ocirt/_native/_lib*.so ocirt/_native/_lib.c ocirt/_native/ocirt-init $(ROOTFS)

@@ -1,0 +1,5 @@
+import sys
+
+from ocirt.cli import main
+
+sys.exit(main())

@@ -1,0 +1,3 @@
+def main(argv=None):
+    print("ocirt: not yet")
+    return 1

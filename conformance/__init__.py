@@ -1,0 +1,1 @@
+"""Runtime-spec v1.3.0 conformance suite for any runc-compatible runtime (see README.md)."""

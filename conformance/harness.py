@@ -1,0 +1,281 @@
+"""Drive a runc-compatible runtime through its command line, on bundles built here.
+
+Nothing in this module knows which runtime it drives: every check goes through
+the binary's commands (create, start, state, kill, delete, run, features) and
+what the kernel shows of the container (/proc, cgroup files, mountinfo).
+"""
+import copy
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+
+ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"]
+DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+MASKED = ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+          "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"]
+READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+NSX = ["nosuid", "noexec", "nodev"]
+# Mount points added to the shared rootfs once, so that no runtime has to create them
+# in a rootfs that all bundles share read-only.
+EXTRA_DIRS = ["out", "mnt/a", "mnt/b", "mnt/c", "data"]
+TIMEOUT = 30
+
+CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+        "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"]
+
+
+def cap_mask(names):
+    """The /proc/PID/status bitmask of a list of capability names."""
+    return sum(1 << CAPS.index(n) for n in names)
+
+
+def default_config(args, cgroups_path):
+    """A config.json close to `runc spec`, without a terminal, with a cgroups path."""
+    mounts = [("/proc", "proc", "proc", None),
+              ("/dev", "tmpfs", "tmpfs", ["nosuid", "strictatime", "mode=755", "size=65536k"]),
+              ("/dev/pts", "devpts", "devpts",
+               ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
+              ("/dev/shm", "tmpfs", "shm", NSX + ["mode=1777", "size=65536k"]),
+              ("/dev/mqueue", "mqueue", "mqueue", NSX),
+              ("/sys", "sysfs", "sysfs", NSX + ["ro"]),
+              ("/sys/fs/cgroup", "cgroup", "cgroup", NSX + ["relatime", "ro"])]
+    caps = dict.fromkeys(("bounding", "effective", "permitted"), DEFAULT_CAPS)
+    return {
+        "ociVersion": "1.0.2",
+        "process": {"terminal": False, "user": {"uid": 0, "gid": 0}, "args": list(args), "env": list(ENV),
+                    "cwd": "/", "capabilities": copy.deepcopy(caps), "noNewPrivileges": True,
+                    "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]},
+        "root": {"path": "rootfs", "readonly": True},
+        "hostname": "conformance",
+        "mounts": [dict(destination=d, type=t, source=s, **({"options": o} if o else {}))
+                   for d, t, s, o in mounts],
+        "linux": {"cgroupsPath": cgroups_path,
+                  "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+                  "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
+                  "maskedPaths": list(MASKED), "readonlyPaths": list(READONLY)},
+    }
+
+
+class Result:
+    """Exit status and output of one runtime command."""
+
+    def __init__(self, argv, rc, out, err):
+        self.argv, self.rc, self.out, self.err = argv, rc, out, err
+
+    def __repr__(self):
+        return f"<{' '.join(self.argv)}: rc={self.rc} out={self.out[-400:]!r} err={self.err[-600:]!r}>"
+
+
+class RuntimeError_(AssertionError):
+    """A runtime command expected to succeed failed."""
+
+
+class Runtime:
+    """The runtime binary, with a private --root state directory."""
+
+    def __init__(self, binary, root):
+        self.binary, self.root = binary, root
+        self.name = os.path.basename(binary)
+
+    def __call__(self, *args, check=True, stdin=None, timeout=TIMEOUT, env=None):
+        """Run one command; stdout/stderr go to files, as a container started by
+        create keeps them open long after the runtime has exited."""
+        argv = [self.binary, "--root", self.root, *args]
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            rc = subprocess.run(argv, stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                                stdout=out, stderr=err, timeout=timeout, env=env).returncode
+            out.seek(0), err.seek(0)
+            res = Result(argv, rc, out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+        if check and rc != 0:
+            raise RuntimeError_(f"command failed: {res!r}")
+        return res
+
+    def state(self, cid):
+        return json.loads(self("state", cid).out)
+
+    def state_or_none(self, cid):
+        res = self("state", cid, check=False)
+        return json.loads(res.out) if res.rc == 0 else None
+
+    def wait_status(self, cid, status, timeout=10):
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.state_or_none(cid)
+            if st and st["status"] == status or time.monotonic() > deadline:
+                return st
+            time.sleep(0.02)
+
+
+class Bundle:
+    """A bundle directory: config.json naming the shared rootfs by its absolute path,
+    and an `out` directory bind-mounted at /out for what the container writes."""
+
+    def __init__(self, path, rootfs, cgroups_path, args=("true",)):
+        self.path, self.rootfs = path, rootfs
+        self.out = os.path.join(path, "out")
+        os.makedirs(self.out, exist_ok=True)
+        os.chmod(self.out, 0o777)
+        self.config = default_config(args, cgroups_path)
+        self.config["root"]["path"] = rootfs
+        self.config["mounts"].append({"destination": "/out", "type": "bind", "source": self.out,
+                                      "options": ["rbind", "rw"]})
+        self.cid = "conf-" + uuid.uuid4().hex[:12]
+
+    @property
+    def process(self):
+        return self.config["process"]
+
+    @property
+    def linux(self):
+        return self.config["linux"]
+
+    def sh(self, script):
+        """Run `sh -c script` in the container."""
+        self.process["args"] = ["sh", "-c", script]
+        return self
+
+    def mount(self, dest, mtype, source, options=None, index=None):
+        m = {"destination": dest, "type": mtype, "source": source}
+        if options is not None:
+            m["options"] = options
+        self.config["mounts"].insert(len(self.config["mounts"]) if index is None else index, m)
+        return m
+
+    def drop_mount(self, dest):
+        self.config["mounts"] = [m for m in self.config["mounts"] if m["destination"] != dest]
+
+    def drop_namespace(self, ns):
+        self.linux["namespaces"] = [n for n in self.linux["namespaces"] if n["type"] != ns]
+
+    def write(self):
+        with open(os.path.join(self.path, "config.json"), "w") as f:
+            json.dump(self.config, f, indent=1)
+
+    def read_out(self, name):
+        with open(os.path.join(self.out, name)) as f:
+            return f.read()
+
+
+# ---------------------------------------------------------------- host views
+
+def mountinfo(pid="self"):
+    """Mount entries of a process: dicts with point, opts, tags, fstype, source, super."""
+    entries = []
+    with open(f"/proc/{pid}/mountinfo") as f:
+        for line in f:
+            pre, post = line.rstrip("\n").split(" - ", 1)
+            fields = pre.split()
+            fstype, source, sup = (post.split(" ") + ["", ""])[:3]
+            entries.append({"root": fields[3], "point": fields[4].replace("\\040", " "),
+                            "opts": fields[5].split(","), "tags": fields[6:], "fstype": fstype,
+                            "source": source, "super": sup.split(",")})
+    return entries
+
+
+def cgroup_driver():
+    """'v2' when /sys/fs/cgroup is a cgroup2 mount, else 'v1' (legacy or hybrid)."""
+    for m in mountinfo():
+        if m["point"] == "/sys/fs/cgroup":
+            return "v2" if m["fstype"] == "cgroup2" else "v1"
+    return "v1"
+
+
+def cgroup_mounts():
+    """Host cgroup hierarchies: {controller-or-name: mount point}; 'unified' for cgroup2."""
+    found = {}
+    for m in mountinfo():
+        if m["fstype"] == "cgroup2":
+            found["" if m["point"] == "/sys/fs/cgroup" else "unified"] = m["point"]
+        elif m["fstype"] == "cgroup":
+            for opt in m["super"]:
+                if opt in ("rw", "ro") or opt.startswith("release_agent") or opt == "xattr":
+                    continue
+                found[opt.replace("name=", "")] = m["point"]
+    return found
+
+
+def cgroup_dir(controller, path):
+    """Host directory of cgroups path in a v1 controller (or v2 when controller is '')."""
+    base = cgroup_mounts().get(controller)
+    return None if base is None else os.path.join(base, path.lstrip("/"))
+
+
+def cgroup_dirs_existing(path):
+    return sorted({d for c in cgroup_mounts() if (d := cgroup_dir(c, path)) and os.path.isdir(d)})
+
+
+def remove_cgroup_tree(path):
+    """rmdir the cgroup `path` and its children in every hierarchy (only ours)."""
+    for d in cgroup_dirs_existing(path):
+        for dirpath, _, _ in sorted(os.walk(d), key=lambda t: -len(t[0])):
+            try:
+                os.rmdir(dirpath)
+            except OSError:
+                pass
+
+
+def pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def procs_rooted_at(rootfs):
+    """PIDs whose root directory is the shared rootfs: processes of some container."""
+    pids = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                if os.readlink(f"/proc/{p}/root") == rootfs:
+                    pids.append(int(p))
+            except OSError:
+                pass
+    return pids
+
+
+def kill_pid(pid, sig=signal.SIGKILL):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def status_field(text, key):
+    """A field of /proc/PID/status content."""
+    for line in text.splitlines():
+        if line.startswith(key + ":"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def leftovers(rt, b, rootfs):
+    """What a container left behind after it should be gone: state, state dir,
+    cgroup, process, mount. Empty when the environment is as before."""
+    found = []
+    if rt.state_or_none(b.cid) is not None:
+        found.append("`state` still answers")
+    found += [f"state dir {n}" for n in os.listdir(rt.root) if b.cid in n]
+    cg = b.linux.get("cgroupsPath")
+    if cg:
+        found += [f"cgroup {d}" for d in cgroup_dirs_existing(cg)]
+    found += [f"process {p}" for p in procs_rooted_at(rootfs)]
+    found += [f"mount {m['point']}" for m in mountinfo()
+              if m["point"].startswith((b.path, rootfs)) or b.cid in m["point"]]
+    return found

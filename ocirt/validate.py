@@ -1,0 +1,46 @@
+"""Validate config.json, state and features documents against the project's
+schemas (schemas/*.schema.json) with the code tools/gen_validator.py compiles
+from them: jsonschema would cost ~56 ms of start-up on every `ocirt create`.
+
+Each function raises OcirtError for the document's first error, naming the
+field (e.g. where="linux.namespaces[2].type"; "" for the document itself).
+"""
+from ocirt import _validator_gen as _gen
+from ocirt.errors import OcirtError, jpath
+
+
+def validate_config(doc):
+    """Check a parsed config.json: the schema, then a supported ociVersion."""
+    _raise(_gen.check_config(doc), "config.json")
+    check_oci_version(doc["ociVersion"])
+
+
+def validate_state(doc):
+    """Check a container state document (what `ocirt state` prints)."""
+    _raise(_gen.check_state(doc), "state.json")
+
+
+def validate_features(doc):
+    """Check a runtime features document (what `ocirt features` prints)."""
+    _raise(_gen.check_features(doc), "features.json")
+
+
+def check_oci_version(version):
+    """Accept any 1.x.y runtime-spec version, with an optional pre-release
+    (clients send e.g. "1.0.2-dev") or build suffix; the 1.x line is
+    backwards compatible, so a config written for any 1.x is read."""
+    core, _, build = version.partition("+")
+    core, dash, pre = core.partition("-")
+    parts = core.split(".")
+    numeric = all(p.isascii() and p.isdigit() for p in parts)
+    if len(parts) != 3 or not numeric or parts[0] != "1" or (dash and not pre) or ("+" in version and not build):
+        raise OcirtError(f'unsupported version "{version}" (this runtime reads 1.x.y)', where="ociVersion")
+
+
+def _raise(error, source):
+    if error is not None:
+        keys, msg = error
+        where = ""
+        for key in keys:
+            where = jpath(where, key)
+        raise OcirtError(msg, where=where, source=source)

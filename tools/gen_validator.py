@@ -21,10 +21,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCUMENTS = ("config", "state", "features")
 OUTPUT = os.path.join(ROOT, "ocirt", "_validator_gen.py")
 
-KNOWN_KEYWORDS = {
-    "$schema", "title", "description", "definitions", "$ref", "type", "enum",
-    "properties", "required", "additionalProperties", "patternProperties",
-    "items", "minItems", "minimum", "maximum", "pattern",
+COMMON_KEYWORDS = {"$schema", "title", "description", "definitions", "type"}
+TYPE_KEYWORDS = {
+    "string": {"enum", "pattern"}, "integer": {"minimum", "maximum"}, "boolean": set(),
+    "object": {"properties", "required", "additionalProperties", "patternProperties"},
+    "array": {"items", "minItems"},
 }
 PY_TYPES = {"string": "str", "integer": "int", "boolean": "bool",
             "object": "dict", "array": "list"}
@@ -260,8 +261,8 @@ class Compiler:
     def function(self, name, schema, public=False):
         lines = [f"def {name}(v0):"]
         self.emit(schema, "v0", [], 1, lines)
-        doc = ["    return None"] if public else []
-        return "\n".join(lines + doc) + "\n"
+        tail = ["    return None"] if public else []
+        return "\n".join(lines + tail) + "\n"
 
     def inline(self, schema):
         """The schema with every $ref replaced by its target: what it means."""
@@ -293,9 +294,6 @@ class Compiler:
         """Append lines checking `var` against `schema`; an error returns
         (path, message) with `path` the Python expressions of its keys."""
         pad = "    " * depth
-        unknown = set(schema) - KNOWN_KEYWORDS
-        if unknown:
-            raise SchemaError(f"unsupported keywords {sorted(unknown)}")
         if "$ref" in schema:
             target = self.resolve(schema)
             if not self.needs_function(target):
@@ -305,6 +303,9 @@ class Compiler:
         kind = schema.get("type")
         if kind not in PY_TYPES:
             raise SchemaError(f"every schema needs one of the types {sorted(PY_TYPES)}: {schema}")
+        unknown = set(schema) - COMMON_KEYWORDS - TYPE_KEYWORDS[kind]
+        if unknown:
+            raise SchemaError(f"unsupported keywords for type {kind}: {sorted(unknown)}")
         if kind == "integer":
             return self._integer(schema, var, path, pad, out)
         err = _ret(path, repr(TYPE_MESSAGES[kind]))

@@ -263,10 +263,12 @@ def test_patterns_the_compiler_cannot_decide_exactly_are_refused(pattern):
         gen.compile_pattern("matches", pattern)
 
 
-def test_unknown_schema_keywords_are_refused():
-    compiler = gen.Compiler()
+@pytest.mark.parametrize("sub", [{"type": "string", "format": "uri"}, {"type": "string", "required": ["x"]},
+                                 {"type": "number"}, {"enum": ["x"]}, {"$ref": "#/definitions/x", "type": "string"}])
+def test_schemas_the_compiler_does_not_understand_are_refused(sub):
+    schema = {"type": "object", "properties": {"a": sub}, "definitions": {"x": {"type": "string"}}}
     with pytest.raises(gen.SchemaError):
-        compiler.document("config", {"type": "object", "properties": {"a": {"type": "string", "format": "uri"}}})
+        gen.Compiler().document("config", schema)
 
 
 # ---- error paths and messages ---------------------------------------------

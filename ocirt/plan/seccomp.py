@@ -11,6 +11,7 @@ kernels), a rule whose action equals the default one is skipped, args
 naming one index twice become one rule per arg, errnoRet defaults to EPERM,
 and an absent `flags` means SECCOMP_FILTER_FLAG_SPEC_ALLOW (runc and crun).
 """
+import errno
 import json
 import os
 
@@ -197,13 +198,13 @@ def _action(obj, key, errno_key, where):
         raise OcirtError(f"unknown action {_q(name)}", jpath(where, key))
     if errno_key not in obj:
         return _ACTIONS[name] | (_EPERM if name in _WITH_ERRNO else 0)
-    errno = obj[errno_key]
+    ret = obj[errno_key]
     if name not in _WITH_ERRNO:
         raise OcirtError(f"{name} does not take an errno (only SCMP_ACT_ERRNO and SCMP_ACT_TRACE do)",
                          jpath(where, errno_key))
-    if not _is_uint(errno, 0x10000):
+    if not _is_uint(ret, 0x10000):
         raise OcirtError("must be an errno number from 0 to 65535", jpath(where, errno_key))
-    return _ACTIONS[name] | errno
+    return _ACTIONS[name] | ret
 
 
 def _parse_flags(r, sec, notify, where):
@@ -262,7 +263,9 @@ def _build(r, where):
         for i, arch in enumerate(r.arches):
             rc = lib.ocirt_scmp_arch_add(ctx, lib.ocirt_scmp_arch(arch.encode()))
             if rc < 0:
-                raise OcirtError(f"cannot add architecture: {os.strerror(-rc)}",
+                why = ("its byte order differs from the native architecture's" if rc == -errno.EDOM
+                       else os.strerror(-rc))
+                raise OcirtError(f"cannot add architecture to the filter: {why}",
                                  jpath(jpath(where, "architectures"), i))
         added = sum(_add_call(ffi, lib, ctx, call) for call in r.calls)
         if added > _TREE_MIN_RULES:

@@ -1,0 +1,34 @@
+"""Container cgroups: a cgroupfs v1 and a cgroup v2 driver behind one
+interface (base.Cgroup), chosen by the host as runc chooses."""
+from . import paths
+
+
+def for_container(cgroups_path, container_id):
+    """The Cgroup for linux.cgroupsPath (absolute; relative to the runtime's
+    own cgroup; or, when absent, the container id relative to it, as runc 1.1)."""
+    inner = paths.inner_path(cgroups_path, container_id)
+    own = paths.parse_proc_cgroup(_read("/proc/self/cgroup"))
+    if paths.is_unified():
+        from .v2 import V2
+        return V2({"": paths.v2_dir(paths.ROOT, own.get("", "/"), inner, parent_of_own=True)})
+    from .v1 import V1
+    dirs = {}
+    for ctrl, (mnt, root) in paths.parse_v1_mounts(_read("/proc/self/mountinfo")).items():
+        dirs[ctrl] = paths.v1_dir(mnt, root, own.get(ctrl, "/"), inner)
+    if paths.is_unified(paths.HYBRID_UNIFIED):
+        dirs[""] = paths.v2_dir(paths.HYBRID_UNIFIED, own.get("", "/"), inner, parent_of_own=False)
+    return V1(dirs)
+
+
+def from_state(d):
+    """Reopen the Cgroup that to_state() described."""
+    if d["version"] == 2:
+        from .v2 import V2
+        return V2(d["dirs"])
+    from .v1 import V1
+    return V1(d["dirs"])
+
+
+def _read(path):
+    with open(path) as f:
+        return f.read()

@@ -1,0 +1,120 @@
+"""What both drivers share: creation with rollback, joining, killing,
+destruction. A driver supplies the directories and the resource plan."""
+import os
+import time
+
+from ..errors import OcirtError
+from . import devices, fs
+
+
+class Cgroup:
+    """A container's cgroup. `dirs` maps a v1 controller (or "" for the
+    cgroup2 directory) to its directory; several may share one directory."""
+    version = 0
+
+    def __init__(self, dirs):
+        self.dirs = dirs
+
+    def to_state(self):
+        return {"version": self.version, "dirs": dict(self.dirs)}
+
+    def unique_dirs(self):
+        return list(dict.fromkeys(self.dirs.values()))
+
+    # --- creation -----------------------------------------------------------
+    def create(self, resources, where="linux.resources"):
+        made = []
+        try:
+            for d in self.unique_dirs():
+                made += fs.make_dirs(d)
+            self._prepare(made)
+            self._apply(resources or {}, where, updating=False)
+        except BaseException:
+            for d in reversed(made):
+                fs.remove_tree(d)
+            raise
+
+    def update(self, resources, where="linux.resources"):
+        self._apply(resources, where, updating=True)
+
+    def _apply(self, resources, where, updating):
+        for w in self._plan(resources, where, updating):
+            self._write(w)
+        if not updating or (resources.get("devices") is not None):
+            self._set_devices(devices.rules(resources.get("devices"), where + ".devices"), where + ".devices")
+
+    def _write(self, w):
+        d = self._dir_for(w)
+        path = f"{d}/{w.file}"
+        fs.write(path, w.value, w.where)
+        if w.check:
+            back, want = fs.read_int(path), int(w.value)
+            if back not in (want, want - want % os.sysconf("SC_PAGE_SIZE")):
+                raise OcirtError(f"{want} is not honoured by this kernel: {w.file} reads {back}", w.where)
+
+    def _dir_for(self, w):
+        if w.ctrl not in self.dirs:
+            raise OcirtError(f"not supported by this host: no {w.ctrl} cgroup controller is mounted", w.where)
+        return self.dirs[w.ctrl]
+
+    # --- processes ----------------------------------------------------------
+    def join_files(self):
+        return [d + "/cgroup.procs" for d in self.unique_dirs()]
+
+    def v2_dir(self):
+        return self.dirs.get("")
+
+    def add(self, pid):
+        for f in self.join_files():
+            for i in range(5):
+                try:
+                    fs.write(f, str(pid), None)
+                    break
+                except OcirtError:
+                    # a task still in TASK_NEW answers EINVAL for a moment (runc retries too)
+                    if i == 4:
+                        raise
+                    time.sleep(0.03)
+
+    def pids(self):
+        return fs.procs(self._procs_dir())
+
+    def kill_all(self, sig):
+        """Signal every process; frozen meanwhile so none can fork past us."""
+        frozen = self._try_freeze()
+        try:
+            for pid in self.pids():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        finally:
+            if frozen:
+                self.thaw()
+
+    def _try_freeze(self):
+        if self.is_frozen():
+            return False
+        try:
+            self.freeze()
+            return True
+        except OcirtError:
+            return False
+
+    def freeze(self, timeout=5.0):
+        self._set_frozen(True)
+        if not fs.wait_for(self.is_frozen, timeout):
+            self.thaw()
+            raise OcirtError(f"the container's processes did not freeze within {timeout:g}s")
+
+    def thaw(self):
+        self._set_frozen(False)
+
+    def destroy(self):
+        for d in self.unique_dirs():
+            fs.remove_tree(d)
+
+    # subclasses: _prepare(made), _plan(resources, where, updating),
+    # _set_devices(rules, where), _set_frozen(bool), is_frozen(), _procs_dir(),
+    # stats(), oom_count()
+

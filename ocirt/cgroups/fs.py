@@ -1,0 +1,122 @@
+"""cgroupfs file access shared by both drivers. Every failure the user can
+cause becomes an OcirtError naming the config.json field."""
+import errno
+import os
+import time
+from typing import NamedTuple
+
+from ..errors import OcirtError
+
+
+class Write(NamedTuple):
+    """One value for one cgroup file. `ctrl` picks the directory (a v1
+    controller, "" for the cgroup2 directory); `check` asks to read the value
+    back, for files where the kernel silently clamps or ignores what it is given."""
+    ctrl: str
+    file: str
+    value: str
+    where: str
+    check: bool = False
+
+
+def read(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+def read_int(path, default=0):
+    """An integer file; "max" reads as 2**64-1 (runc reports it so)."""
+    try:
+        s = read(path)
+    except OSError:
+        return default
+    return (1 << 64) - 1 if s == "max" else int(s)
+
+
+def read_keyed(path):
+    """A flat-keyed file ("key value" lines) -> {key: int}."""
+    out = {}
+    try:
+        text = read(path)
+    except OSError:
+        return out
+    for line in text.splitlines():
+        k, _, v = line.partition(" ")
+        try:
+            out[k] = (1 << 64) - 1 if v == "max" else int(v)
+        except ValueError:
+            continue
+    return out
+
+
+def write(path, value, where):
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise OcirtError(f"not supported by this host: there is no {path}", where) from None
+    except OSError as e:
+        raise OcirtError(f"cannot open {path}: {e.strerror}", where) from None
+    try:
+        os.write(fd, value.encode())
+    except OSError as e:
+        raise OcirtError(f"writing {value!r} to {path}: {e.strerror}", where) from None
+    finally:
+        os.close(fd)
+
+
+def make_dirs(path):
+    """mkdir -p; returns the directories it created, outermost first."""
+    made = []
+    todo = []
+    p = path
+    while not os.path.isdir(p):
+        todo.append(p)
+        p = os.path.dirname(p)
+    for d in reversed(todo):
+        try:
+            os.mkdir(d, 0o755)
+            made.append(d)
+        except FileExistsError:
+            pass
+    return made
+
+
+def remove_tree(path, tries=100):
+    """rmdir a cgroup and its children, deepest first. A cgroup whose last
+    task is still exiting answers EBUSY for a moment: retry briefly."""
+    if not os.path.isdir(path):
+        return
+    dirs = [root for root, _, _ in os.walk(path, topdown=False)]
+    for d in dirs:
+        for i in range(tries):
+            try:
+                os.rmdir(d)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if e.errno != errno.EBUSY or i == tries - 1:
+                    raise OcirtError(f"cannot remove cgroup {d}: {e.strerror}") from None
+                time.sleep(0.01)
+
+
+def procs(path):
+    """Every pid in the cgroup at path and its descendants."""
+    pids = []
+    for root, _, _ in os.walk(path):
+        try:
+            pids.extend(int(p) for p in read(root + "/cgroup.procs").split())
+        except FileNotFoundError:
+            continue
+    return pids
+
+
+def wait_for(predicate, timeout, step=0.005):
+    """Poll until predicate() is true; False on timeout."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(step)
+        step = min(step * 2, 0.05)
+    return True

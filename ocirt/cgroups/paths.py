@@ -1,0 +1,88 @@
+"""Where a container's cgroup lives: the host's hierarchies and linux.cgroupsPath.
+
+Pure functions over the text of /proc/self/cgroup and /proc/self/mountinfo,
+so they can be tested without root."""
+import os
+import posixpath
+
+from ..errors import OcirtError
+
+ROOT = "/sys/fs/cgroup"
+HYBRID_UNIFIED = ROOT + "/unified"
+
+
+def parse_proc_cgroup(text):
+    """/proc/PID/cgroup -> {controller or "name=X" or "" (cgroup2): path}."""
+    own = {}
+    for line in text.splitlines():
+        _, ctrls, path = line.split(":", 2)
+        for c in ctrls.split(",") if ctrls else [""]:
+            own[c] = path
+    return own
+
+
+def parse_v1_mounts(text):
+    """/proc/self/mountinfo -> {controller: (mountpoint, mount root)} for cgroup v1
+    mounts; named hierarchies appear as "name=X". First mount of each wins."""
+    mounts = {}
+    for line in text.splitlines():
+        fields = line.split()
+        sep = fields.index("-")
+        if fields[sep + 1] != "cgroup":
+            continue
+        root, mnt = _unescape(fields[3]), _unescape(fields[4])
+        for opt in fields[sep + 3].split(","):
+            if opt.startswith("name=") or opt in V1_CONTROLLERS:
+                mounts.setdefault(opt, (mnt, root))
+    return mounts
+
+
+V1_CONTROLLERS = {"cpuset", "cpu", "cpuacct", "blkio", "memory", "devices", "freezer",
+                  "net_cls", "perf_event", "net_prio", "hugetlb", "pids", "rdma", "misc"}
+
+
+def _unescape(s):
+    return s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+
+
+def inner_path(cgroups_path, container_id):
+    """The cleaned linux.cgroupsPath, or the default runc 1.1 uses when it is
+    absent: the container id, relative to the runtime's own cgroup."""
+    if not cgroups_path:
+        return container_id
+    if ":" in cgroups_path and not cgroups_path.startswith("/"):
+        raise OcirtError(f"{cgroups_path!r} looks like a systemd slice:prefix:name path, "
+                         "but the systemd cgroup driver is not supported", "linux.cgroupsPath")
+    # cleaned as runc's CleanPath: ".." cannot climb above the root
+    if cgroups_path.startswith("/"):
+        return posixpath.normpath(cgroups_path)
+    cleaned = posixpath.normpath("/" + cgroups_path).lstrip("/")
+    if not cleaned:
+        raise OcirtError(f"{cgroups_path!r} names no cgroup", "linux.cgroupsPath")
+    return cleaned
+
+
+def v1_dir(mountpoint, mount_root, own_path, inner):
+    """Directory of a container cgroup in one v1 hierarchy. A relative path is
+    relative to the runtime's own cgroup there (runc's GetOwnCgroupPath)."""
+    if inner.startswith("/"):
+        return mountpoint + inner
+    if mount_root != "/" and (own_path + "/").startswith(mount_root.rstrip("/") + "/"):
+        own_path = own_path[len(mount_root.rstrip("/")):] or "/"
+    return posixpath.join(mountpoint + own_path.rstrip("/"), inner)
+
+
+def v2_dir(mountpoint, own_path, inner, parent_of_own):
+    """Directory of a container cgroup in a cgroup2 hierarchy. runc's v2 driver
+    (fs2 defaultDirPath) takes a relative path from the *parent* of its own
+    cgroup, since its own cgroup holds processes and could not delegate
+    controllers; in hybrid mode runc joins the same path as in v1."""
+    if inner.startswith("/"):
+        return mountpoint + inner
+    base = posixpath.dirname(own_path) if parent_of_own else own_path
+    return posixpath.join(mountpoint + base.rstrip("/"), inner)
+
+
+def is_unified(root=ROOT):
+    """True on a pure cgroup v2 host (runc: /sys/fs/cgroup is a cgroup2 mount)."""
+    return os.path.exists(root + "/cgroup.controllers")

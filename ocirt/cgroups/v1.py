@@ -1,0 +1,92 @@
+"""The cgroupfs v1 driver: one directory per mounted hierarchy, plus the
+cgroup2 directory on hybrid hosts (joined, and used for hugetlb when the
+host bound that controller to cgroup2, as this kind of host does)."""
+import os
+
+from ..errors import OcirtError
+from . import fs, stats, v1plan
+from .devices import v1_lines
+from .base import Cgroup
+from .v2 import check_controller, v2_hugetlb_file
+
+
+class V1(Cgroup):
+    version = 1
+
+    def _prepare(self, made):
+        # A new cpuset cgroup has empty cpus/mems and accepts no task until
+        # they are set: copy them from the parent, outermost first.
+        leaf = self.dirs.get("cpuset")
+        for d in made:
+            if leaf and (leaf == d or leaf.startswith(d + "/")):
+                for key in ("cpuset.cpus", "cpuset.mems"):
+                    if not fs.read(f"{d}/{key}"):
+                        fs.write(f"{d}/{key}", fs.read(f"{os.path.dirname(d)}/{key}"), "linux.cgroupsPath")
+
+    def _plan(self, resources, where, updating):
+        return [self._hugetlb_on_v2(w) for w in v1plan.plan(resources, where, _Host(self), updating)]
+
+    def _hugetlb_on_v2(self, w):
+        if w.ctrl != "hugetlb" or "hugetlb" in self.dirs or "" not in self.dirs:
+            return w
+        check_controller(self.dirs[""], "hugetlb", w.where)
+        return w._replace(ctrl="", file=v2_hugetlb_file(w.file))
+
+    def _set_devices(self, rules, where):
+        if "devices" not in self.dirs:
+            raise OcirtError("not supported by this host: no devices cgroup controller is mounted", where)
+        for file, line in v1_lines(rules):
+            fs.write(f"{self.dirs['devices']}/{file}", line, where)
+
+    def _set_frozen(self, frozen):
+        if "freezer" not in self.dirs:
+            raise OcirtError("cannot freeze: no freezer cgroup controller is mounted")
+        fs.write(self.dirs["freezer"] + "/freezer.state", "FROZEN" if frozen else "THAWED", None)
+
+    def freeze(self, timeout=5.0):
+        # A v1 freeze can stay in FREEZING (a task in an uninterruptible
+        # sleep): ask again every 100 ms until it holds or time runs out.
+        waited = 0.0
+        while True:
+            self._set_frozen(True)
+            if fs.wait_for(self.is_frozen, 0.1):
+                return
+            waited += 0.1
+            if waited >= timeout:
+                self.thaw()
+                raise OcirtError(f"the container's processes did not freeze within {timeout:g}s")
+
+    def is_frozen(self):
+        d = self.dirs.get("freezer")
+        try:
+            return d is not None and fs.read(d + "/freezer.state") == "FROZEN"
+        except FileNotFoundError:
+            return False
+
+    def _procs_dir(self):
+        for key in ("devices", "freezer", "pids", "memory"):
+            if key in self.dirs:
+                return self.dirs[key]
+        return self.unique_dirs()[0]
+
+    def stats(self):
+        s = stats.v1(self.dirs)
+        if "hugetlb" not in self.dirs and "" in self.dirs:
+            s["hugetlb"] = stats.v2_hugetlb(self.dirs[""])
+        return s
+
+    def oom_count(self):
+        if "memory" not in self.dirs:
+            return 0
+        return fs.read_keyed(self.dirs["memory"] + "/memory.oom_control").get("oom_kill", 0)
+
+
+class _Host:
+    def __init__(self, cg):
+        self.dirs = cg.dirs
+
+    def has(self, ctrl, file):
+        return ctrl in self.dirs and os.path.exists(f"{self.dirs[ctrl]}/{file}")
+
+    def read_int(self, ctrl, file):
+        return fs.read_int(f"{self.dirs[ctrl]}/{file}")

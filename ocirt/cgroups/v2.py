@@ -1,0 +1,104 @@
+"""The cgroup v2 (unified) driver: one directory; devices through eBPF."""
+import os
+import signal
+
+from ..errors import OcirtError
+from . import bpf, devices, fs, paths, stats, v2plan
+from .base import Cgroup
+
+
+class V2(Cgroup):
+    version = 2
+
+    @property
+    def dir(self):
+        return self.dirs[""]
+
+    def _prepare(self, made):
+        # As runc: enable every available controller in each ancestor's
+        # subtree_control. Unlike runc, never the hierarchy root's: that is
+        # the host's own setting (systemd hosts enable them all anyway). A
+        # level that refuses (it has processes of its own, say) is left as
+        # is: a resource that then needs a missing controller fails, naming
+        # its field.
+        root = paths.HYBRID_UNIFIED if self.dir.startswith(paths.HYBRID_UNIFIED + "/") else paths.ROOT
+        level = root
+        for part in os.path.relpath(os.path.dirname(self.dir), root).split("/"):
+            if part != ".":
+                level += "/" + part
+                enable_controllers(level)
+
+    def _plan(self, resources, where, updating):
+        return v2plan.plan(resources, where, _Host(self.dir), updating)
+
+    def _dir_for(self, w):
+        ctrl = w.file.split(".", 1)[0]
+        if ctrl != "cgroup" and not os.path.exists(f"{self.dir}/{w.file}"):
+            check_controller(self.dir, ctrl, w.where)
+        return self.dir
+
+    def _set_devices(self, rules, where):
+        bpf.set_device_filter(self.dir, devices.bpf_program(rules), where)
+
+    def _set_frozen(self, frozen):
+        fs.write(self.dir + "/cgroup.freeze", "1" if frozen else "0", None)
+
+    def is_frozen(self):
+        return fs.read_keyed(self.dir + "/cgroup.events").get("frozen") == 1
+
+    def _procs_dir(self):
+        return self.dir
+
+    def kill_all(self, sig):
+        if sig == signal.SIGKILL and os.path.exists(self.dir + "/cgroup.kill"):
+            fs.write(self.dir + "/cgroup.kill", "1", None)
+        else:
+            super().kill_all(sig)
+
+    def stats(self):
+        return stats.v2(self.dir)
+
+    def oom_count(self):
+        return fs.read_keyed(self.dir + "/memory.events").get("oom_kill", 0)
+
+
+def enable_controllers(level):
+    available = fs.read(level + "/cgroup.controllers").split()
+    missing = [c for c in available if c not in fs.read(level + "/cgroup.subtree_control").split()]
+    if not missing:
+        return
+    try:
+        fs.write(level + "/cgroup.subtree_control", " ".join("+" + c for c in missing), None)
+    except OcirtError:
+        for c in missing:
+            try:
+                fs.write(level + "/cgroup.subtree_control", "+" + c, None)
+            except OcirtError:
+                pass
+
+
+def check_controller(d, ctrl, where):
+    """Fail, naming the field, when controller ctrl is not enabled for cgroup d."""
+    try:
+        enabled = fs.read(d + "/cgroup.controllers").split()
+    except OSError:
+        enabled = []
+    if ctrl not in enabled:
+        raise OcirtError(f"not supported by this host: the {ctrl} controller is not enabled for {d} "
+                         f"(see {os.path.dirname(d)}/cgroup.subtree_control)", where)
+
+
+def v2_hugetlb_file(v1_file):
+    """hugetlb.2MB.limit_in_bytes -> hugetlb.2MB.max (and .rsvd. likewise)."""
+    return v1_file.replace(".limit_in_bytes", ".max")
+
+
+class _Host:
+    def __init__(self, d):
+        self.d = d
+
+    def has(self, file):
+        return os.path.exists(f"{self.d}/{file}")
+
+    def read_int(self, file):
+        return fs.read_int(f"{self.d}/{file}")

@@ -129,10 +129,10 @@ class Containers:
         self.rt, self.rootfs, self.base, self.cg_parent = rt, rootfs, base, cg_parent
         self.bundles = []
 
-    def bundle(self, script=None, args=("true",)):
-        n = len(self.bundles)
-        path = os.path.join(self.base, f"bundle{n}")
-        os.makedirs(path)
+    def bundle(self, script=None, args=("true",), path=None):
+        if path is None:
+            path = os.path.join(self.base, f"bundle{len(self.bundles)}")
+            os.makedirs(path)
         b = Bundle(path, self.rootfs, "", args)
         b.linux["cgroupsPath"] = f"{self.cg_parent}/{b.cid}"
         if script is not None:

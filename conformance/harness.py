@@ -170,10 +170,14 @@ class Bundle:
 
 def mountinfo(pid="self"):
     """Mount entries of a process: dicts with point, opts, tags, fstype, source, super."""
+    return parse_mountinfo(read(f"/proc/{pid}/mountinfo"))
+
+
+def parse_mountinfo(text):
     entries = []
-    with open(f"/proc/{pid}/mountinfo") as f:
-        for line in f:
-            pre, post = line.rstrip("\n").split(" - ", 1)
+    for line in text.splitlines():
+        if " - " in line:
+            pre, post = line.split(" - ", 1)
             fields = pre.split()
             fstype, source, sup = (post.split(" ") + ["", ""])[:3]
             entries.append({"root": fields[3], "point": fields[4].replace("\\040", " "),

@@ -1,0 +1,199 @@
+"""config.md: mounts, their order, the Linux mount options, bind mounts, idmapped mounts."""
+import os
+
+import pytest
+
+from .harness import leftovers, parse_mountinfo
+
+clause = pytest.mark.clause
+
+
+def mounted(ct, b, point):
+    """The container's mountinfo entries at `point`, in mount order."""
+    out = ct.run(b.sh("cat /proc/self/mountinfo")).out
+    entries = [m for m in parse_mountinfo(out) if m["point"] == point]
+    assert entries, f"nothing mounted at {point}"
+    return entries
+
+
+def tmpfs_with(ct, options, point="/mnt/a"):
+    b = ct.bundle()
+    b.mount(point, "tmpfs", "tmpfs", options)
+    return mounted(ct, b, point)[-1]
+
+
+def has(flag):
+    return lambda m: flag in m["opts"] or flag in m["super"]
+
+
+def lacks(flag):
+    return lambda m: flag not in m["opts"] and flag not in m["super"]
+
+
+def tagged(prefix):
+    return lambda m: any(t.startswith(prefix) for t in m["tags"])
+
+
+def untagged(prefix):
+    return lambda m: not any(t.startswith(prefix) for t in m["tags"])
+
+
+def accepted(m):
+    return True
+
+
+# Options the spec marks MUST, each with what mountinfo must show after it.  A
+# positive option comes after its negation, so that it can be seen to apply.
+MUST_OPTIONS = [
+    (["async"], lacks("sync")), (["noatime", "atime"], lacks("noatime")), (["defaults"], has("rw")),
+    (["nodev", "dev"], lacks("nodev")), (["nodiratime", "diratime"], lacks("nodiratime")),
+    (["dirsync"], has("dirsync")), (["noexec", "exec"], lacks("noexec")), (["iversion"], accepted),
+    (["lazytime"], has("lazytime")), (["loud"], accepted), (["noatime"], has("noatime")),
+    (["nodev"], has("nodev")), (["nodiratime"], has("nodiratime")), (["noexec"], has("noexec")),
+    (["noiversion"], accepted), (["lazytime", "nolazytime"], lacks("lazytime")),
+    (["norelatime"], accepted), (["nostrictatime"], accepted), (["nosuid"], has("nosuid")),
+    (["relatime"], has("relatime")), (["ro"], has("ro")), (["ro", "rw"], has("rw")),
+    (["silent"], accepted), (["strictatime"], lacks("relatime")), (["nosuid", "suid"], lacks("nosuid")),
+    (["sync"], has("sync")), (["private"], untagged("shared:")), (["rprivate"], untagged("shared:")),
+    (["shared"], tagged("shared:")), (["rshared"], tagged("shared:")), (["slave"], untagged("shared:")),
+    (["rslave"], untagged("shared:")), (["unbindable"], tagged("unbindable")),
+    (["runbindable"], tagged("unbindable")),
+]
+
+
+@clause("config.mounts.options.must.1", "config.mounts.custom.1")
+@pytest.mark.parametrize("options,check", MUST_OPTIONS, ids=["+".join(o) for o, _ in MUST_OPTIONS])
+def test_must_mount_option(ct, options, check):
+    m = tmpfs_with(ct, options)
+    assert check(m), m
+
+
+# Recursive (AT_RECURSIVE) options the spec marks SHOULD, applied to a bind mount.
+SHOULD_OPTIONS = [
+    (["rro"], has("ro")), (["rrw"], has("rw")), (["rnosuid"], has("nosuid")), (["rsuid"], lacks("nosuid")),
+    (["rnodev"], has("nodev")), (["rdev"], lacks("nodev")), (["rnoexec"], has("noexec")),
+    (["rexec"], lacks("noexec")), (["rnoatime"], has("noatime")), (["ratime"], lacks("noatime")),
+    (["rnodiratime"], has("nodiratime")), (["rdiratime"], lacks("nodiratime")),
+    (["rstrictatime"], lacks("relatime")), (["rrelatime"], has("relatime")), (["rnorelatime"], accepted),
+    (["rnostrictatime"], accepted), (["rnosymfollow"], has("nosymfollow")), (["rsymfollow"], lacks("nosymfollow")),
+    (["nosymfollow"], has("nosymfollow")), (["nosymfollow", "symfollow"], lacks("nosymfollow")),
+]
+
+
+@clause("config.mounts.options.should.1")
+@pytest.mark.parametrize("options,check", SHOULD_OPTIONS, ids=["+".join(o) for o, _ in SHOULD_OPTIONS])
+def test_should_mount_option_on_bind(ct, tmp_path, options, check):
+    src = tmp_path / "src"
+    src.mkdir()
+    b = ct.bundle()
+    b.mount("/data", "bind", str(src), ["rbind"] + options)
+    m = mounted(ct, b, "/data")[-1]
+    assert check(m), m
+
+
+@clause("config.mounts.options.must.1")
+def test_remount_option_changes_an_existing_mount(ct):
+    b = ct.bundle()
+    b.mount("/mnt/a", "tmpfs", "tmpfs", ["rw"])
+    b.mount("/mnt/a", "tmpfs", "tmpfs", ["remount", "ro"])
+    stack = mounted(ct, b, "/mnt/a")
+    assert len(stack) == 1 and "ro" in stack[0]["opts"], stack
+
+
+@clause("config.mounts.unknown.1")
+def test_filesystem_specific_options_reach_the_filesystem(ct):
+    m = tmpfs_with(ct, ["nosuid", "size=1m", "mode=701", "nr_inodes=1000"])
+    assert {"size=1024k", "mode=701", "nr_inodes=1000"} <= set(m["super"]), m
+
+
+@clause("config.mounts.order.1")
+def test_mounts_in_listed_order(ct):
+    b = ct.bundle()
+    b.mount("/mnt/b", "tmpfs", "first", ["size=1m"])
+    b.mount("/mnt/b", "tmpfs", "second", ["size=2m"])
+    stack = mounted(ct, b, "/mnt/b")
+    assert [m["source"] for m in stack] == ["first", "second"]
+
+
+@clause("config.mounts.order.1")
+def test_nested_mount_after_its_parent(ct):
+    b = ct.bundle("cat /proc/self/mountinfo; ls -d /mnt/a/inner")
+    b.mount("/mnt/a", "tmpfs", "outer")
+    b.mount("/mnt/a/inner", "tmpfs", "inner")
+    out = ct.run(b).out
+    points = [m["point"] for m in parse_mountinfo(out)]
+    assert points.index("/mnt/a") < points.index("/mnt/a/inner")
+
+
+@clause("config.mounts.destination.2")
+def test_relative_destination_is_relative_to_root(ct):
+    b = ct.bundle()
+    b.mount("mnt/c", "tmpfs", "relative-dest")
+    assert mounted(ct, b, "/mnt/c")[-1]["source"] == "relative-dest"
+
+
+@clause("runtime.lifecycle.create.1")
+def test_bind_mount_rw_shares_host_directory(ct, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "from-host").write_text("host\n")
+    b = ct.bundle("cat /data/from-host; echo container > /data/from-container")
+    b.mount("/data", "bind", str(src), ["rbind", "rw"])
+    assert ct.run(b).out == "host\n"
+    assert (src / "from-container").read_text() == "container\n"
+
+
+@clause("runtime.lifecycle.create.1")
+def test_bind_mount_ro(ct, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    b = ct.bundle("echo x > /data/f 2>/dev/null && echo WROTE; grep ' /data ' /proc/self/mountinfo")
+    b.mount("/data", "bind", str(src), ["bind", "ro"])
+    out = ct.run(b).out
+    assert "WROTE" not in out and not (src / "f").exists()
+    assert "ro" in out.split()[5].split(",")
+
+
+@clause("runtime.lifecycle.create.1")
+def test_bind_mount_without_type_and_relative_source(ct):
+    b = ct.bundle("cat /data/marker")
+    os.makedirs(os.path.join(b.path, "srcdir"))
+    with open(os.path.join(b.path, "srcdir", "marker"), "w") as f:
+        f.write("relative\n")
+    b.config["mounts"].append({"destination": "/data", "source": "srcdir", "options": ["rbind"]})
+    assert ct.run(b).out == "relative\n"
+
+
+@clause("runtime.lifecycle.create.1")
+def test_bind_mount_of_a_file(ct, tmp_path):
+    f = tmp_path / "hostfile"
+    f.write_text("file content\n")
+    b = ct.bundle("cat /out/bound")
+    b.mount("/out/bound", "bind", str(f), ["bind", "ro"])
+    assert ct.run(b).out == "file content\n"
+
+
+@clause("config.mounts.idmap.3", "runtime.errors.1")
+def test_idmap_without_mappings_or_userns_is_rejected(ct, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    b = ct.bundle()
+    b.mount("/data", "bind", str(src), ["rbind", "idmap"])
+    assert ct.run(b, check=False).rc != 0
+    assert leftovers(ct.rt, b, ct.rootfs) == []
+
+
+@clause("config.mounts.idmap.1", "config.mounts.idmap.2")
+def test_idmapped_bind_mount_applied_or_rejected(ct, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "owned-by-root").write_text("x")
+    b = ct.bundle("stat -c %u:%g /data/owned-by-root")
+    m = b.mount("/data", "bind", str(src), ["rbind", "idmap"])
+    m["uidMappings"] = [{"containerID": 1000, "hostID": 0, "size": 1}]
+    m["gidMappings"] = [{"containerID": 2000, "hostID": 0, "size": 1}]
+    res = ct.run(b, check=False)
+    if res.rc != 0:
+        assert leftovers(ct.rt, b, ct.rootfs) == []
+        return
+    assert res.out.strip() == "1000:2000"

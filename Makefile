@@ -21,11 +21,14 @@ $(PY):
 install: deps $(PY)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
-	$(PY) setup.py -q build_ext --inplace
+	$(MAKE) build
 	$(PY) -m ocirt._launcher $(BIN)/ocirt
 
+# Byte-compile too: start-up must not pay for compiling sources
+# (PYTHONDONTWRITEBYTECODE would otherwise make every run do it).
 build: $(PY)
 	$(PY) setup.py -q build_ext --inplace
+	$(PY) -m compileall -q ocirt
 
 rootfs: $(ROOTFS)/bin/busybox
 $(ROOTFS)/bin/busybox: bundles/mkrootfs.sh

@@ -14,6 +14,8 @@ class OcirtError(Exception):
     def __str__(self):
         if self.where is None:
             return self.msg
+        if self.where == "":
+            return f"{self.source}: {self.msg}"
         return f"{self.source}: {self.where}: {self.msg}"
 
 

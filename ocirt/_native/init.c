@@ -1,1 +1,1044 @@
-int main(void) { return 0; }
+/*
+ * ocirt-init: the container side of ocirt.
+ *
+ * Python builds a Plan (ocirt/plan/) and writes it to a memfd; this program
+ * is exec'd from a sealed memfd copy of itself (so /proc/self/exe is never a
+ * writable host file) and runs the plan's steps in order:
+ *
+ *   helper stage (host namespaces): setns, cgroup, timens ... up to "clone"
+ *   "clone": the child becomes the container init (or exec'd process); the
+ *            helper writes the id maps, reports the child's pid, releases it
+ *            and exits (or, in wait mode, waits and reports the exit status)
+ *   child stage: mounts, devices, pivot_root, sysctl, ..., credentials,
+ *            "ready", exec fifo, seccomp, execve
+ *
+ * Plan format: records of u32 argc, then argc fields of u32 len + bytes (each
+ * field carries its own trailing NUL). Field 0 is the step name, field 1 the
+ * config.json path the step comes from (for error messages).
+ *
+ * Sync socket (SOCK_SEQPACKET) to the runtime: we send "pid N", "hooks",
+ * "ready", "exit N" and "E<where>\t<message>"; the runtime answers "hooks"
+ * with "go\n<state json>".
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/sched.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_RAISE 2
+#endif
+#define PROC_SUPER_MAGIC 0x9fa0
+#define SYSFS_MAGIC 0x62656572
+
+/* openat2 (not in glibc 2.36) */
+struct open_how_ {
+    uint64_t flags, mode, resolve;
+};
+#define RESOLVE_NO_MAGICLINKS 0x02
+#define RESOLVE_IN_ROOT 0x10
+
+struct rec {
+    int argc;
+    char **argv;
+    size_t *len;
+};
+
+static struct rec *plan;
+static int nrecs;
+static int sync_fd = -1;
+static int root_fd = -1;   /* O_PATH fd of the rootfs, before pivot_root */
+static int fifo_fd = -1;   /* O_PATH fd of exec.fifo */
+static char *state_json;   /* from the runtime, for createContainer/startContainer hooks */
+static char exec_path[PATH_MAX];
+static const char *cur_where = "";
+
+/* ---- errors ---- */
+
+static void send_msg(const char *buf, size_t n)
+{
+    if (sync_fd >= 0)
+        while (send(sync_fd, buf, n, MSG_NOSIGNAL) < 0 && errno == EINTR)
+            ;
+}
+
+/* Report "where: message" to the runtime (or stderr once the sync socket is
+ * gone) and exit. Messages use lower-case errno text, as Go programs print
+ * it: clients match on e.g. "no such file or directory". */
+static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
+{
+    char msg[4096];
+    int n = snprintf(msg, sizeof msg, "E%s\t", cur_where);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg + n, sizeof msg - n, fmt, ap);
+    va_end(ap);
+    if (sync_fd >= 0)
+        send_msg(msg, strlen(msg));
+    else
+        dprintf(2, "ocirt: %s%s%s\n", cur_where, *cur_where ? ": " : "", msg + n);
+    _exit(127);
+}
+
+static const char *err(int e)
+{
+    static char buf[128];
+    snprintf(buf, sizeof buf, "%s", strerror(e));
+    buf[0] = tolower((unsigned char)buf[0]);
+    return buf;
+}
+
+#define CHECK(expr, ...)                                                    \
+    do {                                                                    \
+        if ((expr) < 0) {                                                   \
+            int e_ = errno;                                                 \
+            char m_[1024];                                                  \
+            snprintf(m_, sizeof m_, __VA_ARGS__);                           \
+            die("%s: %s", m_, err(e_));                                     \
+        }                                                                   \
+    } while (0)
+
+/* ---- small helpers ---- */
+
+static uint64_t num(const char *s)
+{
+    return strtoull(s, NULL, 0);
+}
+
+static long long snum(const char *s)
+{
+    return strtoll(s, NULL, 0);
+}
+
+static void write_file(const char *path, const char *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    CHECK(fd, "open %s", path);
+    CHECK(write(fd, data, len), "write %s", path);
+    close(fd);
+}
+
+static void read_plan(int fd)
+{
+    struct stat st;
+    CHECK(fstat(fd, &st), "plan");
+    char *buf = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (buf == MAP_FAILED)
+        die("plan: mmap: %s", err(errno));
+    close(fd);
+    char *p = buf, *end = buf + st.st_size;
+    int cap = 64;
+    plan = calloc(cap, sizeof *plan);
+    while (p + 4 <= end) {
+        if (nrecs == cap)
+            plan = realloc(plan, (cap *= 2) * sizeof *plan);
+        struct rec *r = &plan[nrecs++];
+        memcpy(&r->argc, p, 4);
+        p += 4;
+        r->argv = calloc(r->argc + 1, sizeof(char *));
+        r->len = calloc(r->argc + 1, sizeof(size_t));
+        for (int i = 0; i < r->argc; i++) {
+            uint32_t n;
+            memcpy(&n, p, 4);
+            p += 4;
+            if (p + n > end || n == 0)
+                die("plan: truncated");
+            r->argv[i] = p;
+            r->len[i] = n - 1;
+            p += n;
+        }
+    }
+}
+
+/* Receive one message from the runtime; returns its length. */
+static ssize_t recv_msg(char *buf, size_t cap)
+{
+    ssize_t n;
+    do
+        n = recv(sync_fd, buf, cap - 1, 0);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        die("sync: runtime went away");
+    buf[n] = 0;
+    return n;
+}
+
+/* ---- safe paths inside the rootfs ---- */
+
+static int openat2_(int dirfd, const char *path, uint64_t flags, uint64_t resolve)
+{
+    struct open_how_ how = {.flags = flags, .mode = 0, .resolve = resolve};
+    return syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+/* Open PATH (relative to the rootfs) with symlinks resolved as if the rootfs
+ * were "/": nothing can lead outside it. */
+static int open_in_root(const char *path, int flags)
+{
+    while (*path == '/')
+        path++;
+    if (!*path)
+        path = ".";
+    return openat2_(root_fd, path, flags | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+}
+
+/* mkdir -p inside the rootfs, each component resolved in root. */
+static void mkdir_in_root(const char *path, mode_t mode)
+{
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == 0) {
+            char c = *p;
+            *p = 0;
+            int fd = open_in_root(buf, O_PATH | O_DIRECTORY);
+            if (fd < 0) {
+                if (errno != ENOENT)
+                    die("mkdir %s: %s", buf, err(errno));
+                char *slash = strrchr(buf, '/');
+                *slash = 0;
+                int parent = open_in_root(*buf ? buf : "/", O_PATH | O_DIRECTORY);
+                CHECK(parent, "open %s", *buf ? buf : "/");
+                *slash = '/';
+                if (mkdirat(parent, slash + 1, mode) < 0 && errno != EEXIST)
+                    die("mkdir %s: %s", buf, err(errno));
+                close(parent);
+            } else {
+                close(fd);
+            }
+            *p = c;
+            if (!c)
+                break;
+        }
+    }
+}
+
+static void touch_in_root(const char *path)
+{
+    int fd = open_in_root(path, O_PATH);
+    if (fd >= 0) {
+        close(fd);
+        return;
+    }
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    *slash = 0;
+    mkdir_in_root(*dir ? dir : "/", 0755);
+    int parent = open_in_root(*dir ? dir : "/", O_PATH | O_DIRECTORY);
+    CHECK(parent, "open %s", dir);
+    fd = openat(parent, slash + 1, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0755);
+    CHECK(fd, "create %s", path);
+    close(fd);
+    close(parent);
+}
+
+static void fdpath(char *buf, size_t cap, int fd)
+{
+    snprintf(buf, cap, "/proc/self/fd/%d", fd);
+}
+
+/* ---- helper stage ---- */
+
+static int ns_type(const char *name)
+{
+    static const struct {
+        const char *n;
+        int t;
+    } t[] = {{"user", CLONE_NEWUSER}, {"mount", CLONE_NEWNS},    {"pid", CLONE_NEWPID},
+             {"network", CLONE_NEWNET}, {"ipc", CLONE_NEWIPC},   {"uts", CLONE_NEWUTS},
+             {"cgroup", CLONE_NEWCGROUP}, {"time", CLONE_NEWTIME}};
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++)
+        if (!strcmp(t[i].n, name))
+            return t[i].t;
+    return 0;
+}
+
+static void op_setns(char **a)
+{
+    int fd = open(a[2], O_RDONLY | O_CLOEXEC);
+    CHECK(fd, "open %s", a[2]);
+    CHECK(setns(fd, ns_type(a[3])), "setns %s namespace %s", a[3], a[2]);
+    close(fd);
+}
+
+static void op_timens(char **a)
+{
+    CHECK(unshare(CLONE_NEWTIME), "unshare time namespace");
+    if (*a[2])
+        write_file("/proc/self/timens_offsets", a[2], strlen(a[2]));
+}
+
+/* ---- child stage: mounts ---- */
+
+/* mount SRC on container path DST.
+ * a: where src dst fstype flags data mkkind remount_flags propagation attr_set attr_clr check */
+static void op_mount(char **a)
+{
+    const char *src = a[2], *dst = a[3], *type = a[4], *data = a[6], *kind = a[7], *check = a[12];
+    unsigned long flags = num(a[5]), remount = num(a[8]), prop = num(a[9]);
+    uint64_t attr_set = num(a[10]), attr_clr = num(a[11]);
+
+    if (!strcmp(kind, "file"))
+        touch_in_root(dst);
+    else
+        mkdir_in_root(dst, 0755);
+    int fd = open_in_root(dst, O_PATH);
+    CHECK(fd, "open mount destination %s", dst);
+    char target[64];
+    fdpath(target, sizeof target, fd);
+    /* "/proc" targets must really be procfs mounts or files on one (no
+     * symlink or bind trickery can redirect a proc mount elsewhere). */
+    if (!strcmp(check, "in-proc")) {
+        struct statfs sf;
+        CHECK(fstatfs(fd, &sf), "statfs %s", dst);
+        if (sf.f_type != PROC_SUPER_MAGIC)
+            die("mount destination %s is not on a procfs", dst);
+    }
+    const char *msrc = src;
+    char srcpath[64];
+    int sfd = -1;
+    if (flags & MS_BIND) {
+        /* Bind sources are host paths, opened now so the mount uses exactly
+         * what we checked. */
+        sfd = open(src, O_PATH | O_CLOEXEC);
+        CHECK(sfd, "open bind source %s", src);
+        fdpath(srcpath, sizeof srcpath, sfd);
+        msrc = srcpath;
+    }
+    if (mount(msrc, target, type, flags, *data ? data : NULL) < 0) {
+        int e = errno;
+        die("mount %s on %s (type %s): %s", src, dst, *type ? type : "bind", err(e));
+    }
+    if (sfd >= 0)
+        close(sfd);
+    close(fd);
+    /* Later steps act on what is now mounted there. */
+    fd = open_in_root(dst, O_PATH);
+    CHECK(fd, "open %s", dst);
+    fdpath(target, sizeof target, fd);
+    if (remount)
+        CHECK(mount(NULL, target, NULL, remount, NULL), "remount %s", dst);
+    for (unsigned long bit = 1; bit; bit <<= 1)
+        if (prop & bit)
+            CHECK(mount(NULL, target, NULL, bit | (prop & MS_REC), NULL), "set propagation of %s", dst);
+    if (attr_set || attr_clr) {
+        struct {
+            uint64_t set, clr, prop, userns;
+        } attr = {attr_set, attr_clr, 0, 0};
+        CHECK(syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr),
+              "set recursive attributes on %s", dst);
+    }
+    close(fd);
+}
+
+/* ---- devices and links ---- */
+
+static void op_mknod(char **a)
+{
+    const char *path = a[2];
+    mode_t mode = num(a[6]);
+    char t = a[3][0];
+    mode |= t == 'c' || t == 'u' ? S_IFCHR : t == 'b' ? S_IFBLK : S_IFIFO;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    *slash = 0;
+    mkdir_in_root(*dir ? dir : "/", 0755);
+    int parent = open_in_root(*dir ? dir : "/", O_PATH | O_DIRECTORY);
+    CHECK(parent, "open %s", dir);
+    if (unlinkat(parent, slash + 1, 0) < 0 && errno != ENOENT)
+        die("remove %s: %s", path, err(errno));
+    CHECK(mknodat(parent, slash + 1, mode, makedev(num(a[4]), num(a[5]))), "mknod %s", path);
+    CHECK(fchownat(parent, slash + 1, num(a[7]), num(a[8]), AT_SYMLINK_NOFOLLOW), "chown %s", path);
+    close(parent);
+}
+
+/* In a user namespace mknod is refused: bind the host's node instead. */
+static void op_binddev(char **a)
+{
+    touch_in_root(a[2]);
+    int fd = open_in_root(a[2], O_PATH);
+    CHECK(fd, "open %s", a[2]);
+    char target[64];
+    fdpath(target, sizeof target, fd);
+    CHECK(mount(a[2], target, NULL, MS_BIND, NULL), "bind device %s", a[2]);
+    close(fd);
+}
+
+static void op_symlink(char **a)
+{
+    const char *target = a[2], *link = a[3];
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", link);
+    char *slash = strrchr(dir, '/');
+    *slash = 0;
+    int parent = open_in_root(*dir ? dir : "/", O_PATH | O_DIRECTORY);
+    CHECK(parent, "open %s", dir);
+    if (symlinkat(target, parent, slash + 1) < 0 && errno != EEXIST)
+        die("symlink %s -> %s: %s", link, target, err(errno));
+    close(parent);
+}
+
+/* ---- rootfs ---- */
+
+static void op_rootprop(char **a)
+{
+    CHECK(mount(NULL, "/", NULL, num(a[2]), NULL), "set propagation of /");
+}
+
+/* pivot_root needs the rootfs' parent mount to be non-shared. */
+static void op_parent_private(char **a)
+{
+    const char *rootfs = a[2];
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (!f)
+        die("open /proc/self/mountinfo: %s", err(errno));
+    char line[4096], best[PATH_MAX] = "/";
+    size_t bestlen = 1;
+    while (fgets(line, sizeof line, f)) {
+        char mp[PATH_MAX];
+        if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
+            continue;
+        size_t n = strlen(mp);
+        if (n > bestlen && !strncmp(rootfs, mp, n) && (rootfs[n] == '/' || rootfs[n] == 0)) {
+            snprintf(best, sizeof best, "%s", mp);
+            bestlen = n;
+        }
+    }
+    fclose(f);
+    CHECK(mount(NULL, best, NULL, MS_PRIVATE, NULL), "make %s private", best);
+}
+
+static void op_bindroot(char **a)
+{
+    CHECK(mount(a[2], a[2], NULL, MS_BIND | MS_REC, NULL), "bind rootfs %s", a[2]);
+    root_fd = open(a[2], O_PATH | O_DIRECTORY | O_CLOEXEC);
+    CHECK(root_fd, "open rootfs %s", a[2]);
+}
+
+static void op_pivot(char **a)
+{
+    int old = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+    CHECK(old, "open /");
+    CHECK(fchdir(root_fd), "chdir %s", a[2]);
+    CHECK(syscall(SYS_pivot_root, ".", "."), "pivot_root %s", a[2]);
+    CHECK(fchdir(old), "chdir to old root");
+    /* Keep unmount events of the old root from reaching the host. */
+    CHECK(mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL), "make old root rslave");
+    CHECK(umount2(".", MNT_DETACH), "unmount old root");
+    CHECK(chdir("/"), "chdir /");
+    close(old);
+    close(root_fd);
+    root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+static void op_chroot_move(char **a)
+{
+    CHECK(fchdir(root_fd), "chdir %s", a[2]);
+    CHECK(mount(".", "/", NULL, MS_MOVE, NULL), "move rootfs to /");
+    CHECK(chroot("."), "chroot");
+    CHECK(chdir("/"), "chdir /");
+    close(root_fd);
+    root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+static void op_root_ro(char **a)
+{
+    (void)a;
+    CHECK(mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL), "remount / read-only");
+}
+
+/* After all mounts: the path must be on the filesystem it claims (procfs
+ * for /proc/..., sysfs for /sys/...) so a mount cannot hide a host path. */
+static void check_fs(int fd, const char *path)
+{
+    struct statfs sf;
+    CHECK(fstatfs(fd, &sf), "statfs %s", path);
+    if (!strncmp(path, "/proc/", 6) && sf.f_type != PROC_SUPER_MAGIC)
+        die("%s is not on procfs", path);
+}
+
+static void op_readonly(char **a)
+{
+    int fd = open_in_root(a[2], O_PATH);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return;
+        die("open %s: %s", a[2], err(errno));
+    }
+    check_fs(fd, a[2]);
+    char target[64];
+    fdpath(target, sizeof target, fd);
+    CHECK(mount(target, target, NULL, MS_BIND | MS_REC, NULL), "bind %s", a[2]);
+    close(fd);
+    fd = open_in_root(a[2], O_PATH);
+    CHECK(fd, "open %s", a[2]);
+    fdpath(target, sizeof target, fd);
+    struct statfs sf;
+    CHECK(fstatfs(fd, &sf), "statfs %s", a[2]);
+    unsigned long keep = sf.f_flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
+    CHECK(mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | keep, NULL),
+          "remount %s read-only", a[2]);
+    close(fd);
+}
+
+static void op_mask(char **a)
+{
+    int fd = open_in_root(a[2], O_PATH);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return;
+        die("open %s: %s", a[2], err(errno));
+    }
+    check_fs(fd, a[2]);
+    struct stat st;
+    CHECK(fstat(fd, &st), "stat %s", a[2]);
+    char target[64];
+    fdpath(target, sizeof target, fd);
+    if (S_ISDIR(st.st_mode))
+        CHECK(mount("tmpfs", target, "tmpfs", MS_RDONLY, "size=0k"), "mask %s", a[2]);
+    else
+        CHECK(mount("/dev/null", target, NULL, MS_BIND, NULL), "mask %s", a[2]);
+    close(fd);
+}
+
+/* ---- kernel settings ---- */
+
+static void op_sysctl(char **a)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "/proc/sys/%s", a[2]);
+    for (char *p = path + 10; *p; p++)
+        if (*p == '.')
+            *p = '/';
+    int fd = open_in_root(path, O_WRONLY);
+    CHECK(fd, "sysctl %s: open %s", a[2], path);
+    check_fs(fd, path);
+    CHECK(write(fd, a[3], strlen(a[3])), "sysctl %s=%s", a[2], a[3]);
+    close(fd);
+}
+
+static void op_hostname(char **a)
+{
+    CHECK(sethostname(a[2], strlen(a[2])), "sethostname %s", a[2]);
+}
+
+static void op_domainname(char **a)
+{
+    CHECK(setdomainname(a[2], strlen(a[2])), "setdomainname %s", a[2]);
+}
+
+static void op_rlimit(char **a)
+{
+    struct rlimit rl = {.rlim_cur = num(a[3]), .rlim_max = num(a[4])};
+    CHECK(setrlimit(num(a[2]), &rl), "setrlimit %s", a[5]);
+}
+
+static void op_oom(char **a)
+{
+    write_file("/proc/self/oom_score_adj", a[2], strlen(a[2]));
+}
+
+static void op_personality(char **a)
+{
+    CHECK(personality(num(a[2])), "personality %s", a[2]);
+}
+
+static void op_sched(char **a)
+{
+    /* policy nice priority flags runtime deadline period (sched_setattr) */
+    struct {
+        uint32_t size, policy;
+        uint64_t flags;
+        int32_t nice;
+        uint32_t priority;
+        uint64_t runtime, deadline, period;
+    } at = {48, num(a[2]), num(a[5]), snum(a[3]), num(a[4]), num(a[6]), num(a[7]), num(a[8])};
+    CHECK(syscall(SYS_sched_setattr, 0, &at, 0), "sched_setattr");
+}
+
+static void op_ioprio(char **a)
+{
+    CHECK(syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, (int)num(a[2])), "ioprio_set");
+}
+
+static void op_affinity(char **a)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (char *p = a[2]; *p;) {
+        long lo = strtol(p, &p, 10), hi = lo;
+        if (*p == '-')
+            hi = strtol(p + 1, &p, 10);
+        for (long c = lo; c <= hi && c < CPU_SETSIZE; c++)
+            CPU_SET(c, &set);
+        if (*p == ',')
+            p++;
+        else if (*p)
+            die("bad cpu list %s", a[2]);
+    }
+    CHECK(sched_setaffinity(0, sizeof set, &set), "sched_setaffinity %s", a[2]);
+}
+
+static void op_lsm(char **a)
+{
+    /* a[2]: file under /proc/self/attr, a[3]: value */
+    char path[128];
+    snprintf(path, sizeof path, "/proc/self/attr/%s", a[2]);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    CHECK(fd, "open %s", path);
+    CHECK(write(fd, a[3], strlen(a[3])), "set %s to %s", path, a[3]);
+    close(fd);
+}
+
+/* ---- terminal ---- */
+
+static void op_console(char **a)
+{
+    int sock = num(a[2]);
+    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    CHECK(master, "open /dev/ptmx");
+    CHECK(unlockpt(master), "unlockpt");
+    char name[128];
+    if (ptsname_r(master, name, sizeof name))
+        die("ptsname: %s", err(errno));
+    struct winsize ws = {.ws_row = num(a[3]), .ws_col = num(a[4])};
+    if (ws.ws_row || ws.ws_col)
+        CHECK(ioctl(master, TIOCSWINSZ, &ws), "set console size");
+    int slave = open(name, O_RDWR | O_NOCTTY);
+    CHECK(slave, "open %s", name);
+    /* Send the master with its name as data (what runc sends). */
+    char cbuf[CMSG_SPACE(sizeof(int))] = {0};
+    struct iovec iov = {.iov_base = name, .iov_len = strlen(name)};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &master, sizeof(int));
+    CHECK(sendmsg(sock, &mh, 0), "send console to --console-socket");
+    close(master);
+    close(sock);
+    for (int i = 0; i < 3; i++)
+        CHECK(dup2(slave, i), "dup2 console");
+    if (slave > 2)
+        close(slave);
+    CHECK(ioctl(0, TIOCSCTTY, 0), "set controlling terminal");
+}
+
+/* ---- credentials ---- */
+
+static void capmask(char **a, int i, uint32_t out[2])
+{
+    uint64_t v = num(a[i]);
+    out[0] = (uint32_t)v;
+    out[1] = (uint32_t)(v >> 32);
+}
+
+static int last_cap(void)
+{
+    static int last = -1;
+    if (last < 0) {
+        char buf[16] = {0};
+        int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0 && read(fd, buf, sizeof buf - 1) > 0)
+            last = atoi(buf);
+        else
+            last = 40;
+        if (fd >= 0)
+            close(fd);
+    }
+    return last;
+}
+
+static void op_bounding(char **a)
+{
+    uint64_t keep = num(a[2]);
+    for (int c = 0; c <= last_cap(); c++)
+        if (!(keep & (1ULL << c)))
+            CHECK(prctl(PR_CAPBSET_DROP, c, 0, 0, 0), "drop capability %d from the bounding set", c);
+}
+
+/* a: where uid gid umask ngroups groups... */
+static void op_user(char **a)
+{
+    uid_t uid = num(a[2]);
+    gid_t gid = num(a[3]);
+    int ngroups = num(a[5]);
+    gid_t groups[ngroups > 0 ? ngroups : 1];
+    for (int i = 0; i < ngroups; i++)
+        groups[i] = num(a[6 + i]);
+    CHECK(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "keep capabilities");
+    /* setgroups is refused in a user namespace with setgroups=deny. */
+    if (setgroups(ngroups, groups) < 0 && !(errno == EPERM && ngroups == 0))
+        die("setgroups: %s", err(errno));
+    CHECK(setresgid(gid, gid, gid), "setgid %u", gid);
+    CHECK(setresuid(uid, uid, uid), "setuid %u", uid);
+    if (a[4][0] != '-')
+        umask(num(a[4]));
+}
+
+/* a: where effective permitted inheritable ambient (64-bit masks) */
+static void op_caps(char **a)
+{
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    uint32_t e[2], p[2], i[2];
+    capmask(a, 2, e);
+    capmask(a, 3, p);
+    capmask(a, 4, i);
+    for (int k = 0; k < 2; k++)
+        d[k] = (struct __user_cap_data_struct){e[k], p[k], i[k]};
+    CHECK(syscall(SYS_capset, &h, d), "set capabilities");
+    uint64_t amb = num(a[5]);
+    for (int c = 0; c <= last_cap(); c++)
+        if (amb & (1ULL << c))
+            CHECK(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0), "raise ambient capability %d", c);
+    CHECK(prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0), "clear keep-capabilities");
+}
+
+static void op_nnp(char **a)
+{
+    (void)a;
+    CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "set no_new_privs");
+}
+
+/* ---- process ---- */
+
+static void op_cwd(char **a)
+{
+    if (chdir(a[2]) < 0) {
+        if (errno != ENOENT || strcmp(a[3], "create"))
+            die("chdir %s: %s", a[2], err(errno));
+        mkdir_in_root(a[2], 0755);
+        CHECK(chdir(a[2]), "chdir %s", a[2]);
+    }
+    /* The kernel marks a cwd outside our root "(unreachable)": refuse it
+     * (a leaked host directory fd must never become the cwd). */
+    char buf[PATH_MAX];
+    long n = syscall(SYS_getcwd, buf, sizeof buf);
+    if (n < 0 || buf[0] != '/')
+        die("cwd %s is outside the container", a[2]);
+}
+
+/* a: where name PATH */
+static void op_lookup(char **a)
+{
+    const char *name = a[2];
+    if (strchr(name, '/')) {
+        snprintf(exec_path, sizeof exec_path, "%s", name);
+        struct stat st;
+        if (stat(exec_path, &st) < 0)
+            die("exec: \"%s\": stat %s: %s", name, name, err(errno));
+        if (S_ISDIR(st.st_mode))
+            die("exec: \"%s\": is a directory", name);
+        return;
+    }
+    char *path = strdup(a[3]);
+    for (char *dir = strtok(path, ":"); dir; dir = strtok(NULL, ":")) {
+        struct stat st;
+        snprintf(exec_path, sizeof exec_path, "%s/%s", *dir ? dir : ".", name);
+        if (stat(exec_path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111))
+            return;
+    }
+    die("exec: \"%s\": executable file not found in $PATH", name);
+}
+
+static void op_fifo_open(char **a)
+{
+    fifo_fd = open(a[2], O_PATH | O_CLOEXEC);
+    CHECK(fifo_fd, "open exec fifo %s", a[2]);
+}
+
+/* Block until `start` opens the fifo for reading. */
+static void op_fifo_wait(char **a)
+{
+    (void)a;
+    char p[64];
+    fdpath(p, sizeof p, fifo_fd);
+    int fd = open(p, O_WRONLY | O_CLOEXEC);
+    CHECK(fd, "open exec fifo");
+    CHECK(write(fd, "0", 1), "write exec fifo");
+    close(fd);
+    close(fifo_fd);
+}
+
+static void op_ready(char **a)
+{
+    (void)a;
+    send_msg("ready", 5);
+    close(sync_fd);
+    sync_fd = -1;
+}
+
+/* Ask the runtime to run its hooks; it answers with the state JSON. */
+static void op_hooks(char **a)
+{
+    (void)a;
+    send_msg("hooks", 5);
+    char *buf = malloc(1 << 20);
+    recv_msg(buf, 1 << 20);
+    if (strncmp(buf, "go\n", 3))
+        die("%s", buf[0] == 'E' ? buf + 1 : "hooks failed");
+    state_json = buf + 3;
+}
+
+/* a: where timeout path argc args... envc env... */
+static void op_hook(char **a)
+{
+    int timeout = num(a[2]);
+    int argc = num(a[4]);
+    char **args = &a[5];
+    int envc = num(a[5 + argc]);
+    char **env = &a[6 + argc];
+    char *argv[argc + 2], *envp[envc + 1];
+    if (argc == 0) {
+        argv[0] = a[3];
+        argc = 1;
+    } else
+        memcpy(argv, args, argc * sizeof *argv);
+    argv[argc] = NULL;
+    memcpy(envp, env, envc * sizeof *envp);
+    envp[envc] = NULL;
+    int in[2];
+    CHECK(pipe2(in, O_CLOEXEC), "pipe");
+    pid_t pid = fork();
+    CHECK(pid, "fork hook");
+    if (pid == 0) {
+        dup2(in[0], 0);
+        execve(a[3], argv, envp);
+        dprintf(2, "exec %s: %s\n", a[3], err(errno));
+        _exit(127);
+    }
+    close(in[0]);
+    if (state_json)
+        (void)!write(in[1], state_json, strlen(state_json));
+    close(in[1]);
+    int pfd = syscall(SYS_pidfd_open, pid, 0);
+    struct pollfd pf = {.fd = pfd, .events = POLLIN};
+    int r = timeout > 0 ? poll(&pf, 1, timeout * 1000) : 1;
+    if (r == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        die("hook %s: timed out after %d s", a[3], timeout);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    close(pfd);
+    if (!WIFEXITED(status) || WEXITSTATUS(status))
+        die("hook %s failed: %s %d", a[3], WIFEXITED(status) ? "exit status" : "signal",
+            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+}
+
+/* a: where flags bpf */
+static void op_seccomp(char **a, size_t bpflen)
+{
+    struct sock_fprog prog = {.len = bpflen / 8, .filter = (struct sock_filter *)a[3]};
+    long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned)num(a[2]), &prog);
+    CHECK(fd, "load seccomp filter");
+}
+
+static void op_close_fds(char **a)
+{
+    CHECK(syscall(SYS_close_range, (unsigned)num(a[2]), ~0U, CLOSE_RANGE_CLOEXEC), "close_range");
+}
+
+/* a: where argc args... envc env... */
+static void __attribute__((noreturn)) op_exec(char **a)
+{
+    int argc = num(a[2]);
+    int envc = num(a[3 + argc]);
+    char *argv[argc + 1], *envp[envc + 1];
+    memcpy(argv, &a[3], argc * sizeof *argv);
+    argv[argc] = NULL;
+    memcpy(envp, &a[4 + argc], envc * sizeof *envp);
+    envp[envc] = NULL;
+    execve(exec_path, argv, envp);
+    die("exec: \"%s\": %s", argv[0], err(errno));
+}
+
+/* ---- the two stages ---- */
+
+static void run_child_op(struct rec *r)
+{
+    char **a = r->argv;
+    const char *op = a[0];
+    cur_where = a[1];
+    if (!strcmp(op, "mount")) op_mount(a);
+    else if (!strcmp(op, "mknod")) op_mknod(a);
+    else if (!strcmp(op, "binddev")) op_binddev(a);
+    else if (!strcmp(op, "symlink")) op_symlink(a);
+    else if (!strcmp(op, "rootprop")) op_rootprop(a);
+    else if (!strcmp(op, "parent-private")) op_parent_private(a);
+    else if (!strcmp(op, "bindroot")) op_bindroot(a);
+    else if (!strcmp(op, "pivot")) op_pivot(a);
+    else if (!strcmp(op, "chroot-move")) op_chroot_move(a);
+    else if (!strcmp(op, "root-ro")) op_root_ro(a);
+    else if (!strcmp(op, "readonly")) op_readonly(a);
+    else if (!strcmp(op, "mask")) op_mask(a);
+    else if (!strcmp(op, "sysctl")) op_sysctl(a);
+    else if (!strcmp(op, "hostname")) op_hostname(a);
+    else if (!strcmp(op, "domainname")) op_domainname(a);
+    else if (!strcmp(op, "rlimit")) op_rlimit(a);
+    else if (!strcmp(op, "oom")) op_oom(a);
+    else if (!strcmp(op, "personality")) op_personality(a);
+    else if (!strcmp(op, "sched")) op_sched(a);
+    else if (!strcmp(op, "ioprio")) op_ioprio(a);
+    else if (!strcmp(op, "affinity")) op_affinity(a);
+    else if (!strcmp(op, "lsm")) op_lsm(a);
+    else if (!strcmp(op, "console")) op_console(a);
+    else if (!strcmp(op, "bounding")) op_bounding(a);
+    else if (!strcmp(op, "user")) op_user(a);
+    else if (!strcmp(op, "caps")) op_caps(a);
+    else if (!strcmp(op, "nnp")) op_nnp(a);
+    else if (!strcmp(op, "cwd")) op_cwd(a);
+    else if (!strcmp(op, "lookup")) op_lookup(a);
+    else if (!strcmp(op, "fifo-open")) op_fifo_open(a);
+    else if (!strcmp(op, "fifo-wait")) op_fifo_wait(a);
+    else if (!strcmp(op, "ready")) op_ready(a);
+    else if (!strcmp(op, "hooks")) op_hooks(a);
+    else if (!strcmp(op, "hook")) op_hook(a);
+    else if (!strcmp(op, "seccomp")) op_seccomp(a, r->len[3]);
+    else if (!strcmp(op, "close-fds")) op_close_fds(a);
+    else if (!strcmp(op, "exec")) op_exec(a);
+    else die("unknown plan step %s", op);
+}
+
+static void map_ids(pid_t pid, struct rec *r)
+{
+    char path[64];
+    const char *op = r->argv[0];
+    cur_where = r->argv[1];
+    if (!strcmp(op, "setgroups")) {
+        snprintf(path, sizeof path, "/proc/%d/setgroups", pid);
+        write_file(path, "deny", 4);
+        return;
+    }
+    snprintf(path, sizeof path, "/proc/%d/%s", pid, !strcmp(op, "uidmap") ? "uid_map" : "gid_map");
+    write_file(path, r->argv[2], r->len[2]);
+}
+
+static int is_parent_op(const char *op)
+{
+    return !strcmp(op, "uidmap") || !strcmp(op, "gidmap") || !strcmp(op, "setgroups");
+}
+
+/* clone: a: where flags cgroup-dir wait(0/1) */
+static void do_clone(int i)
+{
+    struct rec *r = &plan[i];
+    cur_where = r->argv[1];
+    uint64_t flags = num(r->argv[2]);
+    int wait_child = !strcmp(r->argv[4], "1");
+    int go[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go), "socketpair");
+    struct clone_args ca = {.flags = flags, .exit_signal = SIGCHLD};
+    if (*r->argv[3]) {
+        int cg = open(r->argv[3], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        CHECK(cg, "open cgroup %s", r->argv[3]);
+        ca.flags |= CLONE_INTO_CGROUP;
+        ca.cgroup = cg;
+    }
+    pid_t pid = syscall(SYS_clone3, &ca, sizeof ca);
+    CHECK(pid, "clone");
+    if (pid == 0) {
+        close(go[0]);
+        char c;
+        if (read(go[1], &c, 1) != 1)
+            _exit(1); /* the helper died: nothing to report to */
+        close(go[1]);
+        if (flags & CLONE_NEWUSER) {
+            CHECK(setresgid(0, 0, 0), "setgid 0 in the user namespace");
+            CHECK(setresuid(0, 0, 0), "setuid 0 in the user namespace");
+        }
+        if (setsid() < 0 && errno != EPERM)
+            die("setsid: %s", err(errno));
+        for (int j = i + 1; j < nrecs; j++)
+            if (!is_parent_op(plan[j].argv[0]))
+                run_child_op(&plan[j]);
+        die("plan has no exec step");
+    }
+    close(go[1]);
+    for (int j = i + 1; j < nrecs; j++)
+        if (is_parent_op(plan[j].argv[0]))
+            map_ids(pid, &plan[j]);
+    char msg[32];
+    send_msg(msg, snprintf(msg, sizeof msg, "pid %d", pid));
+    CHECK(write(go[0], "1", 1), "release child");
+    close(go[0]);
+    if (!wait_child)
+        _exit(0);
+    /* Wait mode (run, foreground exec): report how the process ended. */
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            die("waitpid: %s", err(errno));
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    send_msg(msg, snprintf(msg, sizeof msg, "exit %d", code));
+    _exit(0);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        dprintf(2, "ocirt-init: internal helper of ocirt, not to be run by hand\n");
+        return 2;
+    }
+    /* Nothing in the container may ptrace us or open /proc/<pid>/exe, mem... */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    sync_fd = atoi(argv[2]);
+    read_plan(atoi(argv[1]));
+    umask(0);
+    for (int i = 0; i < nrecs; i++) {
+        char **a = plan[i].argv;
+        cur_where = a[1];
+        if (!strcmp(a[0], "setns")) op_setns(a);
+        else if (!strcmp(a[0], "timens")) op_timens(a);
+        else if (!strcmp(a[0], "cgroup")) write_file(a[2], "0", 1);
+        else if (!strcmp(a[0], "clone")) do_clone(i);
+        else die("unknown helper step %s", a[0]);
+    }
+    die("plan has no clone step");
+}

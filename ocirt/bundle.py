@@ -1,0 +1,36 @@
+"""Load a bundle: config.json parsed, validated against the schema and
+resolved (root.path made absolute against the bundle)."""
+import os
+
+from ocirt import jsonio
+from ocirt.errors import OcirtError
+
+
+def load(bundle):
+    bundle = os.path.abspath(bundle)
+    path = os.path.join(bundle, "config.json")
+    try:
+        spec = jsonio.load_file(path)
+    except FileNotFoundError:
+        raise OcirtError(f"{path}: no such file or directory") from None
+    except OSError as e:
+        raise OcirtError(f"{path}: {e.strerror.lower()}") from None
+    except ValueError as e:
+        raise OcirtError(f"config.json: invalid JSON: {e}") from None
+    from ocirt.validate import validate_config
+    validate_config(spec)
+    if "linux" not in spec:
+        raise OcirtError("missing: this runtime runs Linux containers", "linux")
+    if "process" not in spec:
+        raise OcirtError("missing: nothing to run", "process")
+    return spec, rootfs_of(spec, bundle)
+
+
+def rootfs_of(spec, bundle):
+    root = (spec.get("root") or {}).get("path")
+    if not root:
+        raise OcirtError("missing", "root.path")
+    rootfs = os.path.realpath(os.path.join(bundle, root))
+    if not os.path.isdir(rootfs):
+        raise OcirtError(f"{rootfs}: not a directory", "root.path")
+    return rootfs

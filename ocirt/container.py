@@ -1,0 +1,341 @@
+"""The container state machine: create, start, run, kill, delete, state,
+list. Each command locks the container's directory for its whole run."""
+import os
+import select
+
+from ocirt import SPEC_VERSION, jsonio
+from ocirt.errors import OcirtError
+from ocirt.state import Container, check_id, list_ids, now_rfc3339, proc_start_time
+
+SIGKILL = 9
+
+
+class Options:
+    """What the command line gives create/run (runc's flags)."""
+
+    def __init__(self, **kw):
+        self.bundle = kw.get("bundle") or "."
+        self.pid_file = kw.get("pid_file")
+        self.console_socket = kw.get("console_socket")
+        self.no_pivot = kw.get("no_pivot", False)
+        self.no_new_keyring = kw.get("no_new_keyring", False)
+        self.preserve_fds = kw.get("preserve_fds", 0)
+        self.detach = kw.get("detach", False)
+        self.keep = kw.get("keep", False)
+
+
+# ---- create --------------------------------------------------------------
+
+class Creation:
+    """One `create` in progress: what it made, so a failure can undo it all."""
+
+    def __init__(self, g, cid, opts, foreground=False):
+        from ocirt import bundle
+        check_id(cid)
+        self.g, self.opts, self.foreground = g, opts, foreground
+        self.spec, self.rootfs = bundle.load(opts.bundle)
+        self.bundle = os.path.abspath(opts.bundle)
+        self.c = Container(g.root, cid)
+        self.cgroup = None
+        self.session = None
+        self.console_ours = None  # our end of a foreground terminal
+        self.master = None
+
+    def run(self):
+        self.c.create_dir()
+        try:
+            self._create()
+        except BaseException:
+            self.abort()
+            raise
+
+    def _create(self):
+        from ocirt import cgroups
+        from ocirt.plan.build import create_plan
+        from ocirt.spawn import Session
+        linux = self.spec["linux"]
+        self.cgroup = cgroups.for_container(linux.get("cgroupsPath"), self.c.id)
+        self.cgroup.create(linux.get("resources"))
+        if not self.foreground:
+            os.mkfifo(self.c.fifo, 0o622)
+        console_fd = self._console()
+        ctx = self._context(console_fd)
+        steps = create_plan(self.spec, ctx)
+        try:
+            self.session = Session(steps, keep_fds=[console_fd] if console_fd is not None else [],
+                                   preserve_fds=self.opts.preserve_fds)
+        finally:
+            if console_fd is not None:
+                os.close(console_fd)
+        self._converse()
+
+    def _context(self, console_fd):
+        v2 = self.cgroup.v2_dir()
+        files = [f for f in self.cgroup.join_files() if not (v2 and f.startswith(v2 + "/"))]
+        return {
+            "rootfs": self.rootfs, "bundle": self.bundle,
+            "cgroup_files": files, "cgroup_v2_dir": v2 or "",
+            "cgroup_dirs": [(_mount_name(k), d) for k, d in self.cgroup.dirs.items()],
+            "cgroup2_host": self.cgroup.version == 2,
+            "fifo": None if self.foreground else self.c.fifo,
+            "console_fd": console_fd, "preserve_fds": self.opts.preserve_fds,
+            "no_pivot": self.opts.no_pivot, "wait": self.foreground,
+            "seccomp": self._seccomp(),
+        }
+
+    def _seccomp(self):
+        sec = self.spec["linux"].get("seccomp")
+        if not sec:
+            return None
+        from ocirt.plan.seccomp import compile_seccomp
+        return compile_seccomp(sec, cache_dir=os.path.join(self.g.root, ".seccomp-cache"))
+
+    def _console(self):
+        if not (self.spec["process"].get("terminal")):
+            return None
+        if self.opts.console_socket:
+            from ocirt.console import connect
+            return connect(self.opts.console_socket)
+        if self.foreground:
+            from ocirt.console import pair
+            self.console_ours, theirs = pair()
+            return theirs
+        raise OcirtError("cannot allocate tty if ocirt will detach without setting console socket",
+                         "process.terminal")
+
+    def _converse(self):
+        """Follow the helper and init until the init is ready."""
+        s = self.session
+        while True:
+            msg = s.recv()
+            if msg[0] == "pid":
+                self._record(msg[1])
+            elif msg[0] == "hooks":
+                self._hooks()
+            elif msg[0] == "ready":
+                break
+            elif msg[0] == "error":
+                raise OcirtError(msg[2], msg[1] or None)
+            else:
+                raise OcirtError("container init exited before it was ready")
+        if self.console_ours is not None:
+            from ocirt.console import recv_master
+            self.master = recv_master(self.console_ours)
+        if not self.foreground:
+            s.reap()
+        self.c.save()
+        if self.opts.pid_file:
+            write_pid_file(self.opts.pid_file, self.c.state["pid"])
+
+    def _record(self, pid):
+        start, _ = proc_start_time(pid)
+        proc = self.spec["process"]
+        self.c.state = {
+            "ociVersion": SPEC_VERSION, "id": self.c.id, "pid": pid, "pidStart": start,
+            "bundle": self.bundle, "rootfs": self.rootfs, "created": now_rfc3339(),
+            "owner": "", "annotations": self.spec.get("annotations") or {},
+            "cgroup": self.cgroup.to_state(), "config": self.spec,
+            "terminal": bool(proc.get("terminal")),
+        }
+        self.c.save()
+
+    def _hooks(self):
+        """prestart and createRuntime run here, in the runtime's namespaces;
+        the init then runs createContainer itself and continues."""
+        from ocirt import hooks
+        state = dict(self.c.oci_state(), status="creating")
+        hs = self.spec.get("hooks") or {}
+        try:
+            hooks.run(hs, "prestart", state)
+            hooks.run(hs, "createRuntime", state)
+        except OcirtError as e:
+            self.session.send("E" + str(e))
+            raise
+        self.session.send("go\n" + jsonio.dumps(state))
+
+    def abort(self):
+        """Undo everything: the process, the cgroup, the state dir."""
+        if self.c.state and self.c.state.get("pid"):
+            kill_and_wait(self.c.state["pid"])
+        if self.session is not None:
+            self.session.reap()
+        if self.cgroup is not None:
+            self.cgroup.kill_all(SIGKILL)
+            self.cgroup.destroy()
+        self.c.remove()
+
+
+def _mount_name(ctrl):
+    """Directory under /sys/fs/cgroup for a hierarchy's bind mount."""
+    if not ctrl:
+        return "unified"
+    return ctrl.split("=", 1)[1] if ctrl.startswith("name=") else ctrl
+
+
+def write_pid_file(path, pid):
+    """Digits only, no newline (containerd's shim parses it strictly)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    os.write(fd, str(pid).encode())
+    os.close(fd)
+    os.replace(tmp, path)
+
+
+def kill_and_wait(pid, timeout=10.0):
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        os.kill(pid, SIGKILL)
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        p.poll(int(timeout * 1000))
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(fd)
+    try:  # ours to reap only when we are its parent (run, or a subreaper)
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def create(g, cid, opts):
+    Creation(g, cid, opts).run()
+    return 0
+
+
+# ---- start, state, kill, delete, list ------------------------------------
+
+def start(g, cid):
+    c = Container(g.root, cid).load()
+    status = c.status()
+    if status != "created":
+        if status == "stopped":
+            raise OcirtError("cannot start a container that has stopped")
+        raise OcirtError("cannot start an already running container")
+    _release(c)
+    _poststart(g, c)
+    return 0
+
+
+def _release(c):
+    """Open exec.fifo for reading: the blocked init writes and then execs."""
+    fd = os.open(c.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        while True:
+            if p.poll(100) and os.read(fd, 1):
+                break
+            if not c.init_alive():
+                raise OcirtError("container init died before it could be started")
+    finally:
+        os.close(fd)
+        os.unlink(c.fifo)
+
+
+def _poststart(g, c):
+    hs = (c.state.get("config") or {}).get("hooks") or {}
+    if hs.get("poststart"):
+        from ocirt import hooks
+        hooks.run(hs, "poststart", c.oci_state(), warn=g.log.warn)
+
+
+def state(g, cid):
+    c = Container(g.root, cid).load(lock=False)
+    print(jsonio.dumps_indent(c.oci_state()))
+    return 0
+
+
+def kill(g, cid, sig, all_=False):
+    c = Container(g.root, cid).load()
+    if c.status() == "stopped":
+        raise OcirtError("container not running")
+    if all_:
+        from ocirt import cgroups
+        cgroups.from_state(c.state["cgroup"]).kill_all(sig)
+    else:
+        try:
+            os.kill(c.state["pid"], sig)
+        except ProcessLookupError:
+            raise OcirtError("container not running") from None
+    return 0
+
+
+def delete(g, cid, force=False):
+    c = Container(g.root, cid)
+    try:
+        c.load()
+    except OcirtError:
+        if force and not os.path.exists(os.path.join(c.dir, "state.json")):
+            c.remove()
+            return 0
+        raise
+    status = c.status()
+    if status in ("running", "paused") and not force:
+        raise OcirtError(f'cannot delete container "{cid}" that is not stopped: {status}')
+    destroy(g, c)
+    return 0
+
+
+def destroy(g, c):
+    """Kill what is left, remove the cgroup, run poststop, remove the state."""
+    from ocirt import cgroups
+    if c.init_alive():
+        kill_and_wait(c.state["pid"])
+    cg = cgroups.from_state(c.state["cgroup"])
+    cg.kill_all(SIGKILL)
+    cg.destroy()
+    hs = (c.state.get("config") or {}).get("hooks") or {}
+    if hs.get("poststop"):
+        from ocirt import hooks
+        hooks.run(hs, "poststop", dict(c.oci_state(), status="stopped"), warn=g.log.warn)
+    c.remove()
+
+
+def list_(g, fmt="table", quiet=False):
+    states = []
+    for cid in list_ids(g.root):
+        try:
+            states.append(Container(g.root, cid).load(lock=False).oci_state())
+        except OcirtError:
+            continue
+    if quiet:
+        for s in states:
+            print(s["id"])
+    elif fmt == "json":
+        print(jsonio.dumps(states) if states else "null")
+    elif fmt == "table":
+        _table(states)
+    else:
+        raise OcirtError(f'invalid format option "{fmt}"')
+    return 0
+
+
+def _table(states):
+    rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+    rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"]) for s in states]
+    widths = [max(12, *(len(r[i]) for r in rows)) + 3 for i in range(5)]
+    for r in rows:
+        print("".join(v.ljust(w) for v, w in zip(r, widths)) + r[5])
+
+
+# ---- run -------------------------------------------------------------------
+
+def run(g, cid, opts):
+    """create + start (+ wait, forwarding signals, then delete)."""
+    if opts.detach:
+        Creation(g, cid, opts).run()
+        return start(g, cid)
+    cr = Creation(g, cid, opts, foreground=True)
+    cr.run()
+    from ocirt.foreground import wait_for
+    try:
+        _poststart(g, cr.c)
+        code = wait_for(cr.session, cr.c.state["pid"], cr.master)
+    finally:
+        if not opts.keep:
+            destroy(g, cr.c)
+    return code

@@ -1,0 +1,51 @@
+"""`run` and `exec` in the foreground: forward signals to the process, proxy
+its terminal, and return its exit status (reported by the helper, which is
+its parent and reaps it)."""
+import _signal
+import os
+
+from ocirt.errors import OcirtError
+
+# Signals not forwarded: the ones about us (children, terminal size) and
+# those that cannot be caught.
+_KEEP = {_signal.SIGCHLD, _signal.SIGWINCH, _signal.SIGKILL, _signal.SIGSTOP, _signal.SIGURG}
+
+
+def wait_for(session, pid, master=None):
+    def forward(sig, _frame):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    for sig in range(1, _signal.NSIG):
+        if sig in _KEEP or sig in (32, 33):  # 32, 33: glibc's own real-time signals
+            continue
+        try:
+            _signal.signal(sig, forward)
+        except (OSError, ValueError):
+            pass
+    proxy = None
+    if master is not None:
+        from ocirt.console import Proxy
+        proxy = Proxy(master)
+        _signal.signal(_signal.SIGWINCH, proxy.resize)
+    try:
+        if proxy is not None:
+            return proxy.run(session.sock.fileno(), lambda: _exit_code(session))
+        return _exit_code(session)
+    finally:
+        if proxy is not None:
+            proxy.restore()
+        session.reap()
+
+
+def _exit_code(session):
+    while True:
+        msg = session.recv()
+        if msg[0] == "exit":
+            return msg[1]
+        if msg[0] == "error":
+            raise OcirtError(msg[2], msg[1] or None)
+        if msg[0] == "eof":
+            raise OcirtError("lost track of the container process")

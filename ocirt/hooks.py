@@ -1,0 +1,62 @@
+"""Run the hooks that execute in the runtime's namespaces (prestart,
+createRuntime, poststart, poststop) with the state JSON on stdin."""
+import os
+import select
+
+from ocirt import jsonio
+from ocirt.errors import OcirtError, jpath
+
+
+def run(hooks, kind, state, warn=None):
+    """Run hooks[kind] in order. A failure raises OcirtError, or is passed to
+    warn(msg) for the kinds whose failure only warns (poststart, poststop)."""
+    payload = jsonio.dumps(state).encode()
+    for i, h in enumerate(hooks.get(kind) or []):
+        where = jpath(jpath("hooks", kind), i)
+        try:
+            _run_one(h, payload)
+        except OcirtError as e:
+            e.where = where
+            if warn is None:
+                raise
+            warn(str(e))
+
+
+def _run_one(h, payload):
+    path = h["path"]
+    argv = h.get("args") or [path]
+    r, w = os.pipe()
+    try:
+        pid = os.posix_spawn(path, argv, dict(e.split("=", 1) for e in h.get("env") or [] if "=" in e),
+                             file_actions=[(os.POSIX_SPAWN_DUP2, r, 0)])
+    except OSError as e:
+        os.close(r)
+        os.close(w)
+        raise OcirtError(f"hook {path}: {e.strerror.lower()}") from None
+    os.close(r)
+    try:
+        os.write(w, payload)
+    except BrokenPipeError:
+        pass  # a hook need not read its stdin
+    os.close(w)
+    status = _wait(pid, h.get("timeout"))
+    if status is None:
+        raise OcirtError(f"hook {path}: timed out after {h['timeout']} s")
+    code = os.waitstatus_to_exitcode(status)
+    if code:
+        what = f"exit status {code}" if code > 0 else f"signal {-code}"
+        raise OcirtError(f"hook {path} failed: {what}")
+
+
+def _wait(pid, timeout):
+    if timeout:
+        fd = os.pidfd_open(pid)
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        ready = p.poll(timeout * 1000)
+        os.close(fd)
+        if not ready:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            return None
+    return os.waitpid(pid, 0)[1]

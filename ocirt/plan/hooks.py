@@ -1,0 +1,29 @@
+"""hooks: checked here; createContainer and startContainer become steps of
+the container side (they run in the container's namespaces), the others are
+run by the runtime (ocirt/hooks.py)."""
+from ocirt.errors import OcirtError, jpath
+from ocirt.plan import argv_fields
+
+KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+
+
+def check_hooks(spec):
+    hooks = spec.get("hooks") or {}
+    for kind, entries in hooks.items():
+        if kind not in KINDS:
+            continue  # unknown hook kinds are ignored, as the spec allows for extensions
+        for i, h in enumerate(entries or []):
+            where = jpath(jpath("hooks", kind), i)
+            if not str(h.get("path", "")).startswith("/"):
+                raise OcirtError("must be an absolute path", jpath(where, "path"))
+            if "timeout" in h and h["timeout"] <= 0:
+                raise OcirtError("must be greater than zero", jpath(where, "timeout"))
+    return hooks
+
+
+def hook_steps(hooks, kind):
+    steps = []
+    for i, h in enumerate(hooks.get(kind) or []):
+        steps.append(("hook", jpath(jpath("hooks", kind), i), h.get("timeout", 0), h["path"],
+                      *argv_fields(h.get("args") or []), *argv_fields(h.get("env") or [])))
+    return steps

@@ -1,0 +1,204 @@
+"""process: user, capabilities, rlimits, noNewPrivileges, oomScoreAdj,
+scheduler, ioPriority, execCPUAffinity, personality, LSM labels, terminal,
+cwd, env, args."""
+import os
+
+from ocirt.errors import OcirtError, jpath
+from ocirt.plan import argv_fields
+
+CAPABILITIES = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+)
+CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
+RLIMITS = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
+    "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
+SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
+                  "SCHED_ISO": 4, "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
+SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02,
+               "SCHED_FLAG_DL_OVERRUN": 0x04, "SCHED_FLAG_KEEP_POLICY": 0x08,
+               "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+               "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _last_cap():
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except OSError:
+        return len(CAPABILITIES) - 1
+
+
+def cap_masks(caps, where="process.capabilities"):
+    """{set: bitmask}; unknown names are errors, names the kernel lacks are dropped."""
+    last = _last_cap()
+    masks = {}
+    for s in CAP_SETS:
+        mask = 0
+        for i, name in enumerate((caps or {}).get(s) or []):
+            try:
+                bit = CAPABILITIES.index(name)
+            except ValueError:
+                raise OcirtError(f'unknown capability "{name}"', jpath(jpath(where, s), i)) from None
+            if bit <= last:
+                mask |= 1 << bit
+        masks[s] = mask
+    # The kernel refuses an ambient capability that is not both permitted
+    # and inheritable; runc skips those rather than fail (its own `spec`
+    # lists ambient capabilities without inheritable ones).
+    masks["ambient"] &= masks["permitted"] & masks["inheritable"]
+    return masks
+
+
+def cred_steps(proc, where="process"):
+    """Bounding set, then uid/gids (keeping caps), then the other sets."""
+    user = proc.get("user") or {}
+    caps = cap_masks(proc.get("capabilities"), jpath(where, "capabilities"))
+    umask = user.get("umask")
+    groups = [int(g) for g in user.get("additionalGids") or []]
+    return [
+        ("bounding", jpath(where, "capabilities.bounding"), caps["bounding"]),
+        ("user", jpath(where, "user"), user.get("uid", 0), user.get("gid", 0),
+         "%#o" % (umask if umask is not None else 0o022), *argv_fields(groups)),
+        ("caps", jpath(where, "capabilities"), caps["effective"], caps["permitted"],
+         caps["inheritable"], caps["ambient"]),
+    ]
+
+
+def rlimit_steps(proc, where="process"):
+    steps = []
+    seen = set()
+    for i, rl in enumerate(proc.get("rlimits") or []):
+        w = jpath(jpath(where, "rlimits"), i)
+        t = rl.get("type")
+        if t not in RLIMITS:
+            raise OcirtError(f'unknown rlimit "{t}"', jpath(w, "type"))
+        if t in seen:
+            raise OcirtError(f'duplicate rlimit "{t}"', jpath(w, "type"))
+        seen.add(t)
+        if rl["soft"] > rl["hard"]:
+            raise OcirtError("soft limit is above the hard limit", jpath(w, "soft"))
+        steps.append(("rlimit", w, RLIMITS[t], rl["soft"], rl["hard"], t))
+    return steps
+
+
+def tuning_steps(proc, where="process"):
+    """oomScoreAdj, scheduler, ioPriority: process attributes set as root."""
+    steps = []
+    if proc.get("oomScoreAdj") is not None:
+        steps.append(("oom", jpath(where, "oomScoreAdj"), proc["oomScoreAdj"]))
+    sch = proc.get("scheduler")
+    if sch:
+        w = jpath(where, "scheduler")
+        pol = sch.get("policy")
+        if pol not in SCHED_POLICIES:
+            raise OcirtError(f'unknown policy "{pol}"', jpath(w, "policy"))
+        flags = 0
+        for i, f in enumerate(sch.get("flags") or []):
+            if f not in SCHED_FLAGS:
+                raise OcirtError(f'unknown flag "{f}"', jpath(jpath(w, "flags"), i))
+            flags |= SCHED_FLAGS[f]
+        steps.append(("sched", w, SCHED_POLICIES[pol], sch.get("nice", 0), sch.get("priority", 0),
+                      flags, sch.get("runtime", 0), sch.get("deadline", 0), sch.get("period", 0)))
+    io = proc.get("ioPriority")
+    if io:
+        w = jpath(where, "ioPriority")
+        cls = io.get("class")
+        if cls not in IOPRIO_CLASSES:
+            raise OcirtError(f'unknown class "{cls}"', jpath(w, "class"))
+        prio = io.get("priority", 0)
+        if not 0 <= prio <= 7:
+            raise OcirtError("must be between 0 and 7", jpath(w, "priority"))
+        steps.append(("ioprio", w, IOPRIO_CLASSES[cls] << 13 | prio))
+    return steps
+
+
+def personality_steps(linux):
+    p = linux.get("personality")
+    if not p:
+        return []
+    dom = p.get("domain")
+    if dom not in PERSONALITY_DOMAINS:
+        raise OcirtError(f'unknown domain "{dom}"', "linux.personality.domain")
+    if p.get("flags"):
+        raise OcirtError("no personality flags are supported", "linux.personality.flags")
+    return [("personality", "linux.personality", PERSONALITY_DOMAINS[dom])]
+
+
+def lsm_steps(proc, where="process"):
+    """AppArmor profile / SELinux label for the exec, where the LSM is on."""
+    steps = []
+    prof = proc.get("apparmorProfile")
+    if prof:
+        if not _apparmor_enabled():
+            raise OcirtError("apparmor is not enabled on this host", jpath(where, "apparmorProfile"))
+        steps.append(("lsm", jpath(where, "apparmorProfile"), "exec", f"exec {prof}"))
+    label = proc.get("selinuxLabel")
+    if label:
+        if not os.path.exists("/sys/fs/selinux/enforce"):
+            raise OcirtError("selinux is not enabled on this host", jpath(where, "selinuxLabel"))
+        steps.append(("lsm", jpath(where, "selinuxLabel"), "exec", label))
+    return steps
+
+
+def _apparmor_enabled():
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as f:
+            return f.read().startswith("Y")
+    except OSError:
+        return False
+
+
+def affinity(proc, which, where="process"):
+    cpus = (proc.get("execCPUAffinity") or {}).get(which)
+    if not cpus:
+        return []
+    return [("affinity", jpath(jpath(where, "execCPUAffinity"), which), cpus)]
+
+
+def env_of(proc):
+    return list(proc.get("env") or [])
+
+
+def path_of(env):
+    for e in reversed(env):
+        if e.startswith("PATH="):
+            return e[5:]
+    return ""
+
+
+def exec_steps(proc, where="process"):
+    """Resolve the executable (before `ready`, so create reports a missing
+    one, as runc does) and exec."""
+    args = proc.get("args") or []
+    if not args:
+        raise OcirtError("must name the program to run", jpath(where, "args"))
+    env = env_of(proc)
+    return [("lookup", jpath(where, "args[0]"), args[0], path_of(env))], \
+           [("exec", jpath(where, "args"), *argv_fields(args), *argv_fields(env))]
+
+
+def cwd_step(proc, where="process"):
+    cwd = proc.get("cwd") or "/"
+    if not cwd.startswith("/"):
+        raise OcirtError(f'"{cwd}" must be an absolute path', jpath(where, "cwd"))
+    return ("cwd", jpath(where, "cwd"), cwd, "create")
+
+
+def console_step(proc, sock_fd, where="process"):
+    size = proc.get("consoleSize") or {}
+    return ("console", jpath(where, "terminal"), sock_fd, size.get("height", 0), size.get("width", 0))

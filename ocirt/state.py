@@ -1,0 +1,137 @@
+"""The state root (--root): one directory per container holding state.json
+(written atomically) and exec.fifo; an flock on the directory serialises
+commands on one container."""
+import fcntl
+import os
+import time
+
+from ocirt import jsonio
+from ocirt.errors import OcirtError
+
+DEFAULT_ROOT = "/run/ocirt"
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
+
+
+def check_id(cid):
+    """runc's rule: [\\w+-.]+, and not "." or ".."."""
+    if not cid:
+        raise OcirtError("container id cannot be empty")
+    if cid in (".", "..") or not set(cid) <= _ID_CHARS or len(cid) > 1024:
+        raise OcirtError(f'invalid container id "{cid}": use letters, digits, "_", "+", "-" and "."')
+
+
+def now_rfc3339():
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + ".%09dZ" % (ns % 10**9)
+
+
+def proc_start_time(pid):
+    """Start time of pid (clock ticks since boot) and whether it is a zombie;
+    (None, None) if gone. Guards against pid reuse."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None, None
+    fields = data[data.rindex(b")") + 2:].split()
+    return int(fields[19]), fields[0] == b"Z"
+
+
+class Container:
+    """One directory under the root: ROOT/ID/{state.json,exec.fifo}."""
+
+    def __init__(self, root, cid):
+        self.root = root
+        self.id = cid
+        self.dir = os.path.join(root, cid)
+        self.fifo = os.path.join(self.dir, "exec.fifo")
+        self.state = None
+        self._lock_fd = None
+
+    def create_dir(self):
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        try:
+            os.mkdir(self.dir, 0o711)
+        except FileExistsError:
+            raise OcirtError(f'container with id "{self.id}" already exists') from None
+        self.lock()
+
+    def lock(self):
+        try:
+            self._lock_fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise OcirtError(f'container "{self.id}" does not exist') from None
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+
+    def load(self, lock=True):
+        if lock:
+            self.lock()
+        try:
+            self.state = jsonio.load_file(os.path.join(self.dir, "state.json"))
+        except FileNotFoundError:
+            raise OcirtError(f'container "{self.id}" does not exist') from None
+        except ValueError as e:
+            raise OcirtError(f'container "{self.id}": corrupt state.json: {e}') from None
+        return self
+
+    def save(self):
+        tmp = os.path.join(self.dir, ".state.json.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(jsonio.dumps(self.state))
+        os.replace(tmp, os.path.join(self.dir, "state.json"))
+
+    def remove(self):
+        for name in ("state.json", ".state.json.tmp", "exec.fifo"):
+            try:
+                os.unlink(os.path.join(self.dir, name))
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(self.dir)
+        except FileNotFoundError:
+            pass
+
+    def init_alive(self):
+        st = self.state
+        start, zombie = proc_start_time(st["pid"])
+        return start is not None and start == st.get("pidStart") and not zombie
+
+    def status(self):
+        """created / running / paused / stopped, as runc reports them."""
+        if not self.state.get("pid") or not self.init_alive():
+            return "stopped"
+        if os.path.exists(self.fifo):
+            return "created"
+        if self.state.get("cgroup") and self._frozen():
+            return "paused"
+        return "running"
+
+    def _frozen(self):
+        from ocirt import cgroups
+        try:
+            return cgroups.from_state(self.state["cgroup"]).is_frozen()
+        except OSError:
+            return False
+
+    def oci_state(self):
+        """The runtime-spec state, plus runc's extra fields."""
+        st = self.state
+        status = self.status()
+        out = {
+            "ociVersion": st["ociVersion"], "id": self.id,
+            "pid": st["pid"] if status != "stopped" else 0,
+            "status": status, "bundle": st["bundle"], "rootfs": st["rootfs"],
+            "created": st["created"], "owner": st.get("owner", ""),
+        }
+        if st.get("annotations"):
+            out["annotations"] = st["annotations"]
+        return out
+
+
+def list_ids(root):
+    try:
+        names = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return []
+    return [n for n in names if os.path.exists(os.path.join(root, n, "state.json"))]

@@ -71,12 +71,15 @@ def v1_lines(rs):
 # --- eBPF ----------------------------------------------------------------
 # The program sees struct bpf_cgroup_dev_ctx { u32 access_type; u32 major;
 # u32 minor; } with access_type = (BPF_DEVCG_ACC_* << 16) | BPF_DEVCG_DEV_*.
-# It checks the rules last to first and returns the first match's verdict,
-# which is what v1 gives for the same list applied in order; a request no
-# rule matches is allowed, as in a new v1 cgroup (runc's emulator starts so).
+# v1 decides each access bit (m, r, w) on its own, the last written rule
+# that covers the bit winning; a request is allowed when all its bits are.
+# So, for each requested bit, the program checks the rules naming that bit
+# last to first and the first match decides; no match means allowed, as in
+# a new v1 cgroup (runc's emulator starts from allow-all too).
 _ACC = {"m": 1, "r": 2, "w": 4}
 _DEV = {"b": 1, "c": 2}
 R0, R1, R2, R3, R4, R5 = range(6)
+_JEQ, _JNE, _JA = 0x15, 0x55, 0x05            # BPF_JMP | op | BPF_K
 
 
 def _insn(code, dst=0, src=0, off=0, imm=0):
@@ -87,58 +90,70 @@ def _ldxw(dst, off):
     return _insn(0x61, dst, R1, off)          # BPF_LDX | BPF_MEM | BPF_W
 
 
-def _alu(op, dst, imm):
-    return _insn(op | 0x07, dst, imm=imm)     # BPF_ALU64 | op | BPF_K
+def _and(dst, imm):
+    return _insn(0x57, dst, imm=imm)          # BPF_ALU64 | BPF_AND | BPF_K
 
 
-_AND, _RSH, _MOV = 0x50, 0x70, 0xb0
-_JEQ, _JNE = 0x15, 0x55                       # BPF_JMP | op | BPF_K
-_EXIT = _insn(0x95)
+def _ret(verdict):
+    return [_insn(0xb7, R0, imm=verdict), _insn(0x95)]   # mov r0, imm; exit
 
 
-def _mov_reg(dst, src):
-    return _insn(0xbf, dst, src)              # BPF_ALU64 | BPF_MOV | BPF_X
+def _jump(op, reg, imm, label):
+    return ("jump", op, reg, imm, label)
 
 
-def _tests(r):
-    """(setup instructions, jump opcode, register, immediate) per check of a
-    rule; type "a" matches everything, as in v1 (access and numbers ignored)."""
+def _rule_checks(r, miss):
+    """Jumps to `miss` unless the device matches r (type "a" matches all)."""
     if r.type == "a":
         return []
-    tests = [([], _JNE, R2, _DEV[r.type])]
-    acc = sum(_ACC[c] for c in r.access)
-    if acc != 7:
-        if r.allow:   # every requested bit must be granted by the rule
-            tests.append(([_mov_reg(R1, R3), _alu(_AND, R1, ~acc & 7)], _JNE, R1, 0))
-        else:         # any requested bit the rule names is denied
-            tests.append(([_mov_reg(R1, R3), _alu(_AND, R1, acc)], _JEQ, R1, 0))
+    out = [_jump(_JNE, R2, _DEV[r.type], miss)]
     if r.major is not None:
-        tests.append(([], _JNE, R4, r.major))
+        out.append(_jump(_JNE, R4, r.major, miss))
     if r.minor is not None:
-        tests.append(([], _JNE, R5, r.minor))
-    return tests
+        out.append(_jump(_JNE, R5, r.minor, miss))
+    return out
 
 
-def _block(r):
-    """One rule: each check jumps past the block on mismatch, else return the verdict."""
-    out = []
-    for setup, op, reg, imm in _tests(r):
-        out.extend(setup)
-        out.append((op, reg, imm))
-    out += [_alu(_MOV, R0, int(r.allow)), _EXIT]
-    n = len(out)
-    return [_insn(x[0], x[1], off=n - i - 1, imm=x[2]) if isinstance(x, tuple) else x
-            for i, x in enumerate(out)]
+def _bit_section(rs, bit, done):
+    out = [_insn(0xbf, R1, R3), _and(R1, bit), _jump(_JEQ, R1, 0, done)]   # bit not requested
+    for i, r in enumerate(reversed(rs)):
+        if r.type != "a" and bit not in (_ACC[c] for c in r.access):
+            continue
+        miss = ("rule", bit, i)
+        out += _rule_checks(r, miss)
+        out += [_jump(_JA, 0, 0, done)] if r.allow else _ret(0)
+        out.append(("label", miss))
+        if r.type == "a":
+            break                         # covers everything: earlier rules never decide
+    out.append(("label", done))
+    return out
+
+
+def _assemble(items):
+    pos, n = {}, 0
+    for it in items:
+        if isinstance(it, tuple) and it[0] == "label":
+            pos[it[1]] = n
+        else:
+            n += 1
+    out, n = [], 0
+    for it in items:
+        if isinstance(it, tuple):
+            if it[0] == "jump":
+                _, op, reg, imm, label = it
+                out.append(_insn(op, reg, off=pos[label] - n - 1, imm=imm))
+                n += 1
+        else:
+            out.append(it)
+            n += 1
+    return b"".join(out)
 
 
 def bpf_program(rs):
     """The device filter for these rules, as raw eBPF instructions."""
-    prog = [_ldxw(R2, 0), _alu(_AND, R2, 0xFFFF),
-            _ldxw(R3, 0), _alu(_RSH, R3, 16),
-            _ldxw(R4, 4), _ldxw(R5, 8)]
-    for r in reversed(rs):
-        prog += _block(r)
-        if r.type == "a":
-            return b"".join(prog)             # matches everything: earlier rules never run
-    prog += [_alu(_MOV, R0, 1), _EXIT]
-    return b"".join(prog)
+    items = [_ldxw(R2, 0), _and(R2, 0xFFFF),              # device type
+             _ldxw(R3, 0), _insn(0x77, R3, imm=16),       # access bits (rsh 16)
+             _ldxw(R4, 4), _ldxw(R5, 8)]                  # major, minor
+    for bit in (1, 2, 4):
+        items += _bit_section(rs, bit, ("done", bit))
+    return _assemble(items + _ret(1))

@@ -1,0 +1,336 @@
+"""Pure parts of ocirt.cgroups: paths, conversions, resource plans, device
+rules (the eBPF program is run by a small interpreter here), stats parsing."""
+import itertools
+import random
+import struct
+
+import pytest
+
+from ocirt.cgroups import convert, devices, paths, stats, v1plan, v2plan
+from ocirt.errors import OcirtError
+
+MOUNTINFO = """\
+24 30 0:22 / /sys rw,nosuid shared:7 - sysfs sysfs rw
+33 24 0:28 / /sys/fs/cgroup ro shared:9 - tmpfs tmpfs ro,mode=755
+34 33 0:29 / /sys/fs/cgroup/unified rw shared:10 - cgroup2 cgroup2 rw,nsdelegate
+35 33 0:30 / /sys/fs/cgroup/systemd rw shared:11 - cgroup cgroup rw,xattr,name=systemd
+38 33 0:33 / /sys/fs/cgroup/cpu,cpuacct rw shared:15 - cgroup cgroup rw,cpu,cpuacct
+39 33 0:34 /docker/abc /sys/fs/cgroup/memory rw shared:16 - cgroup cgroup rw,memory
+40 33 0:35 / /sys/fs/cgroup/net\\040cls rw shared:17 - cgroup cgroup rw,net_cls,release_agent=/x
+"""
+
+
+def test_v1_mounts_comounted_named_and_escaped():
+    m = paths.parse_v1_mounts(MOUNTINFO)
+    assert m["cpu"] == m["cpuacct"] == ("/sys/fs/cgroup/cpu,cpuacct", "/")
+    assert m["name=systemd"] == ("/sys/fs/cgroup/systemd", "/")
+    assert m["memory"] == ("/sys/fs/cgroup/memory", "/docker/abc")
+    assert m["net_cls"][0] == "/sys/fs/cgroup/net cls"
+    assert "" not in m and "xattr" not in m and "rw" not in m
+
+
+def test_proc_cgroup():
+    own = paths.parse_proc_cgroup("12:cpu,cpuacct:/a\n1:name=systemd:/s\n0::/u\n")
+    assert own == {"cpu": "/a", "cpuacct": "/a", "name=systemd": "/s", "": "/u"}
+
+
+@pytest.mark.parametrize("given,want", [
+    (None, "ctr"), ("", "ctr"), ("/a/b/../c", "/a/c"), ("a/b", "a/b"),
+    ("../../x", "x"), ("/../../x", "/x"), ("a/./b/", "a/b")])
+def test_inner_path(given, want):
+    assert paths.inner_path(given, "ctr") == want
+
+
+def test_inner_path_errors_name_the_field():
+    for bad in ("system.slice:docker:abc", ".."):
+        with pytest.raises(OcirtError) as e:
+            paths.inner_path(bad, "x")
+        assert e.value.where == "linux.cgroupsPath"
+
+
+def test_dirs_absolute_relative_and_mount_root():
+    assert paths.v1_dir("/m", "/", "/own", "/abs") == "/m/abs"
+    assert paths.v1_dir("/m", "/", "/own/x", "ctr") == "/m/own/x/ctr"
+    assert paths.v1_dir("/m", "/", "/", "ctr") == "/m/ctr"
+    # the mount shows only /docker/abc and below: strip it from our own path
+    assert paths.v1_dir("/m", "/docker/abc", "/docker/abc/sub", "ctr") == "/m/sub/ctr"
+    assert paths.v2_dir("/u", "/user.slice/session.scope", "ctr", parent_of_own=True) == "/u/user.slice/ctr"
+    assert paths.v2_dir("/u", "/a/b", "ctr", parent_of_own=False) == "/u/a/b/ctr"
+    assert paths.v2_dir("/u", "/", "ctr", parent_of_own=True) == "/u/ctr"
+    assert paths.v2_dir("/u", "/a", "/x/y", parent_of_own=True) == "/u/x/y"
+
+
+# --- conversions -------------------------------------------------------------
+def test_cpu_shares_to_weight_fixed_points_and_monotonic():
+    assert [convert.cpu_shares_to_weight(s) for s in (0, 1, 2, 1024, 262144, 10 ** 6)] == [0, 1, 1, 100, 10000, 10000]
+    ws = [convert.cpu_shares_to_weight(s) for s in range(2, 262145, 97)]
+    assert ws == sorted(ws) and all(1 <= w <= 10000 for w in ws)
+    assert convert.cpu_shares_to_weight(512) == 59 and convert.cpu_shares_to_weight(2048) == 174
+
+
+def test_blkio_weight_to_io_weight():
+    assert [convert.blkio_weight_to_io_weight(w) for w in (0, 10, 500, 1000)] == [0, 1, 4950, 10000]
+
+
+def test_swap_to_v2():
+    assert convert.swap_to_v2(0, -1) == -1
+    assert convert.swap_to_v2(-1, 100) == -1
+    assert convert.swap_to_v2(None, 100) is None
+    assert convert.swap_to_v2(300, 100) == 200
+    assert convert.swap_to_v2(100, 100) == 0
+    for swap, mem in ((50, 100), (300, None), (300, -1)):
+        with pytest.raises(ValueError):
+            convert.swap_to_v2(swap, mem)
+
+
+# --- plans ---------------------------------------------------------------
+class V1Host:
+    def __init__(self, files=(), ints=None):
+        self.files, self.ints = set(files), ints or {}
+
+    def has(self, ctrl, file):
+        return file in self.files
+
+    def read_int(self, ctrl, file):
+        return self.ints[file]
+
+
+def files(plan):
+    return [(w.file, w.value) for w in plan]
+
+
+def test_v1_memory_swap_order_follows_current_limit():
+    res = {"memory": {"limit": 200, "swap": 400}}
+    grow = v1plan.plan(res, "r", V1Host(ints={"memory.limit_in_bytes": 100}))
+    assert files(grow)[:2] == [("memory.memsw.limit_in_bytes", "400"), ("memory.limit_in_bytes", "200")]
+    shrink = v1plan.plan(res, "r", V1Host(ints={"memory.limit_in_bytes": 1000}))
+    assert files(shrink)[:2] == [("memory.limit_in_bytes", "200"), ("memory.memsw.limit_in_bytes", "400")]
+    unlimited = v1plan.plan({"memory": {"limit": -1}}, "r", V1Host())
+    assert files(unlimited) == [("memory.memsw.limit_in_bytes", "-1"), ("memory.limit_in_bytes", "-1")]
+
+
+def test_v1_plan_files_and_fields():
+    res = {"memory": {"reservation": 5, "kernel": 4096, "swappiness": 10, "disableOOMKiller": True,
+                      "useHierarchy": True},
+           "cpu": {"shares": 512, "quota": 5000, "period": 10000, "burst": 100, "realtimeRuntime": 5,
+                   "realtimePeriod": 10, "cpus": "0-1", "mems": "0", "idle": 1},
+           "pids": {"limit": -1}, "blockIO": {"weight": 300, "weightDevice": [{"major": 8, "minor": 0, "weight": 20}],
+                                             "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 99}]},
+           "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}],
+           "network": {"classID": 7, "priorities": [{"name": "eth0", "priority": 3}]},
+           "rdma": {"mlx5_0": {"hcaHandles": 3}}}
+    plan = v1plan.plan(res, "linux.resources", V1Host(files={"blkio.bfq.weight"}))
+    got = {(w.ctrl, w.file): (w.value, w.where) for w in plan}
+    assert got[("cpuset", "cpuset.cpus")] == ("0-1", "linux.resources.cpu.cpus")
+    assert got[("cpu", "cpu.cfs_quota_us")] == ("5000", "linux.resources.cpu.quota")
+    assert got[("pids", "pids.max")] == ("max", "linux.resources.pids.limit")
+    assert got[("blkio", "blkio.bfq.weight")][0] == "300"          # no blkio.weight on this host
+    assert got[("blkio", "blkio.bfq.weight_device")][0] == "8:0 20"
+    assert got[("blkio", "blkio.throttle.read_bps_device")] == ("8:0 99", "linux.resources.blockIO.throttleReadBpsDevice[0].rate")
+    assert got[("hugetlb", "hugetlb.2MB.limit_in_bytes")][0] == "4194304"
+    assert got[("net_prio", "net_prio.ifpriomap")][0] == "eth0 3"
+    assert got[("rdma", "rdma.max")][0] == "mlx5_0 hca_handle=3"
+    assert got[("memory", "memory.oom_control")][0] == "1"
+    order = [w.file for w in plan]
+    assert order.index("cpu.cfs_period_us") < order.index("cpu.cfs_quota_us") < order.index("cpu.cfs_burst_us")
+    assert order.index("cpu.rt_period_us") < order.index("cpu.rt_runtime_us")
+    assert [w.check for w in plan if w.file in ("cpu.shares", "memory.kmem.limit_in_bytes")] == [True, True]
+
+
+@pytest.mark.parametrize("res,where", [
+    ({"unified": {"memory.max": "1"}}, "r.unified"),
+    ({"memory": {"swappiness": 101}}, "r.memory.swappiness"),
+    ({"memory": {"limit": "1G"}}, "r.memory.limit"),
+    ({"blockIO": {"weight": 5}}, "r.blockIO.weight"),
+    ({"blockIO": {"throttleReadBpsDevice": [{"major": 8, "rate": 1}]}}, "r.blockIO.throttleReadBpsDevice[0].minor"),
+    ({"hugepageLimits": [{"limit": 1}]}, "r.hugepageLimits[0].pageSize"),
+])
+def test_v1_plan_errors_name_the_field(res, where):
+    with pytest.raises(OcirtError) as e:
+        v1plan.plan(res, "r", V1Host())
+    assert e.value.where == where
+
+
+def test_check_before_update_refuses_limit_below_usage():
+    res = {"memory": {"limit": 100, "checkBeforeUpdate": True}}
+    with pytest.raises(OcirtError) as e:
+        v1plan.plan(res, "r", V1Host(ints={"memory.usage_in_bytes": 500}), updating=True)
+    assert e.value.where == "r.memory.limit"
+    assert v1plan.plan(res, "r", V1Host(ints={"memory.usage_in_bytes": 50, "memory.limit_in_bytes": 0}), updating=True)
+    with pytest.raises(OcirtError):
+        v2plan.plan(res, "r", V2Host(ints={"memory.current": 500}), updating=True)
+
+
+class V2Host:
+    def __init__(self, files=(), ints=None):
+        self.files, self.ints = set(files), ints or {}
+
+    def has(self, file):
+        return file in self.files
+
+    def read_int(self, file):
+        return self.ints[file]
+
+
+def test_v2_plan_conversions():
+    res = {"memory": {"limit": 100, "swap": 300, "reservation": 50},
+           "cpu": {"shares": 1024, "quota": 20000, "period": 100000, "burst": 10, "idle": 0},
+           "pids": {"limit": 9},
+           "blockIO": {"weight": 500, "throttleWriteIOPSDevice": [{"major": 254, "minor": 0, "rate": 7}]},
+           "hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}],
+           "unified": {"memory.high": "1000"}}
+    got = files(v2plan.plan(res, "r", V2Host(files={"memory.swap.max"})))
+    assert ("memory.swap.max", "200") in got and ("memory.max", "100") in got and ("memory.low", "50") in got
+    assert ("cpu.weight", "100") in got and ("cpu.max", "20000 100000") in got and ("cpu.max.burst", "10") in got
+    assert ("io.weight", "4950") in got and ("io.max", "254:0 wiops=7") in got
+    assert ("hugetlb.2MB.max", "2097152") in got and ("pids.max", "9") in got and ("memory.high", "1000") in got
+    assert ("io.bfq.weight", "500") in files(v2plan.plan({"blockIO": {"weight": 500}}, "r", V2Host(files={"io.bfq.weight"})))
+    assert files(v2plan.plan({"cpu": {"period": 5000}}, "r", V2Host())) == [("cpu.max", "max 5000")]
+    assert files(v2plan.plan({"cpu": {"quota": -1}}, "r", V2Host())) == [("cpu.max", "max")]
+    assert files(v2plan.plan({"memory": {"limit": -1}}, "r", V2Host(files={"memory.swap.max"}))) == \
+        [("memory.swap.max", "max"), ("memory.max", "max")]
+
+
+@pytest.mark.parametrize("res,where", [
+    ({"memory": {"kernel": 1}}, "r.memory.kernel"),
+    ({"memory": {"kernelTCP": 1}}, "r.memory.kernelTCP"),
+    ({"memory": {"swappiness": 1}}, "r.memory.swappiness"),
+    ({"memory": {"disableOOMKiller": True}}, "r.memory.disableOOMKiller"),
+    ({"memory": {"useHierarchy": False}}, "r.memory.useHierarchy"),
+    ({"memory": {"swap": 50, "limit": 100}}, "r.memory.swap"),
+    ({"memory": {"swap": 500, "limit": 100}}, "r.memory.swap"),     # no swap accounting on V2Host()
+    ({"cpu": {"realtimeRuntime": 1}}, "r.cpu.realtimeRuntime"),
+    ({"network": {"classID": 1}}, "r.network.classID"),
+    ({"blockIO": {"leafWeight": 100}}, "r.blockIO.leafWeight"),
+    ({"unified": {"../x": "1"}}, "r.unified.../x"),
+    ({"unified": {"cgroup.procs": "1"}}, "r.unified.cgroup.procs"),
+    ({"unified": {"memory.max": 5}}, "r.unified.memory.max"),
+])
+def test_v2_plan_errors_name_the_field(res, where):
+    with pytest.raises(OcirtError) as e:
+        v2plan.plan(res, "r", V2Host())
+    assert e.value.where == where
+
+
+# --- devices -----------------------------------------------------------------
+def test_device_rules_v1_lines_and_defaults():
+    rs = devices.rules([{"allow": False, "access": "rwm"},
+                        {"allow": True, "type": "c", "major": 10, "minor": -1, "access": "wr"}], "d")
+    lines = devices.v1_lines(rs)
+    assert lines[:2] == [("devices.deny", "a"), ("devices.allow", "c 10:* rw")]
+    assert ("devices.allow", "c 1:3 rwm") in lines and ("devices.allow", "c 136:* rwm") in lines
+    assert len(lines) == 2 + len(devices.DEFAULT_ALLOWED)
+
+
+@pytest.mark.parametrize("rule,where", [
+    ({"type": "c"}, "d[0].allow"), ({"allow": True, "type": "x"}, "d[0].type"),
+    ({"allow": True, "access": "rx"}, "d[0].access"), ({"allow": True, "major": "1"}, "d[0].major")])
+def test_device_rule_errors(rule, where):
+    with pytest.raises(OcirtError) as e:
+        devices.rules([rule], "d")
+    assert e.value.where == where
+
+
+def run_bpf(prog, typ, major, minor, access):
+    """Interpret the few eBPF instructions devices.bpf_program emits."""
+    acc = sum({"m": 1, "r": 2, "w": 4}[c] for c in access)
+    ctx = struct.pack("<III", (acc << 16) | {"b": 1, "c": 2}[typ], major, minor)
+    regs = [0] * 11
+    pc, insns = 0, [struct.unpack("<BBhi", prog[i:i + 8]) for i in range(0, len(prog), 8)]
+    m64 = (1 << 64) - 1
+    while True:
+        code, regs_, off, imm = insns[pc]
+        dst, src = regs_ & 15, regs_ >> 4
+        pc += 1
+        if code == 0x61:
+            regs[dst] = struct.unpack_from("<I", ctx, off)[0]
+        elif code == 0x57:
+            regs[dst] &= imm & m64
+        elif code == 0x77:
+            regs[dst] >>= imm
+        elif code == 0xb7:
+            regs[dst] = imm & m64
+        elif code == 0xbf:
+            regs[dst] = regs[src]
+        elif code == 0x05:
+            pc += off
+        elif code in (0x55, 0x15):
+            if (regs[dst] != imm & m64) == (code == 0x55):
+                pc += off
+        elif code == 0x95:
+            return regs[0]
+        else:
+            raise AssertionError(f"unexpected opcode {code:#x}")
+
+
+def v1_model(rs, typ, major, minor, access):
+    """What a v1 devices cgroup decides after the rules are written in order:
+    a whitelist or blacklist of exceptions, per access bit."""
+    allowed = {c: True for c in access}
+    for r in rs:
+        hit = r.type == "a" or (r.type == typ and r.major in (None, major) and r.minor in (None, minor))
+        if hit:
+            for c in access:
+                if r.type == "a" or c in r.access:
+                    allowed[c] = r.allow
+    return all(allowed.values())
+
+
+def test_bpf_program_matches_v1_semantics():
+    rnd = random.Random(5)
+    cands = [{"allow": a, "type": t, "major": ma, "minor": mi, "access": acc}
+             for a in (True, False) for t in ("a", "b", "c") for ma in (None, 1, 5) for mi in (None, 3)
+             for acc in ("r", "w", "m", "rw", "rwm")]
+    requests = list(itertools.product("bc", (1, 5, 7), (3, 4), ("r", "w", "m", "rw", "rwm")))
+    for _ in range(300):
+        rs = [devices._rule(d, "x") for d in rnd.sample(cands, rnd.randint(0, 6))]
+        prog = devices.bpf_program(rs)
+        for req in requests:
+            want = v1_model(rs, *req)
+            assert run_bpf(prog, *req) == int(want), (rs, req)
+
+
+def test_bpf_program_typical_config():
+    prog = devices.bpf_program(devices.rules([{"allow": False, "access": "rwm"}], "d"))
+    assert run_bpf(prog, "c", 1, 3, "rw") == 1          # /dev/null, a default rule
+    assert run_bpf(prog, "b", 8, 0, "r") == 0           # a disk
+    assert run_bpf(prog, "b", 8, 0, "m") == 1           # mknod is allowed
+    assert run_bpf(prog, "c", 136, 9, "rw") == 1        # a pty
+
+
+# --- stats -------------------------------------------------------------------
+def test_list_and_sizes():
+    assert stats.parse_list("0-2,4,6-7") == [0, 1, 2, 4, 6, 7]
+    assert stats.parse_list("") == []
+    assert [stats.size_name(k) for k in (64, 2048, 1048576, 1536)] == ["64KB", "2MB", "1GB", "1536KB"]
+
+
+def write_files(d, content):
+    for name, text in content.items():
+        (d / name).write_text(text)
+
+
+def test_v2_stats_shape(tmp_path, monkeypatch):
+    monkeypatch.setattr(stats, "HUGEPAGES", str(tmp_path / "hp"))
+    (tmp_path / "hp").mkdir()
+    (tmp_path / "hp" / "hugepages-2048kB").mkdir()
+    write_files(tmp_path, {
+        "cpu.stat": "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 4\nnr_throttled 1\nthrottled_usec 7\n",
+        "memory.current": "4096\n", "memory.max": "max\n", "memory.stat": "anon 10\nfile 20\n",
+        "memory.events": "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n", "memory.swap.current": "0\n",
+        "memory.swap.max": "max\n", "pids.current": "2\n", "pids.max": "max\n",
+        "io.stat": "254:0 rbytes=100 wbytes=0 rios=2 wios=0 dbytes=0 dios=0\n",
+        "hugetlb.2MB.current": "0\n", "hugetlb.2MB.events": "max 2\n"})
+    s = stats.v2(str(tmp_path))
+    assert s["cpu"] == {"usage": {"total": 1500000, "kernel": 500000, "user": 1000000},
+                        "throttling": {"periods": 4, "throttledPeriods": 1, "throttledTime": 7000}}
+    assert s["memory"]["usage"] == {"limit": (1 << 64) - 1, "usage": 4096, "failcnt": 3}
+    assert s["memory"]["cache"] == 20 and s["memory"]["raw"] == {"anon": 10, "file": 20}
+    assert s["memory"]["swap"]["usage"] == 4096
+    assert s["pids"] == {"current": 2}
+    assert s["blkio"] == {"ioServiceBytesRecursive": [{"major": 254, "op": "Read", "value": 100},
+                                                      {"major": 254, "op": "Write"}, {"major": 254, "op": "Discard"}],
+                          "ioServicedRecursive": [{"major": 254, "op": "Read", "value": 2},
+                                                  {"major": 254, "op": "Write"}, {"major": 254, "op": "Discard"}]}
+    assert s["hugetlb"] == {"2MB": {"failcnt": 2}}
+    assert list(s) == ["cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt", "network_interfaces"]

@@ -93,6 +93,7 @@ def pytest_terminal_summary(terminalreporter, config):
 @pytest.fixture(scope="session")
 def session_dir():
     d = tempfile.mkdtemp(prefix="ocirt-conformance-")
+    os.chmod(d, 0o755)  # the rootfs inside must be reachable by a user namespace's root
     yield d
     shutil.rmtree(d, ignore_errors=True)
 

@@ -17,7 +17,9 @@ PY = [sys.executable, "-S", "-c"]
 
 def say(request, line):
     """Print a line in pytest's output even when it captures."""
-    request.config.pluginmanager.get_plugin("terminalreporter").write_line(line)
+    plugins = request.config.pluginmanager
+    with plugins.get_plugin("capturemanager").global_and_fixture_disabled():
+        plugins.get_plugin("terminalreporter").write_line(line)
 
 
 def spawn(cg, code, **kw):

@@ -21,8 +21,9 @@ def load_clauses():
 
 
 def clause_ids(decorator):
-    """Clause ids of a `@pytest.mark.clause("a", "b")` decorator, else ()."""
-    if isinstance(decorator, ast.Call) and getattr(decorator.func, "attr", None) == "clause":
+    """Clause ids of a `@pytest.mark.clause("a", "b")` (or `@clause(...)`) decorator, else ()."""
+    func = getattr(decorator, "func", None)
+    if isinstance(decorator, ast.Call) and "clause" in (getattr(func, "attr", None), getattr(func, "id", None)):
         return tuple(a.value for a in decorator.args if isinstance(a, ast.Constant))
     return ()
 

@@ -91,7 +91,7 @@ def test_hooks_run_in_lifecycle_and_listed_order(ct):
     assert h.names()[6:] == ["poststop"]
 
 
-@clause("config.hooks.state.1", "config.hooks.args.1")
+@clause("config.hooks.state.1", "runtime.lifecycle.createRuntime.1")
 def test_hooks_get_state_on_stdin_args_and_env(ct):
     b = ct.bundle("sleep 30")
     h = Hooks(b)
@@ -195,7 +195,7 @@ def test_poststop_runs_after_container_deleted_before_delete_returns(ct):
     assert leftovers(ct.rt, b, ct.rootfs) == []
 
 
-@clause("config.hooks.timeout.2", "runtime.errors.1")
+@clause("runtime.lifecycle.createRuntime.2", "runtime.errors.1")
 def test_hook_timeout_aborts_create(ct):
     b = ct.bundle("true")
     b.config["hooks"] = {"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "20"], "timeout": 1}]}

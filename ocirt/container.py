@@ -317,7 +317,7 @@ def list_(g, fmt="table", quiet=False):
 def _table(states):
     rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
     rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"]) for s in states]
-    widths = [max(12, *(len(r[i]) for r in rows)) + 3 for i in range(5)]
+    widths = [max(12, 3 + max(len(r[i]) for r in rows)) for i in range(5)]
     for r in rows:
         print("".join(v.ljust(w) for v, w in zip(r, widths)) + r[5])
 

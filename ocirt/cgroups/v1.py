@@ -30,7 +30,7 @@ class V1(Cgroup):
         if w.ctrl != "hugetlb" or "hugetlb" in self.dirs or "" not in self.dirs:
             return w
         check_controller(self.dirs[""], "hugetlb", w.where)
-        return w._replace(ctrl="", file=v2_hugetlb_file(w.file))
+        return fs.Write("", v2_hugetlb_file(w.file), w.value, w.where, w.check)
 
     def _set_devices(self, rules, where):
         if "devices" not in self.dirs:

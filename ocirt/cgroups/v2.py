@@ -1,10 +1,11 @@
 """The cgroup v2 (unified) driver: one directory; devices through eBPF."""
 import os
-import signal
 
 from ..errors import OcirtError
 from . import bpf, devices, fs, paths, stats, v2plan
 from .base import Cgroup
+
+SIGKILL = 9  # not signal.SIGKILL: `import signal` costs ~4 ms (enum)
 
 
 class V2(Cgroup):
@@ -50,7 +51,7 @@ class V2(Cgroup):
         return self.dir
 
     def kill_all(self, sig):
-        if sig == signal.SIGKILL and os.path.exists(self.dir + "/cgroup.kill"):
+        if sig == SIGKILL and os.path.exists(self.dir + "/cgroup.kill"):
             fs.write(self.dir + "/cgroup.kill", "1", None)
         else:
             super().kill_all(sig)

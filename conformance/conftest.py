@@ -1,5 +1,6 @@
 """pytest wiring of the conformance suite: the runtime under test, the shared rootfs,
 per-test bundles and clean-up, known deviations, and the per-runtime summary line."""
+import functools
 import os
 import shutil
 import subprocess
@@ -33,9 +34,21 @@ def runtime_binary(config):
     return os.path.abspath(path)
 
 
+@functools.cache
+def _version_name(binary):
+    """First word of `BINARY --version` ("runc version 1.1.5" -> "runc"), so that a
+    wrapper such as crun-hybrid is keyed by the runtime it runs; else the basename."""
+    try:
+        res = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10)
+        words = res.stdout.split()
+    except (OSError, subprocess.TimeoutExpired):
+        words = []
+    return words[0] if len(words) > 1 and words[1] == "version" else os.path.basename(binary)
+
+
 def runtime_key(config):
-    """Name that keys deviations.toml: the binary's basename."""
-    return os.path.basename(runtime_binary(config))
+    """Name that keys deviations.toml: the runtime's name as its --version prints it."""
+    return _version_name(runtime_binary(config))
 
 
 def load_deviations(key):

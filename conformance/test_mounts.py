@@ -190,8 +190,11 @@ def test_idmapped_bind_mount_applied_or_rejected(ct, tmp_path):
     (src / "owned-by-root").write_text("x")
     b = ct.bundle("stat -c %u:%g /data/owned-by-root")
     m = b.mount("/data", "bind", str(src), ["rbind", "idmap"])
-    m["uidMappings"] = [{"containerID": 1000, "hostID": 0, "size": 1}]
-    m["gidMappings"] = [{"containerID": 2000, "hostID": 0, "size": 1}]
+    # Same form as linux.uidMappings (so that the container's own mappings make on-disk 0
+    # the container's root): containerID is the id on the source filesystem, hostID the id
+    # it shows as through the mount (crun 1.8 and the kernel's mount_setattr agree).
+    m["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
+    m["gidMappings"] = [{"containerID": 0, "hostID": 2000, "size": 1}]
     res = ct.run(b, check=False)
     if res.rc != 0:
         assert leftovers(ct.rt, b, ct.rootfs) == []

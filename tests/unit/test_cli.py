@@ -1,0 +1,145 @@
+"""The runc-compatible flag parser (ocirt.cli.parse_flags) and what main()
+does with the command line before any container is touched. No root."""
+import json
+
+import pytest
+
+from ocirt import SPEC_VERSION, __version__
+from ocirt.cli import COMMANDS, GLOBAL_FLAGS, UsageError, main, parse_flags
+
+CREATE = COMMANDS["create"][2]
+RUN = COMMANDS["run"][2]
+EXEC = COMMANDS["exec"][2]
+
+
+def test_globals_stop_at_the_command():
+    vals, rest = parse_flags(["--root", "/x", "--debug", "create", "-b", "y", "id"], GLOBAL_FLAGS)
+    assert vals["root"] == "/x" and vals["debug"] is True
+    assert rest == ["create", "-b", "y", "id"]
+
+
+def test_defaults_are_runc_like():
+    vals, rest = parse_flags([], GLOBAL_FLAGS)
+    assert rest == []
+    assert vals["root"] == "/run/ocirt" and vals["log"] == "" and vals["log-format"] == "text"
+    assert vals["debug"] is False and vals["systemd-cgroup"] is False
+    cvals, _ = parse_flags([], CREATE)
+    assert cvals == {"bundle": ".", "console-socket": "", "pid-file": "", "no-pivot": False,
+                     "no-new-keyring": False, "preserve-fds": 0}
+
+
+@pytest.mark.parametrize("argv", [
+    ["--bundle", "/b", "--pid-file", "/p", "id"],
+    ["--bundle=/b", "--pid-file=/p", "id"],
+    ["-b", "/b", "--pid-file", "/p", "id"],
+    ["-b=/b", "--pid-file=/p", "id"],
+    ["-bundle", "/b", "-pid-file", "/p", "id"],  # Go's flag package takes one dash too
+])
+def test_value_spellings(argv):
+    vals, rest = parse_flags(argv, CREATE)
+    assert (vals["bundle"], vals["pid-file"], rest) == ("/b", "/p", ["id"])
+
+
+@pytest.mark.parametrize("arg, want", [("--no-pivot", True), ("--no-pivot=true", True),
+                                       ("--no-pivot=false", False), ("--no-pivot=0", False),
+                                       ("--no-pivot=FALSE", False)])
+def test_bool_spellings(arg, want):
+    vals, rest = parse_flags([arg, "id"], CREATE)
+    assert vals["no-pivot"] is want and rest == ["id"]
+
+
+def test_bool_does_not_eat_the_next_argument():
+    vals, rest = parse_flags(["-d", "id"], RUN)
+    assert vals["detach"] is True and rest == ["id"]
+
+
+def test_int_flag_and_its_error():
+    assert parse_flags(["--preserve-fds", "3", "id"], CREATE)[0]["preserve-fds"] == 3
+    with pytest.raises(UsageError, match='invalid value "x" for flag --preserve-fds'):
+        parse_flags(["--preserve-fds", "x", "id"], CREATE)
+
+
+def test_list_flags_accumulate():
+    vals, rest = parse_flags(["-e", "A=1", "--env", "B=2", "--env=C=3", "id", "sh"], EXEC)
+    assert vals["env"] == ["A=1", "B=2", "C=3"] and rest == ["id", "sh"]
+    # defaults are copies: one parse does not leak into the next
+    assert parse_flags(["id"], EXEC)[0]["env"] == []
+
+
+def test_double_dash_ends_flags():
+    vals, rest = parse_flags(["-t", "--", "id", "--cwd", "/x"], EXEC)
+    assert vals["tty"] is True and vals["cwd"] == "" and rest == ["id", "--cwd", "/x"]
+
+
+def test_flags_after_positionals_are_left_to_the_caller():
+    _, rest = parse_flags(["id", "--force"], {"force": ("f", "bool", False)})
+    assert rest == ["id", "--force"]
+
+
+def test_unknown_flag_and_missing_value():
+    with pytest.raises(UsageError, match="flag provided but not defined: -nope"):
+        parse_flags(["--nope", "id"], CREATE)
+    with pytest.raises(UsageError, match="flag needs an argument: --bundle"):
+        parse_flags(["--bundle"], CREATE)
+
+
+def test_short_alias_is_not_a_long_name():
+    with pytest.raises(UsageError):
+        parse_flags(["--b", "/x"], CREATE)
+
+
+# ---- main(): what happens before any container is touched
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"ocirt version {__version__}\n") and f"\nspec: {SPEC_VERSION}\n" in out
+    assert main(["-v"]) == 0
+
+
+def test_help_and_no_command(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"   {name} " in out for name in ("create", "start", "state", "kill", "delete", "run", "list", "spec"))
+    assert main([]) == 1
+
+
+def test_command_help(capsys):
+    assert main(["kill", "--help"]) == 0
+    assert "ocirt kill" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["nosuch"], "No help topic for 'nosuch'"),
+    (["--bogus", "list"], "flag provided but not defined: -bogus"),
+    (["state"], '"state" requires a container id'),
+    (["kill", "a", "KILL", "x"], '"kill" takes at most 2 argument(s)'),
+    (["--systemd-cgroup", "state", "a"], "--systemd-cgroup"),
+])
+def test_usage_errors_are_one_line_exit_1(argv, msg, capsys, tmp_path):
+    assert main(["--root", str(tmp_path)] + argv) == 1
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_bad_log_format(capsys, tmp_path):
+    assert main(["--root", str(tmp_path), "--log-format", "xml", "list"]) == 1
+    assert 'unknown log format "xml"' in capsys.readouterr().err
+
+
+def test_json_log_of_an_error(capsys, tmp_path):
+    log = tmp_path / "log.json"
+    assert main(["--root", str(tmp_path), "--log", str(log), "--log-format", "json", "state", "nope"]) == 1
+    lines = log.read_text().splitlines()
+    assert len(lines) == 1
+    entry = json.loads(lines[0])
+    assert entry["level"] == "error" and 'container "nope" does not exist' in entry["msg"]
+    assert entry["msg"] in capsys.readouterr().err
+
+
+def test_list_of_an_empty_root(capsys, tmp_path):
+    assert main(["--root", str(tmp_path / "none"), "list", "--format", "json"]) == 0
+    assert capsys.readouterr().out.strip() == "null"
+    assert main(["--root", str(tmp_path / "none"), "list", "-q"]) == 0
+    assert capsys.readouterr().out == ""
+    assert main(["--root", str(tmp_path / "none"), "list", "--format", "yaml"]) == 1

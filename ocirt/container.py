@@ -80,7 +80,7 @@ class Creation:
             "fifo": None if self.foreground else self.c.fifo,
             "console_fd": console_fd, "preserve_fds": self.opts.preserve_fds,
             "no_pivot": self.opts.no_pivot, "wait": self.foreground,
-            "seccomp": self._seccomp(),
+            "seccomp": self._seccomp(), "id": self.c.id,
         }
 
     def _seccomp(self):
@@ -151,7 +151,7 @@ class Creation:
         except OcirtError as e:
             self.session.send("E" + str(e))
             raise
-        self.session.send("go\n" + jsonio.dumps(state))
+        self.session.send("go\n" + hooks.container_side(state))
 
     def abort(self):
         """Undo everything: the process, the cgroup, the state dir."""
@@ -162,6 +162,11 @@ class Creation:
         if self.cgroup is not None:
             self.cgroup.kill_all(SIGKILL)
             self.cgroup.destroy()
+        hs = self.spec.get("hooks") or {}
+        if self.c.state and hs.get("poststop"):
+            # runtime.md: a failed create continues the lifecycle at poststop.
+            from ocirt import hooks
+            hooks.run(hs, "poststop", dict(self.c.oci_state(), status="stopped"), warn=self.g.log.warn)
         self.c.remove()
 
 
@@ -227,8 +232,12 @@ def _release(c):
         p = select.poll()
         p.register(fd, select.POLLIN)
         while True:
-            if p.poll(100) and os.read(fd, 1):
+            data = os.read(fd, 4096) if p.poll(100) else b""
+            if data[:1] == b"0":
                 break
+            if data[:1] == b"E":  # a startContainer hook failed: init says why, and exits
+                where, _, msg = data[1:].decode(errors="replace").partition("\t")
+                raise OcirtError(msg, where or None, "config.json")
             if not c.init_alive():
                 raise OcirtError("container init died before it could be started")
     finally:
@@ -237,10 +246,16 @@ def _release(c):
 
 
 def _poststart(g, c):
+    """A failing poststart hook fails the operation and stops the container
+    (runtime.md, step 11)."""
     hs = (c.state.get("config") or {}).get("hooks") or {}
     if hs.get("poststart"):
         from ocirt import hooks
-        hooks.run(hs, "poststart", c.oci_state(), warn=g.log.warn)
+        try:
+            hooks.run(hs, "poststart", c.oci_state())
+        except OcirtError:
+            kill_and_wait(c.state["pid"])
+            raise
 
 
 def state(g, cid):

@@ -22,6 +22,15 @@ def run(hooks, kind, state, warn=None):
             warn(str(e))
 
 
+def container_side(state):
+    """The state for the hooks run inside the container (createContainer,
+    startContainer), sent to ocirt-init without status, pid and the closing
+    brace: it adds them as it sees them (runtime-spec state: the pid as seen
+    from the hook's namespace)."""
+    rest = {k: v for k, v in state.items() if k not in ("status", "pid")}
+    return jsonio.dumps(rest)[:-1]
+
+
 def _run_one(h, payload):
     path = h["path"]
     argv = h.get("args") or [path]

@@ -51,6 +51,7 @@
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -89,7 +90,11 @@ static int nrecs;
 static int sync_fd = -1;
 static int root_fd = -1;   /* O_PATH fd of the rootfs, before pivot_root */
 static int fifo_fd = -1;   /* O_PATH fd of exec.fifo */
-static char *state_json;   /* from the runtime, for createContainer/startContainer hooks */
+static int start_fd = -1;  /* exec.fifo opened by `start`: errors go there */
+static int listener_fd = -1; /* connected to linux.seccomp.listenerPath */
+static pid_t host_pid;     /* our pid as the runtime sees it */
+static char *state_json;   /* from the runtime, for createContainer/startContainer hooks:
+                            * the state without its status, pid and closing brace */
 static char exec_path[PATH_MAX];
 static const char *cur_where = "";
 
@@ -115,6 +120,8 @@ static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt,
     va_end(ap);
     if (sync_fd >= 0)
         send_msg(msg, strlen(msg));
+    else if (start_fd >= 0) /* `start` is reading exec.fifo */
+        (void)!write(start_fd, msg, strlen(msg));
     else
         dprintf(2, "ocirt: %s%s%s\n", cur_where, *cur_where ? ": " : "", msg + n);
     _exit(127);
@@ -302,6 +309,18 @@ static void op_setns(char **a)
     close(fd);
 }
 
+/* Connected now, from the host's view; the fd is sent once the filter is in. */
+static void op_seccomp_listener(char **a)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(a[2]) >= sizeof sa.sun_path)
+        die("%s: path too long", a[2]);
+    strcpy(sa.sun_path, a[2]);
+    listener_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(listener_fd, "socket");
+    CHECK(connect(listener_fd, (struct sockaddr *)&sa, sizeof sa), "connect to %s", a[2]);
+}
+
 static void op_timens(char **a)
 {
     CHECK(unshare(CLONE_NEWTIME), "unshare time namespace");
@@ -360,7 +379,7 @@ static void op_mount(char **a)
     if (remount)
         CHECK(mount(NULL, target, NULL, remount, NULL), "remount %s", dst);
     for (unsigned long bit = 1; bit; bit <<= 1)
-        if (prop & bit)
+        if (prop & bit & ~MS_REC)
             CHECK(mount(NULL, target, NULL, bit | (prop & MS_REC), NULL), "set propagation of %s", dst);
     if (attr_set || attr_clr) {
         struct {
@@ -387,8 +406,16 @@ static void op_mknod(char **a)
     mkdir_in_root(*dir ? dir : "/", 0755);
     int parent = open_in_root(*dir ? dir : "/", O_PATH | O_DIRECTORY);
     CHECK(parent, "open %s", dir);
-    if (unlinkat(parent, slash + 1, 0) < 0 && errno != ENOENT)
-        die("remove %s: %s", path, err(errno));
+    struct stat st;
+    if (fstatat(parent, slash + 1, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        /* linux.devices: what exists there must be this very device (the
+         * spec wants an error otherwise); default devices just replace it. */
+        int same = (st.st_mode & S_IFMT) == (mode & S_IFMT) &&
+                   (S_ISFIFO(st.st_mode) || st.st_rdev == makedev(num(a[4]), num(a[5])));
+        if (!same && !strcmp(a[9], "strict"))
+            die("%s already exists and is not this device", path);
+        CHECK(unlinkat(parent, slash + 1, 0), "remove %s", path);
+    }
     CHECK(mknodat(parent, slash + 1, mode, makedev(num(a[4]), num(a[5]))), "mknod %s", path);
     CHECK(fchownat(parent, slash + 1, num(a[7]), num(a[8]), AT_SYMLINK_NOFOLLOW), "chown %s", path);
     close(parent);
@@ -648,6 +675,16 @@ static void op_console(char **a)
         CHECK(ioctl(master, TIOCSWINSZ, &ws), "set console size");
     int slave = open(name, O_RDWR | O_NOCTTY);
     CHECK(slave, "open %s", name);
+    if (!strcmp(a[5], "1")) {
+        /* The init's terminal is also /dev/console, as runc makes it. */
+        touch_in_root("/dev/console");
+        int fd = open_in_root("/dev/console", O_PATH);
+        CHECK(fd, "open /dev/console");
+        char target[64];
+        fdpath(target, sizeof target, fd);
+        CHECK(mount(name, target, NULL, MS_BIND, NULL), "bind %s on /dev/console", name);
+        close(fd);
+    }
     /* Send the master with its name as data (what runc sends). */
     char cbuf[CMSG_SPACE(sizeof(int))] = {0};
     struct iovec iov = {.iov_base = name, .iov_len = strlen(name)};
@@ -728,10 +765,15 @@ static void op_caps(char **a)
     capmask(a, 2, e);
     capmask(a, 3, p);
     capmask(a, 4, i);
+    /* A capability we do not hold ourselves cannot be granted: skip it, as
+     * the spec allows (this host's root may lack one in its bounding set). */
+    struct __user_cap_data_struct cur[2];
+    CHECK(syscall(SYS_capget, &h, cur), "get capabilities");
     for (int k = 0; k < 2; k++)
-        d[k] = (struct __user_cap_data_struct){e[k], p[k], i[k]};
+        d[k] = (struct __user_cap_data_struct){e[k] & cur[k].permitted, p[k] & cur[k].permitted,
+                                               i[k] & cur[k].permitted};
     CHECK(syscall(SYS_capset, &h, d), "set capabilities");
-    uint64_t amb = num(a[5]);
+    uint64_t amb = num(a[5]) & ((uint64_t)cur[1].permitted << 32 | cur[0].permitted);
     for (int c = 0; c <= last_cap(); c++)
         if (amb & (1ULL << c))
             CHECK(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0), "raise ambient capability %d", c);
@@ -797,11 +839,18 @@ static void op_fifo_wait(char **a)
     (void)a;
     char p[64];
     fdpath(p, sizeof p, fifo_fd);
-    int fd = open(p, O_WRONLY | O_CLOEXEC);
-    CHECK(fd, "open exec fifo");
-    CHECK(write(fd, "0", 1), "write exec fifo");
-    close(fd);
+    start_fd = open(p, O_WRONLY | O_CLOEXEC);
+    CHECK(start_fd, "open exec fifo");
     close(fifo_fd);
+}
+
+/* startContainer hooks passed: tell `start` the program is being run. */
+static void op_fifo_go(char **a)
+{
+    (void)a;
+    CHECK(write(start_fd, "0", 1), "write exec fifo");
+    close(start_fd);
+    start_fd = -1;
 }
 
 static void op_ready(char **a)
@@ -824,22 +873,21 @@ static void op_hooks(char **a)
     state_json = buf + 3;
 }
 
-/* a: where timeout path argc args... envc env... */
+/* Run one hook with the state (as this process sees it) on its stdin.
+ * a: where timeout status path argc args... envc env... */
 static void op_hook(char **a)
 {
     int timeout = num(a[2]);
-    int argc = num(a[4]);
-    char **args = &a[5];
-    int envc = num(a[5 + argc]);
-    char **env = &a[6 + argc];
+    const char *status = a[3], *path = a[4];
+    int argc = num(a[5]);
+    int envc = num(a[6 + argc]);
     char *argv[argc + 2], *envp[envc + 1];
-    if (argc == 0) {
-        argv[0] = a[3];
-        argc = 1;
-    } else
-        memcpy(argv, args, argc * sizeof *argv);
+    if (argc == 0)
+        argv[argc++] = (char *)path;
+    else
+        memcpy(argv, &a[6], argc * sizeof *argv);
     argv[argc] = NULL;
-    memcpy(envp, env, envc * sizeof *envp);
+    memcpy(envp, &a[7 + num(a[5])], envc * sizeof *envp);
     envp[envc] = NULL;
     int in[2];
     CHECK(pipe2(in, O_CLOEXEC), "pipe");
@@ -847,37 +895,84 @@ static void op_hook(char **a)
     CHECK(pid, "fork hook");
     if (pid == 0) {
         dup2(in[0], 0);
-        execve(a[3], argv, envp);
-        dprintf(2, "exec %s: %s\n", a[3], err(errno));
+        execve(path, argv, envp);
+        dprintf(2, "exec %s: %s\n", path, err(errno));
         _exit(127);
     }
     close(in[0]);
+    signal(SIGPIPE, SIG_IGN); /* a hook need not read its stdin */
     if (state_json)
-        (void)!write(in[1], state_json, strlen(state_json));
+        dprintf(in[1], "%s,\"status\":\"%s\",\"pid\":%d}", state_json, status, getpid());
     close(in[1]);
+    signal(SIGPIPE, SIG_DFL);
     int pfd = syscall(SYS_pidfd_open, pid, 0);
     struct pollfd pf = {.fd = pfd, .events = POLLIN};
-    int r = timeout > 0 ? poll(&pf, 1, timeout * 1000) : 1;
-    if (r == 0) {
+    if (timeout > 0 && poll(&pf, 1, timeout * 1000) == 0) {
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
-        die("hook %s: timed out after %d s", a[3], timeout);
+        die("hook %s: timed out after %d s", path, timeout);
     }
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
     close(pfd);
-    if (!WIFEXITED(status) || WEXITSTATUS(status))
-        die("hook %s failed: %s %d", a[3], WIFEXITED(status) ? "exit status" : "signal",
-            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(st) || WEXITSTATUS(st))
+        die("hook %s failed: %s %d", path, WIFEXITED(st) ? "exit status" : "signal",
+            WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
 }
 
-/* a: where flags bpf */
+/* The payload for listenerPath: the parts joined by our host pid. */
+static char *notify_payload(char **parts, int n, size_t *len)
+{
+    size_t cap = 64;
+    for (int i = 0; i < n; i++)
+        cap += strlen(parts[i]) + 24;
+    char *buf = malloc(cap);
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        if (i)
+            off += snprintf(buf + off, cap - off, "%d", host_pid);
+        off += snprintf(buf + off, cap - off, "%s", parts[i]);
+    }
+    *len = off;
+    return buf;
+}
+
+/* Hand the listener fd to the seccomp agent: one sendmsg carrying it, the
+ * rest of the payload (if any) without, then close the connection. */
+static void send_listener(int nfd, const char *msg, size_t len)
+{
+    char cbuf[CMSG_SPACE(sizeof(int))] = {0};
+    struct iovec iov = {.iov_base = (void *)msg, .iov_len = len};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &nfd, sizeof(int));
+    ssize_t n = sendmsg(listener_fd, &mh, MSG_NOSIGNAL);
+    CHECK(n, "send the seccomp listener fd");
+    for (size_t off = n; off < len; off += n)
+        CHECK(n = send(listener_fd, msg + off, len - off, MSG_NOSIGNAL), "send the seccomp state");
+    close(listener_fd);
+    listener_fd = -1;
+}
+
+/* a: where flags bpf nparts parts... (parts: the SCMP_ACT_NOTIFY payload) */
 static void op_seccomp(char **a, size_t bpflen)
 {
+    size_t len = 0;
+    int nparts = num(a[4]);
+    /* Built before the filter: from then on a notified syscall would wait
+     * for an agent that has not got the fd yet. */
+    char *payload = nparts ? notify_payload(&a[5], nparts, &len) : NULL;
     struct sock_fprog prog = {.len = bpflen / 8, .filter = (struct sock_filter *)a[3]};
     long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned)num(a[2]), &prog);
     CHECK(fd, "load seccomp filter");
+    if (payload) {
+        send_listener(fd, payload, len);
+        close(fd);
+    }
 }
 
 static void op_close_fds(char **a)
@@ -937,6 +1032,7 @@ static void run_child_op(struct rec *r)
     else if (!strcmp(op, "lookup")) op_lookup(a);
     else if (!strcmp(op, "fifo-open")) op_fifo_open(a);
     else if (!strcmp(op, "fifo-wait")) op_fifo_wait(a);
+    else if (!strcmp(op, "fifo-go")) op_fifo_go(a);
     else if (!strcmp(op, "ready")) op_ready(a);
     else if (!strcmp(op, "hooks")) op_hooks(a);
     else if (!strcmp(op, "hook")) op_hook(a);
@@ -985,8 +1081,7 @@ static void do_clone(int i)
     CHECK(pid, "clone");
     if (pid == 0) {
         close(go[0]);
-        char c;
-        if (read(go[1], &c, 1) != 1)
+        if (read(go[1], &host_pid, sizeof host_pid) != sizeof host_pid)
             _exit(1); /* the helper died: nothing to report to */
         close(go[1]);
         if (flags & CLONE_NEWUSER) {
@@ -1006,7 +1101,7 @@ static void do_clone(int i)
             map_ids(pid, &plan[j]);
     char msg[32];
     send_msg(msg, snprintf(msg, sizeof msg, "pid %d", pid));
-    CHECK(write(go[0], "1", 1), "release child");
+    CHECK(write(go[0], &pid, sizeof pid), "release child");
     close(go[0]);
     if (!wait_child)
         _exit(0);
@@ -1036,6 +1131,7 @@ int main(int argc, char **argv)
         cur_where = a[1];
         if (!strcmp(a[0], "setns")) op_setns(a);
         else if (!strcmp(a[0], "timens")) op_timens(a);
+        else if (!strcmp(a[0], "seccomp-listener")) op_seccomp_listener(a);
         else if (!strcmp(a[0], "cgroup")) write_file(a[2], "0", 1);
         else if (!strcmp(a[0], "clone")) do_clone(i);
         else die("unknown helper step %s", a[0]);

@@ -1,7 +1,10 @@
 """The whole plan of a `create` and of an `exec`, assembled from the
 per-area modules in the order the kernel and the spec need."""
+import os
+
+from ocirt import SPEC_VERSION
 from ocirt.errors import OcirtError
-from ocirt.plan import devices, hooks, mounts, namespaces, process, sysctl
+from ocirt.plan import argv_fields, devices, hooks, mounts, namespaces, process, sysctl
 
 # ctx keys (filled by the runtime; plain data so tests can build plans):
 #   rootfs, bundle        absolute paths
@@ -14,6 +17,7 @@ from ocirt.plan import devices, hooks, mounts, namespaces, process, sysctl
 #   preserve_fds          number of fds after stdio to pass on
 #   no_pivot, wait        bools
 #   seccomp               compiled program (ocirt.plan.seccomp.Compiled) or None
+#   id                    the container's id (in the state sent to a seccomp agent)
 
 
 def create_plan(spec, ctx):
@@ -26,6 +30,7 @@ def create_plan(spec, ctx):
     steps += [("cgroup", "linux.cgroupsPath", f) for f in ctx.get("cgroup_files", ())]
     pre, flags = namespaces.helper_steps(linux, ns, ctx.get("wait"))
     steps += pre
+    steps += _listener_steps(ctx)
     steps.append(("clone", "linux.namespaces", flags, ctx.get("cgroup_v2_dir") or "", int(bool(ctx.get("wait")))))
     steps += namespaces.id_map_steps(linux, ns)
     if "mount" not in ns:
@@ -41,10 +46,14 @@ def create_plan(spec, ctx):
     if spec.get("domainname"):
         steps.append(_uts_step(ns, "domainname", spec["domainname"]))
     steps += mounts.finish_steps(spec, linux)
-    after_ready = [("fifo-wait", "process")] if ctx.get("fifo") else []
-    after_ready += hooks.hook_steps(hooks_, "startContainer")
+    # start returns once the startContainer hooks passed (fifo-go), or
+    # reads their error from the fifo.
+    after_ready = hooks.hook_steps(hooks_, "startContainer")
+    if ctx.get("fifo"):
+        after_ready = [("fifo-wait", "process"), *after_ready, ("fifo-go", "process")]
+    ctx = dict(ctx, annotations=spec.get("annotations"))
     steps += process_steps(proc, ctx, personality=process.personality_steps(linux),
-                           after_ready=after_ready)
+                           after_ready=after_ready, dev_console=not _dev_is_bind(spec))
     return steps
 
 
@@ -53,17 +62,22 @@ def _rootfs(spec, linux, ctx, userns):
     if ctx.get("fifo"):
         steps.append(("fifo-open", "process", ctx["fifo"]))
     mctx = dict(ctx, userns=userns)
-    dev_bind = False
     for i, m in enumerate(spec.get("mounts") or []):
         steps += mounts.mount_step(m, i, mctx)
-        if mounts.clean_dest(m.get("destination", ""), "") == "/dev":
-            dev_bind = "bind" in (m.get("options") or []) or "rbind" in (m.get("options") or []) \
-                or m.get("type") == "bind"
     devs = linux.get("devices") or []
-    if not dev_bind:
+    if not _dev_is_bind(spec):
         steps += devices.device_steps(linux, userns)
         steps += mounts.dev_steps(spec, dict(mctx, dev_is_tmpfs=True), devs)
     return steps
+
+
+def _dev_is_bind(spec):
+    """Is the container's /dev a bind of a host directory (left as it is)?"""
+    for m in reversed(spec.get("mounts") or []):
+        if mounts.clean_dest(m.get("destination", ""), "") == "/dev":
+            opts = m.get("options") or []
+            return "bind" in opts or "rbind" in opts or m.get("type") == "bind"
+    return False
 
 
 def _uts_step(ns, key, value):
@@ -72,7 +86,7 @@ def _uts_step(ns, key, value):
     return (key, key, value)
 
 
-def process_steps(proc, ctx, where="process", personality=(), after_ready=()):
+def process_steps(proc, ctx, where="process", personality=(), after_ready=(), dev_console=False):
     """What every container process gets, init or exec'd: attributes set as
     root, then the credentials, then ready/exec. Seccomp goes before the
     credentials when noNewPrivileges is off (loading it then needs
@@ -82,32 +96,55 @@ def process_steps(proc, ctx, where="process", personality=(), after_ready=()):
     steps += process.rlimit_steps(proc, where)
     steps += process.lsm_steps(proc, where)
     if proc.get("terminal") and ctx.get("console_fd") is not None:
-        steps.append(process.console_step(proc, ctx["console_fd"], where))
+        steps.append(process.console_step(proc, ctx["console_fd"], where, dev_console))
     elif proc.get("terminal"):
         raise OcirtError("a terminal needs --console-socket (or `run` in the foreground)",
                          f"{where}.terminal")
-    steps.append(process.cwd_step(proc, where))
+    steps.append(process.cwd_step(proc, where, ctx.get("create_cwd", True)))
     nnp = bool(proc.get("noNewPrivileges"))
     seccomp = ctx.get("seccomp")
+    notify = seccomp is not None and bool(seccomp.listener_path)
     if seccomp is not None and not nnp:
-        steps.append(_seccomp_step(seccomp))
+        steps.append(_seccomp_step(seccomp, ctx))
     steps += process.cred_steps(proc, where)
     lookup, exec_ = process.exec_steps(proc, where)
     steps += lookup
     if nnp:
         steps.append(("nnp", f"{where}.noNewPrivileges"))
+    if seccomp is not None and nnp and notify:
+        # The agent gets its fd during create, as with runc.
+        steps.append(_seccomp_step(seccomp, ctx))
     steps.append(("ready", where))
     steps += after_ready
     steps += process.affinity(proc, "final", where)
-    if seccomp is not None and nnp:
-        steps.append(_seccomp_step(seccomp))
+    if seccomp is not None and nnp and not notify:
+        steps.append(_seccomp_step(seccomp, ctx))
     steps.append(("close-fds", where, 3 + int(ctx.get("preserve_fds") or 0)))
     steps += exec_
     return steps
 
 
-def _seccomp_step(c):
-    return ("seccomp", "linux.seccomp", c.flags, c.bpf)
+def _seccomp_step(c, ctx):
+    """Load the filter; with a listener, send it the fd and the state,
+    whose pid (twice in it) only the helper knows: the payload travels in
+    parts that ocirt-init joins with that pid."""
+    if not c.listener_path:
+        return ("seccomp", "linux.seccomp", c.flags, c.bpf, 0)
+    from ocirt.plan.seccomp import notify_state
+    token = int.from_bytes(os.urandom(8), "little") | 1 << 63  # cannot occur by chance
+    state = {"ociVersion": SPEC_VERSION, "id": ctx.get("id", ""), "status": "creating", "pid": token,
+             "bundle": ctx.get("bundle", "")}
+    if ctx.get("annotations"):
+        state["annotations"] = ctx["annotations"]
+    parts = notify_state(state, c).decode().split(str(token))
+    return ("seccomp", "linux.seccomp", c.flags, c.bpf, *argv_fields(parts))
+
+
+def _listener_steps(ctx):
+    c = ctx.get("seccomp")
+    if c is None or not c.listener_path:
+        return []
+    return [("seccomp-listener", "linux.seccomp.listenerPath", c.listener_path)]
 
 
 def exec_plan(ns_paths, proc, ctx):
@@ -117,6 +154,7 @@ def exec_plan(ns_paths, proc, ctx):
     order = {t: i for i, t in enumerate(namespaces.JOIN_ORDER)}
     for t, path in sorted(ns_paths, key=lambda x: order[x[0]]):
         steps.append(("setns", "linux.namespaces", path, t))
+    steps += _listener_steps(ctx)
     steps.append(("clone", "process", 0, ctx.get("cgroup_v2_dir") or "", int(bool(ctx.get("wait")))))
     steps += process_steps(proc, ctx)
     return steps

@@ -22,5 +22,5 @@ def device_steps(linux, userns):
             continue
         mode = d.get("fileMode", 0o666) & 0o7777
         steps.append(("mknod", where, path, t, d.get("major", 0), d.get("minor", 0), mode,
-                      d.get("uid", 0), d.get("gid", 0)))
+                      d.get("uid", 0), d.get("gid", 0), "strict"))
     return steps

@@ -21,9 +21,13 @@ def check_hooks(spec):
     return hooks
 
 
+# The container's status while each in-container kind runs (runtime.md).
+STATUS = {"createContainer": "creating", "startContainer": "created"}
+
+
 def hook_steps(hooks, kind):
     steps = []
     for i, h in enumerate(hooks.get(kind) or []):
-        steps.append(("hook", jpath(jpath("hooks", kind), i), h.get("timeout", 0), h["path"],
-                      *argv_fields(h.get("args") or []), *argv_fields(h.get("env") or [])))
+        steps.append(("hook", jpath(jpath("hooks", kind), i), h.get("timeout", 0), STATUS[kind],
+                      h["path"], *argv_fields(h.get("args") or []), *argv_fields(h.get("env") or [])))
     return steps

@@ -41,7 +41,7 @@ RECURSIVE = {
     "rnodev": (A_NODEV, 0), "rdev": (0, A_NODEV), "rnoexec": (A_NOEXEC, 0), "rexec": (0, A_NOEXEC),
     "rnodiratime": (A_NODIRATIME, 0), "rdiratime": (0, A_NODIRATIME),
     "rrelatime": (A_RELATIME, A_ATIME_MASK), "rnorelatime": (0, A_ATIME_MASK),
-    "rnoatime": (A_NOATIME, A_ATIME_MASK), "ratime": (0, A_NOATIME),
+    "rnoatime": (A_NOATIME, A_ATIME_MASK), "ratime": (A_RELATIME, A_ATIME_MASK),
     "rstrictatime": (A_STRICTATIME, A_ATIME_MASK), "rnostrictatime": (0, A_ATIME_MASK),
     "rnosymfollow": (A_NOSYMFOLLOW, 0), "rsymfollow": (0, A_NOSYMFOLLOW),
 }
@@ -175,6 +175,8 @@ def rootfs_steps(spec, ctx):
     if prop_name is not None and prop_name not in ROOTFS_PROPAGATION:
         raise OcirtError(f'unknown propagation "{prop_name}"', "linux.rootfsPropagation")
     prop = ROOTFS_PROPAGATION.get(prop_name, MS_SLAVE | MS_REC)
+    if prop & MS_UNBINDABLE:
+        prop = MS_SLAVE | MS_REC  # the rootfs must be bindable; / is made unbindable after pivot_root
     rootfs = ctx["rootfs"]
     steps = [("rootprop", "linux.rootfsPropagation", prop)]
     if prop & MS_SHARED:
@@ -195,7 +197,7 @@ def dev_steps(spec, ctx, devices):
         if ctx.get("userns"):
             steps.append(("binddev", "linux.devices", path))
         else:
-            steps.append(("mknod", "linux.devices", path, "c", major, minor, 0o666, 0, 0))
+            steps.append(("mknod", "linux.devices", path, "c", major, minor, 0o666, 0, 0, "replace"))
     for target, link in DEV_SYMLINKS:
         steps.append(("symlink", "linux", target, link))
     if os.path.exists("/proc/kcore"):

@@ -73,7 +73,7 @@ def cred_steps(proc, where="process"):
     return [
         ("bounding", jpath(where, "capabilities.bounding"), caps["bounding"]),
         ("user", jpath(where, "user"), user.get("uid", 0), user.get("gid", 0),
-         "%#o" % (umask if umask is not None else 0o022), *argv_fields(groups)),
+         umask if umask is not None else 0o022, *argv_fields(groups)),
         ("caps", jpath(where, "capabilities"), caps["effective"], caps["permitted"],
          caps["inheritable"], caps["ambient"]),
     ]
@@ -192,13 +192,18 @@ def exec_steps(proc, where="process"):
            [("exec", jpath(where, "args"), *argv_fields(args), *argv_fields(env))]
 
 
-def cwd_step(proc, where="process"):
+def cwd_step(proc, where="process", create=True):
+    """chdir; a missing cwd is created for the container's init (as runc
+    does), not for an exec'd process."""
     cwd = proc.get("cwd") or "/"
     if not cwd.startswith("/"):
         raise OcirtError(f'"{cwd}" must be an absolute path', jpath(where, "cwd"))
-    return ("cwd", jpath(where, "cwd"), cwd, "create")
+    return ("cwd", jpath(where, "cwd"), cwd, "create" if create else "")
 
 
-def console_step(proc, sock_fd, where="process"):
+def console_step(proc, sock_fd, where="process", dev_console=False):
+    """Make a pty, send its master to sock_fd, use it as stdio (and bind it
+    on /dev/console for the container's init)."""
     size = proc.get("consoleSize") or {}
-    return ("console", jpath(where, "terminal"), sock_fd, size.get("height", 0), size.get("width", 0))
+    return ("console", jpath(where, "terminal"), sock_fd, size.get("height", 0), size.get("width", 0),
+            int(dev_console))

@@ -22,6 +22,7 @@
  */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -44,6 +45,7 @@
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -330,11 +332,79 @@ static void op_timens(char **a)
 
 /* ---- child stage: mounts ---- */
 
+/* Is WORD in the comma-separated LIST? */
+static int has_word(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = list; (p = strstr(p, word)); p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == 0))
+            return 1;
+    return 0;
+}
+
+static void copy_file(int from, int to, const char *name, const struct stat *st)
+{
+    int in = openat(from, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    CHECK(in, "tmpcopyup: open %s", name);
+    int out = openat(to, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st->st_mode & 07777);
+    CHECK(out, "tmpcopyup: create %s", name);
+    for (off_t left = st->st_size; left > 0;) {
+        ssize_t n = sendfile(out, in, NULL, left);
+        CHECK(n, "tmpcopyup: copy %s", name);
+        if (n == 0)
+            break;
+        left -= n;
+    }
+    close(in);
+    close(out);
+}
+
+/* tmpcopyup: copy the directory FROM (what the tmpfs now hides) into TO,
+ * keeping types, modes, owners and times. */
+static void copy_tree(int from, int to)
+{
+    DIR *d = fdopendir(dup(from));
+    if (!d)
+        die("tmpcopyup: %s", err(errno));
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *name = e->d_name;
+        if (!strcmp(name, ".") || !strcmp(name, ".."))
+            continue;
+        struct stat st;
+        CHECK(fstatat(from, name, &st, AT_SYMLINK_NOFOLLOW), "tmpcopyup: stat %s", name);
+        if (S_ISDIR(st.st_mode)) {
+            CHECK(mkdirat(to, name, st.st_mode & 07777), "tmpcopyup: mkdir %s", name);
+            int f = openat(from, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            int t = openat(to, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            CHECK(f < 0 ? f : t, "tmpcopyup: open %s", name);
+            copy_tree(f, t);
+            close(f);
+            close(t);
+        } else if (S_ISREG(st.st_mode)) {
+            copy_file(from, to, name, &st);
+        } else if (S_ISLNK(st.st_mode)) {
+            char target[PATH_MAX];
+            ssize_t n = readlinkat(from, name, target, sizeof target - 1);
+            CHECK(n, "tmpcopyup: readlink %s", name);
+            target[n] = 0;
+            CHECK(symlinkat(target, to, name), "tmpcopyup: symlink %s", name);
+        } else {
+            CHECK(mknodat(to, name, st.st_mode, st.st_rdev), "tmpcopyup: mknod %s", name);
+        }
+        CHECK(fchownat(to, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW), "tmpcopyup: chown %s", name);
+        struct timespec ts[2] = {st.st_atim, st.st_mtim};
+        CHECK(utimensat(to, name, ts, AT_SYMLINK_NOFOLLOW), "tmpcopyup: set times of %s", name);
+    }
+    closedir(d);
+}
+
 /* mount SRC on container path DST.
- * a: where src dst fstype flags data mkkind remount_flags propagation attr_set attr_clr check */
+ * a: where src dst fstype flags data mkkind remount_flags propagation attr_set attr_clr extra
+ * extra: "in-proc" (check the destination is on procfs), "tmpcopyup" */
 static void op_mount(char **a)
 {
-    const char *src = a[2], *dst = a[3], *type = a[4], *data = a[6], *kind = a[7], *check = a[12];
+    const char *src = a[2], *dst = a[3], *type = a[4], *data = a[6], *kind = a[7], *extra = a[12];
     unsigned long flags = num(a[5]), remount = num(a[8]), prop = num(a[9]);
     uint64_t attr_set = num(a[10]), attr_clr = num(a[11]);
 
@@ -348,7 +418,7 @@ static void op_mount(char **a)
     fdpath(target, sizeof target, fd);
     /* "/proc" targets must really be procfs mounts or files on one (no
      * symlink or bind trickery can redirect a proc mount elsewhere). */
-    if (!strcmp(check, "in-proc")) {
+    if (has_word(extra, "in-proc")) {
         struct statfs sf;
         CHECK(fstatfs(fd, &sf), "statfs %s", dst);
         if (sf.f_type != PROC_SUPER_MAGIC)
@@ -371,10 +441,19 @@ static void op_mount(char **a)
     }
     if (sfd >= 0)
         close(sfd);
-    close(fd);
     /* Later steps act on what is now mounted there. */
+    int old = fd;
     fd = open_in_root(dst, O_PATH);
     CHECK(fd, "open %s", dst);
+    if (has_word(extra, "tmpcopyup")) {
+        int from = openat(old, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int to = open_in_root(dst, O_RDONLY | O_DIRECTORY);
+        CHECK(from < 0 ? from : to, "tmpcopyup: open %s", dst);
+        copy_tree(from, to);
+        close(from);
+        close(to);
+    }
+    close(old);
     fdpath(target, sizeof target, fd);
     if (remount)
         CHECK(mount(NULL, target, NULL, remount, NULL), "remount %s", dst);
@@ -630,22 +709,38 @@ static void op_ioprio(char **a)
     CHECK(syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, (int)num(a[2])), "ioprio_set");
 }
 
-static void op_affinity(char **a)
+/* A kernel list ("0-3,7") into a bitmap of nbits (checked by the plan). */
+static void parse_list(const char *s, unsigned long *bits, size_t nbits)
 {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    for (char *p = a[2]; *p;) {
-        long lo = strtol(p, &p, 10), hi = lo;
+    memset(bits, 0, nbits / 8);
+    for (char *p = (char *)s; *p;) {
+        unsigned long lo = strtoul(p, &p, 10), hi = lo;
         if (*p == '-')
-            hi = strtol(p + 1, &p, 10);
-        for (long c = lo; c <= hi && c < CPU_SETSIZE; c++)
-            CPU_SET(c, &set);
+            hi = strtoul(p + 1, &p, 10);
+        for (unsigned long c = lo; c <= hi && c < nbits; c++)
+            bits[c / (8 * sizeof *bits)] |= 1UL << (c % (8 * sizeof *bits));
         if (*p == ',')
             p++;
         else if (*p)
-            die("bad cpu list %s", a[2]);
+            die("bad list %s", s);
     }
+}
+
+static void op_affinity(char **a)
+{
+    cpu_set_t set;
+    parse_list(a[2], (unsigned long *)&set, CPU_SETSIZE);
     CHECK(sched_setaffinity(0, sizeof set, &set), "sched_setaffinity %s", a[2]);
+}
+
+/* a: where mode|flags nodes */
+static void op_mempolicy(char **a)
+{
+    unsigned long nodes[1024 / (8 * sizeof(unsigned long))];
+    parse_list(a[3], nodes, 1024);
+    /* maxnode counts one more than the bits the kernel reads */
+    CHECK(syscall(SYS_set_mempolicy, (int)num(a[2]), *a[3] ? nodes : NULL, *a[3] ? 1025 : 0),
+          "set_mempolicy %s", a[3]);
 }
 
 static void op_lsm(char **a)
@@ -1022,6 +1117,7 @@ static void run_child_op(struct rec *r)
     else if (!strcmp(op, "sched")) op_sched(a);
     else if (!strcmp(op, "ioprio")) op_ioprio(a);
     else if (!strcmp(op, "affinity")) op_affinity(a);
+    else if (!strcmp(op, "mempolicy")) op_mempolicy(a);
     else if (!strcmp(op, "lsm")) op_lsm(a);
     else if (!strcmp(op, "console")) op_console(a);
     else if (!strcmp(op, "bounding")) op_bounding(a);

@@ -4,7 +4,7 @@ import os
 
 from ocirt import SPEC_VERSION
 from ocirt.errors import OcirtError
-from ocirt.plan import argv_fields, devices, hooks, mounts, namespaces, process, sysctl
+from ocirt.plan import argv_fields, devices, hooks, host, mounts, namespaces, process, sysctl
 
 # ctx keys (filled by the runtime; plain data so tests can build plans):
 #   rootfs, bundle        absolute paths
@@ -25,6 +25,7 @@ def create_plan(spec, ctx):
     proc = spec.get("process") or {}
     ns = namespaces.namespaces(linux)
     hooks_ = hooks.check_hooks(spec)
+    host.check(linux)
     userns = "user" in ns
     steps = process.affinity(proc, "initial")
     steps += [("cgroup", "linux.cgroupsPath", f) for f in ctx.get("cgroup_files", ())]
@@ -52,7 +53,8 @@ def create_plan(spec, ctx):
     if ctx.get("fifo"):
         after_ready = [("fifo-wait", "process"), *after_ready, ("fifo-go", "process")]
     ctx = dict(ctx, annotations=spec.get("annotations"))
-    steps += process_steps(proc, ctx, personality=process.personality_steps(linux),
+    init_steps = process.personality_steps(linux) + process.mempolicy_steps(linux)
+    steps += process_steps(proc, ctx, init_steps=init_steps,
                            after_ready=after_ready, dev_console=not _dev_is_bind(spec))
     return steps
 
@@ -86,12 +88,12 @@ def _uts_step(ns, key, value):
     return (key, key, value)
 
 
-def process_steps(proc, ctx, where="process", personality=(), after_ready=(), dev_console=False):
+def process_steps(proc, ctx, where="process", init_steps=(), after_ready=(), dev_console=False):
     """What every container process gets, init or exec'd: attributes set as
     root, then the credentials, then ready/exec. Seccomp goes before the
     credentials when noNewPrivileges is off (loading it then needs
     CAP_SYS_ADMIN, as in runc), else last."""
-    steps = list(personality)
+    steps = list(init_steps)
     steps += process.tuning_steps(proc, where)
     steps += process.rlimit_steps(proc, where)
     steps += process.lsm_steps(proc, where)

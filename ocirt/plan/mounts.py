@@ -136,6 +136,8 @@ def mount_step(m, i, ctx):
         # A bind mount ignores most flags: apply them with a remount.
         remount = MS_BIND | MS_REMOUNT | (flags & ~(MS_BIND | MS_REC))
         flags &= MS_BIND | MS_REC
+    if "tmpcopyup" in o["ext"] and mtype != "tmpfs":
+        raise OcirtError("tmpcopyup needs a tmpfs mount", jpath(where, "options"))
     extra = [x for x, on in (("in-proc", dest.startswith("/proc/")),
                              ("tmpcopyup", "tmpcopyup" in o["ext"])) if on]
     return [("mount", where, src, dest, mtype, flags, ",".join(o["data"]), kind, remount,

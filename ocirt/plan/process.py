@@ -1,10 +1,9 @@
 """process: user, capabilities, rlimits, noNewPrivileges, oomScoreAdj,
 scheduler, ioPriority, execCPUAffinity, personality, LSM labels, terminal,
 cwd, env, args."""
-import os
-
 from ocirt.errors import OcirtError, jpath
 from ocirt.plan import argv_fields
+from ocirt.plan.host import selinux_enabled
 
 CAPABILITIES = (
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
@@ -127,6 +126,53 @@ def tuning_steps(proc, where="process"):
     return steps
 
 
+MPOL_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3,
+              "MPOL_LOCAL": 4, "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6}
+MPOL_FLAGS = {"MPOL_F_NUMA_BALANCING": 1 << 13, "MPOL_F_RELATIVE_NODES": 1 << 14,
+              "MPOL_F_STATIC_NODES": 1 << 15}
+MAX_NODES = 1024  # the nodemask ocirt-init passes to set_mempolicy
+
+
+def mempolicy_steps(linux):
+    """linux.memoryPolicy: set_mempolicy(2) for the container process."""
+    mp = linux.get("memoryPolicy")
+    if not mp:
+        return []
+    w = "linux.memoryPolicy"
+    mode = mp.get("mode")
+    if mode not in MPOL_MODES:
+        raise OcirtError(f'unknown mode "{mode}"', f"{w}.mode")
+    flags = 0
+    for i, f in enumerate(mp.get("flags") or []):
+        if f not in MPOL_FLAGS:
+            raise OcirtError(f'unknown flag "{f}"', jpath(f"{w}.flags", i))
+        flags |= MPOL_FLAGS[f]
+    nodes = mp.get("nodes") or ""
+    if mode in ("MPOL_DEFAULT", "MPOL_LOCAL"):
+        if nodes or flags:
+            raise OcirtError(f"{mode} takes no nodes and no flags", w)
+    elif not nodes:
+        raise OcirtError(f"{mode} needs nodes", f"{w}.nodes")
+    if nodes:
+        parse_list(nodes, MAX_NODES, f"{w}.nodes")
+    return [("mempolicy", w, MPOL_MODES[mode] | flags, nodes)]
+
+
+def parse_list(text, limit, where):
+    """A kernel list ("0-3,7") -> sorted ints below limit; errors name where."""
+    out = set()
+    for part in text.split(","):
+        lo, sep, hi = part.strip().partition("-")
+        try:
+            a, b = int(lo), int(hi) if sep else int(lo)
+        except ValueError:
+            raise OcirtError(f'"{text}" is not a list like 0-3,7', where) from None
+        if not 0 <= a <= b < limit:
+            raise OcirtError(f'"{part}" is not a range of numbers below {limit}', where)
+        out.update(range(a, b + 1))
+    return sorted(out)
+
+
 def personality_steps(linux):
     p = linux.get("personality")
     if not p:
@@ -149,7 +195,7 @@ def lsm_steps(proc, where="process"):
         steps.append(("lsm", jpath(where, "apparmorProfile"), "exec", f"exec {prof}"))
     label = proc.get("selinuxLabel")
     if label:
-        if not os.path.exists("/sys/fs/selinux/enforce"):
+        if not selinux_enabled():
             raise OcirtError("selinux is not enabled on this host", jpath(where, "selinuxLabel"))
         steps.append(("lsm", jpath(where, "selinuxLabel"), "exec", label))
     return steps
@@ -164,10 +210,12 @@ def _apparmor_enabled():
 
 
 def affinity(proc, which, where="process"):
+    w = jpath(jpath(where, "execCPUAffinity"), which)
     cpus = (proc.get("execCPUAffinity") or {}).get(which)
     if not cpus:
         return []
-    return [("affinity", jpath(jpath(where, "execCPUAffinity"), which), cpus)]
+    parse_list(cpus, 1024, w)  # CPU_SETSIZE of ocirt-init
+    return [("affinity", w, cpus)]
 
 
 def env_of(proc):

@@ -210,17 +210,17 @@ def dev_steps(spec, ctx, devices):
 
 def finish_steps(spec, linux):
     """After pivot_root: read-only root, then readonlyPaths and maskedPaths
-    (the spec wants them last, over every mount)."""
+    (the spec wants them last, over every mount), then the propagation of /."""
     steps = []
-    prop = linux.get("rootfsPropagation")
-    if prop:
-        steps.append(("rootprop", "linux.rootfsPropagation", ROOTFS_PROPAGATION[prop]))
     if (spec.get("root") or {}).get("readonly"):
         steps.append(("root-ro", "root.readonly"))
     for i, p in enumerate(linux.get("readonlyPaths") or []):
         steps.append(("readonly", jpath("linux.readonlyPaths", i), _abs(p, jpath("linux.readonlyPaths", i))))
     for i, p in enumerate(linux.get("maskedPaths") or []):
         steps.append(("mask", jpath("linux.maskedPaths", i), _abs(p, jpath("linux.maskedPaths", i))))
+    prop = linux.get("rootfsPropagation")
+    if prop:  # last: binds of read-only paths fail under an unbindable /
+        steps.append(("rootprop", "linux.rootfsPropagation", ROOTFS_PROPAGATION[prop]))
     return steps
 
 

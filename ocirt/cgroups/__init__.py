@@ -1,11 +1,11 @@
 """Container cgroups: a cgroupfs v1 and a cgroup v2 driver behind one
 interface (base.Cgroup), chosen by the host as runc chooses."""
-from . import paths
 
 
 def for_container(cgroups_path, container_id):
     """The Cgroup for linux.cgroupsPath (absolute; relative to the runtime's
     own cgroup; or, when absent, the container id relative to it, as runc 1.1)."""
+    from . import paths
     inner = paths.inner_path(cgroups_path, container_id)
     own = paths.parse_proc_cgroup(_read("/proc/self/cgroup"))
     if paths.is_unified():

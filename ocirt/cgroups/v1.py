@@ -4,10 +4,8 @@ host bound that controller to cgroup2, as this kind of host does)."""
 import os
 
 from ..errors import OcirtError
-from . import fs, stats, v1plan
-from .devices import v1_lines
+from . import fs
 from .base import Cgroup
-from .v2 import check_controller, v2_hugetlb_file
 
 
 class V1(Cgroup):
@@ -24,17 +22,20 @@ class V1(Cgroup):
                         fs.write(f"{d}/{key}", fs.read(f"{os.path.dirname(d)}/{key}"), "linux.cgroupsPath")
 
     def _plan(self, resources, where, updating):
+        from . import v1plan
         return [self._hugetlb_on_v2(w) for w in v1plan.plan(resources, where, _Host(self), updating)]
 
     def _hugetlb_on_v2(self, w):
         if w.ctrl != "hugetlb" or "hugetlb" in self.dirs or "" not in self.dirs:
             return w
+        from .v2 import check_controller, v2_hugetlb_file
         check_controller(self.dirs[""], "hugetlb", w.where)
         return fs.Write("", v2_hugetlb_file(w.file), w.value, w.where, w.check)
 
     def _set_devices(self, rules, where):
         if "devices" not in self.dirs:
             raise OcirtError("not supported by this host: no devices cgroup controller is mounted", where)
+        from .devices import v1_lines
         for file, line in v1_lines(rules):
             fs.write(f"{self.dirs['devices']}/{file}", line, where)
 
@@ -70,6 +71,7 @@ class V1(Cgroup):
         return self.unique_dirs()[0]
 
     def stats(self):
+        from . import stats
         s = stats.v1(self.dirs)
         if "hugetlb" not in self.dirs and "" in self.dirs:
             s["hugetlb"] = stats.v2_hugetlb(self.dirs[""])

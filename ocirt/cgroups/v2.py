@@ -2,10 +2,8 @@
 import os
 
 from ..errors import OcirtError
-from . import bpf, devices, fs, paths, stats, v2plan
-from .base import Cgroup
-
-SIGKILL = 9  # not signal.SIGKILL: `import signal` costs ~4 ms (enum)
+from . import fs
+from .base import SIGKILL, Cgroup
 
 
 class V2(Cgroup):
@@ -22,6 +20,7 @@ class V2(Cgroup):
         # level that refuses (it has processes of its own, say) is left as
         # is: a resource that then needs a missing controller fails, naming
         # its field.
+        from . import paths
         root = paths.HYBRID_UNIFIED if self.dir.startswith(paths.HYBRID_UNIFIED + "/") else paths.ROOT
         level = root
         for part in os.path.relpath(os.path.dirname(self.dir), root).split("/"):
@@ -30,6 +29,7 @@ class V2(Cgroup):
                 enable_controllers(level)
 
     def _plan(self, resources, where, updating):
+        from . import v2plan
         return v2plan.plan(resources, where, _Host(self.dir), updating)
 
     def _dir_for(self, w):
@@ -39,6 +39,7 @@ class V2(Cgroup):
         return self.dir
 
     def _set_devices(self, rules, where):
+        from . import bpf, devices
         bpf.set_device_filter(self.dir, devices.bpf_program(rules), where)
 
     def _set_frozen(self, frozen):
@@ -57,6 +58,7 @@ class V2(Cgroup):
             super().kill_all(sig)
 
     def stats(self):
+        from . import stats
         return stats.v2(self.dir)
 
     def oom_count(self):

@@ -1,0 +1,288 @@
+"""The plan builders (ocirt/plan/): config -> steps, without root."""
+import copy
+import json
+
+import pytest
+
+from ocirt.errors import OcirtError
+from ocirt.plan import build, devices, encode, hooks, host, mounts, process, sysctl
+from ocirt.plan.seccomp import Compiled
+
+SPEC = {
+    "process": {"args": ["sh"], "env": ["PATH=/bin"], "cwd": "/", "noNewPrivileges": True,
+                "user": {"uid": 0, "gid": 0}},
+    "root": {"path": "rootfs", "readonly": True},
+    "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+               {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"}],
+    "linux": {"namespaces": [{"type": t} for t in ("pid", "mount", "network", "ipc", "uts")],
+              "maskedPaths": ["/proc/kcore"], "readonlyPaths": ["/proc/sys"]},
+}
+CTX = {"rootfs": "/r", "bundle": "/b", "fifo": "/s/exec.fifo", "id": "c1"}
+
+
+def spec(**changes):
+    s = copy.deepcopy(SPEC)
+    for key, value in changes.items():
+        target = s
+        *parents, last = key.split("__")
+        for p in parents:
+            target = target.setdefault(p, {})
+        target[last] = value
+    return s
+
+
+def names(steps):
+    return [s[0] for s in steps]
+
+
+def plan(s=None, **ctx):
+    return build.create_plan(s or spec(), dict(CTX, **ctx))
+
+
+def where_error(fn, *args):
+    with pytest.raises(OcirtError) as e:
+        fn(*args)
+    return e.value.where
+
+
+# ---------------------------------------------------------------- order
+
+def test_order_of_a_create():
+    n = names(plan())
+    assert n.index("clone") < n.index("bindroot") < n.index("mount") < n.index("pivot")
+    assert n.index("pivot") < n.index("root-ro") < n.index("readonly") < n.index("mask")
+    assert n.index("mask") < n.index("bounding") < n.index("user") < n.index("caps")
+    assert n[-5:] == ["ready", "fifo-wait", "fifo-go", "close-fds", "exec"]
+    assert n.index("lookup") < n.index("ready")  # a missing program fails create
+
+
+def test_run_in_foreground_has_no_fifo():
+    n = names(plan(fifo=None, wait=True))
+    assert "fifo-wait" not in n and "fifo-open" not in n
+    assert [s for s in plan(fifo=None, wait=True) if s[0] == "clone"][0][-1] == 1
+
+
+def test_mount_namespace_is_required():
+    s = spec(linux__namespaces=[{"type": "pid"}])
+    assert where_error(plan, s) == "linux.namespaces"
+
+
+def test_default_devices_and_console_unless_dev_is_a_bind():
+    s = spec(process__terminal=True)
+    steps = plan(s, console_fd=5)
+    assert [x for x in steps if x[0] == "console"][0][-1] == 1
+    assert {x[2] for x in steps if x[0] == "mknod"} >= {"/dev/null", "/dev/tty"}
+    s["mounts"].append({"destination": "/dev", "type": "bind", "source": "/dev", "options": ["rbind"]})
+    steps = plan(s, console_fd=5)
+    assert "mknod" not in names(steps)
+    assert [x for x in steps if x[0] == "console"][0][-1] == 0
+
+
+# ---------------------------------------------------------------- hooks
+
+def test_hooks_steps_status_and_fifo_around_start_container():
+    s = spec(hooks={"createContainer": [{"path": "/h1"}],
+                    "startContainer": [{"path": "/h2", "args": ["h2", "x"], "env": ["A=1"], "timeout": 3}]})
+    steps = plan(s)
+    n = names(steps)
+    hook_steps = [x for x in steps if x[0] == "hook"]
+    assert [x[3:5] for x in hook_steps] == [("creating", "/h1"), ("created", "/h2")]
+    assert hook_steps[1] == ("hook", "hooks.startContainer[0]", 3, "created", "/h2", 2, "h2", "x", 1, "A=1")
+    assert n.index("hooks") < n.index("hook") < n.index("pivot")
+    assert n.index("fifo-wait") < len(n) - 1 - n[::-1].index("hook") < n.index("fifo-go")
+
+
+def test_hook_checks():
+    assert where_error(hooks.check_hooks, {"hooks": {"prestart": [{"path": "rel"}]}}) == "hooks.prestart[0].path"
+    assert where_error(hooks.check_hooks, {"hooks": {"poststop": [{"path": "/x", "timeout": 0}]}}) \
+        == "hooks.poststop[0].timeout"
+    assert hooks.check_hooks({"hooks": {"future": [{"path": "rel"}]}})  # unknown kinds ignored
+
+
+def test_container_side_state_is_completed_by_init():
+    from ocirt.hooks import container_side
+    state = {"ociVersion": "1.3.0", "id": "x", "status": "creating", "pid": 77, "bundle": "/b",
+             "annotations": {"pid": "1", "status": "s"}}
+    text = container_side(state) + ',"status":"created","pid":1}'  # what ocirt-init appends
+    assert json.loads(text) == dict(state, status="created", pid=1)
+
+
+# ---------------------------------------------------------------- seccomp placement and NOTIFY
+
+def test_seccomp_late_with_nnp_early_without():
+    c = Compiled(b"\0" * 8, 0)
+    n = names(plan(seccomp=c))
+    assert n.index("fifo-go") < n.index("seccomp") < n.index("exec")
+    s = spec(process__noNewPrivileges=False)
+    n = names(plan(s, seccomp=c))
+    assert n.index("seccomp") < n.index("user")
+
+
+def test_seccomp_notify_payload_and_listener_connect():
+    c = Compiled(b"\0" * 8, 8, "/run/agent.sock", "meta")
+    s = spec(annotations={"a": "b"})
+    steps = plan(s, seccomp=c)
+    n = names(steps)
+    assert n.index("seccomp-listener") < n.index("clone")
+    assert n.index("seccomp") < n.index("ready")  # the agent gets its fd during create
+    step = [x for x in steps if x[0] == "seccomp"][0]
+    nparts = step[4]
+    parts = step[5:]
+    assert len(parts) == nparts == 3  # the pid twice
+    msg = json.loads("4242".join(parts))
+    assert msg["pid"] == 4242 and msg["state"]["pid"] == 4242
+    assert msg["metadata"] == "meta" and msg["fds"] == ["seccompFd"]
+    assert msg["state"]["id"] == "c1" and msg["state"]["status"] == "creating"
+    assert msg["state"]["annotations"] == {"a": "b"}
+
+
+# ---------------------------------------------------------------- mounts
+
+def test_mount_options():
+    o = mounts.parse_options(["ro", "rw", "nosuid", "rshared", "rro", "ratime", "size=1m", "tmpcopyup"], "m")
+    assert o["flags"] == mounts.MS_NOSUID
+    assert o["prop"] == mounts.MS_SHARED | mounts.MS_REC
+    assert o["attr_set"] == mounts.A_RDONLY | mounts.A_RELATIME
+    assert o["attr_clr"] & mounts.A_ATIME_MASK == mounts.A_ATIME_MASK  # the kernel wants all of it
+    assert o["data"] == ["size=1m"] and o["ext"] == {"tmpcopyup"}
+
+
+def test_bind_flags_become_a_remount(tmp_path):
+    m = {"destination": "/x", "type": "bind", "source": str(tmp_path), "options": ["ro", "nodev", "rbind"]}
+    step = mounts.mount_step(m, 0, {"bundle": "/b"})[0]
+    assert step[5] == mounts.MS_BIND | mounts.MS_REC
+    assert step[8] == mounts.MS_BIND | mounts.MS_REMOUNT | mounts.MS_RDONLY | mounts.MS_NODEV
+
+
+def test_tmpcopyup_only_on_tmpfs(tmp_path):
+    m = {"destination": "/etc", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]}
+    assert mounts.mount_step(m, 0, {})[0][-1] == "tmpcopyup"
+    m = {"destination": "/etc", "type": "bind", "source": str(tmp_path), "options": ["tmpcopyup"]}
+    assert where_error(mounts.mount_step, m, 3, {"bundle": "/b"}) == "mounts[3].options"
+
+
+def test_proc_destinations():
+    m = {"destination": "/proc", "type": "tmpfs", "source": "tmpfs"}
+    assert where_error(mounts.mount_step, m, 0, {}) == "mounts[0].type"
+    m = {"destination": "/proc/sys/kernel", "type": "tmpfs", "source": "tmpfs"}
+    assert where_error(mounts.mount_step, m, 1, {}) == "mounts[1].destination"
+    m = {"destination": "/proc/uptime", "type": "bind", "source": "/etc/hostname", "options": ["bind"]}
+    assert mounts.mount_step(m, 0, {"bundle": "/b"})[0][-1] == "in-proc"
+
+
+def test_cgroup_v1_mount_binds_each_hierarchy():
+    m = {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid"]}
+    steps = mounts.mount_step(m, 0, {"cgroup_dirs": [("cpu", "/sys/fs/cgroup/cpu/x")]})
+    assert [s[3] for s in steps] == ["/sys/fs/cgroup", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup"]
+    assert steps[1][2] == "/sys/fs/cgroup/cpu/x" and steps[1][8] & mounts.MS_RDONLY
+
+
+@pytest.mark.parametrize("prop", ["unbindable", "runbindable"])
+def test_unbindable_root_is_applied_last(prop):
+    steps = plan(spec(linux__rootfsPropagation=prop))
+    assert steps[[x[0] for x in steps].index("rootprop")][2] == mounts.MS_SLAVE | mounts.MS_REC
+    assert mounts.finish_steps(spec(linux__rootfsPropagation=prop), {"rootfsPropagation": prop})[-1] == \
+        ("rootprop", "linux.rootfsPropagation", mounts.MS_UNBINDABLE | mounts.MS_REC)
+
+
+# ---------------------------------------------------------------- devices
+
+def test_config_devices_are_strict_defaults_replace():
+    steps = devices.device_steps({"devices": [{"path": "/dev/x", "type": "c", "major": 1, "minor": 3,
+                                               "fileMode": 0o620, "uid": 5, "gid": 6}]}, False)
+    assert steps == [("mknod", "linux.devices[0]", "/dev/x", "c", 1, 3, 0o620, 5, 6, "strict")]
+    default = [s for s in plan() if s[0] == "mknod"]
+    assert default and all(s[-1] == "replace" for s in default)
+    assert devices.device_steps({"devices": [{"path": "/dev/x", "type": "c", "major": 1, "minor": 3}]},
+                                True) == [("binddev", "linux.devices[0]", "/dev/x")]
+    assert where_error(devices.device_steps, {"devices": [{"path": "/dev/x", "type": "z"}]}, False) \
+        == "linux.devices[0].type"
+
+
+# ---------------------------------------------------------------- process
+
+def test_user_umask_is_a_number_and_groups_follow():
+    steps = process.cred_steps({"user": {"uid": 1, "gid": 2, "umask": 0o27, "additionalGids": [5, 6]}})
+    assert steps[1] == ("user", "process.user", 1, 2, 0o27, 2, 5, 6)
+    assert process.cred_steps({})[1][4] == 0o22
+
+
+def test_unknown_capability_is_rejected():
+    caps = {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL", "CAP_FLY"]}
+    assert where_error(process.cap_masks, caps) == "process.capabilities.effective[1]"
+
+
+def test_ambient_needs_permitted_and_inheritable():
+    m = process.cap_masks({"permitted": ["CAP_KILL"], "ambient": ["CAP_KILL", "CAP_CHOWN"]})
+    assert m["ambient"] == 0
+    m = process.cap_masks({"permitted": ["CAP_KILL"], "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL"]})
+    assert m["ambient"] == 1 << process.CAPABILITIES.index("CAP_KILL")
+
+
+def test_rlimits():
+    proc = {"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 20}]}
+    assert process.rlimit_steps(proc) == [("rlimit", "process.rlimits[0]", 7, 10, 20, "RLIMIT_NOFILE")]
+    dup = {"rlimits": proc["rlimits"] * 2}
+    assert where_error(process.rlimit_steps, dup) == "process.rlimits[1].type"
+    bad = {"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 30, "hard": 20}]}
+    assert where_error(process.rlimit_steps, bad) == "process.rlimits[0].soft"
+
+
+def test_tuning_steps():
+    proc = {"oomScoreAdj": -5, "scheduler": {"policy": "SCHED_BATCH", "nice": 3},
+            "ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 4}}
+    assert process.tuning_steps(proc) == [
+        ("oom", "process.oomScoreAdj", -5),
+        ("sched", "process.scheduler", 3, 3, 0, 0, 0, 0, 0),
+        ("ioprio", "process.ioPriority", 2 << 13 | 4)]
+    assert where_error(process.tuning_steps, {"ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 8}}) \
+        == "process.ioPriority.priority"
+
+
+def test_memory_policy():
+    assert process.mempolicy_steps({"memoryPolicy": {"mode": "MPOL_BIND", "nodes": "0-1",
+                                                     "flags": ["MPOL_F_STATIC_NODES"]}}) == \
+        [("mempolicy", "linux.memoryPolicy", 2 | 1 << 15, "0-1")]
+    assert where_error(process.mempolicy_steps, {"memoryPolicy": {"mode": "MPOL_BIND"}}) \
+        == "linux.memoryPolicy.nodes"
+    assert where_error(process.mempolicy_steps, {"memoryPolicy": {"mode": "MPOL_LOCAL", "nodes": "0"}}) \
+        == "linux.memoryPolicy"
+    assert where_error(process.mempolicy_steps, {"memoryPolicy": {"mode": "MPOL_BIND", "nodes": "x"}}) \
+        == "linux.memoryPolicy.nodes"
+
+
+def test_lists_and_affinity():
+    assert process.parse_list("0-2,5", 8, "w") == [0, 1, 2, 5]
+    assert where_error(process.parse_list, "3-1", 8, "w") == "w"
+    assert where_error(process.affinity, {"execCPUAffinity": {"initial": "0-99999"}}, "initial") \
+        == "process.execCPUAffinity.initial"
+
+
+def test_cwd_must_be_absolute():
+    assert where_error(process.cwd_step, {"cwd": "rel"}) == "process.cwd"
+    assert process.cwd_step({"cwd": "/x"}) == ("cwd", "process.cwd", "/x", "create")
+
+
+# ---------------------------------------------------------------- sysctl, host facilities
+
+def test_sysctl_needs_its_namespace():
+    ns = {"ipc": None, "network": None}
+    assert sysctl.sysctl_steps({"sysctl": {"kernel.shmmax": "1", "net.ipv4.ip_forward": "1"}}, ns) == [
+        ("sysctl", "linux.sysctl.kernel.shmmax", "kernel.shmmax", "1"),
+        ("sysctl", "linux.sysctl.net.ipv4.ip_forward", "net.ipv4.ip_forward", "1")]
+    assert where_error(sysctl.sysctl_steps, {"sysctl": {"vm.swappiness": "1"}}, ns) == "linux.sysctl.vm.swappiness"
+    assert where_error(sysctl.sysctl_steps, {"sysctl": {"kernel.hostname": "x"}}, ns) == \
+        "linux.sysctl.kernel.hostname"
+
+
+def test_intel_rdt_and_mount_label_need_the_host_facility(monkeypatch):
+    monkeypatch.setattr(host, "_mounted", lambda fstype: False)
+    assert "resctrl" in str(pytest.raises(OcirtError, host.check, {"intelRdt": {"closID": "x"}}).value)
+    monkeypatch.setattr(host, "selinux_enabled", lambda: False)
+    assert where_error(host.check, {"mountLabel": "system_u:object_r:x"}) == "linux.mountLabel"
+    host.check({})
+
+
+def test_encode_format():
+    data = encode([("a", "w", 1, b"\x01")])
+    assert data == b"\x04\0\0\0" + b"\x02\0\0\0a\0" + b"\x02\0\0\0w\0" + b"\x02\0\0\x001\0" + b"\x02\0\0\0\x01\0"

@@ -1,6 +1,7 @@
 """Fields that need a facility of the host: linux.intelRdt (resctrl) and
-linux.mountLabel (SELinux). Where the facility is missing, asking for the
-field is an error (runtime.md: a runtime must not silently ignore it)."""
+linux.mountLabel (SELinux), and those not built yet (linux.netDevices).
+Asking for one that cannot be honoured is an error: a runtime must not
+silently ignore a field (config.md, Valid values)."""
 from ocirt.errors import OcirtError
 
 
@@ -9,6 +10,8 @@ def check(linux):
         if not _mounted("resctrl"):
             raise OcirtError("no resctrl filesystem is mounted on this host (Intel RDT)", "linux.intelRdt")
         raise OcirtError("Intel RDT is not supported by ocirt yet", "linux.intelRdt")
+    if linux.get("netDevices"):
+        raise OcirtError("moving network devices is not supported by ocirt yet", "linux.netDevices")
     if linux.get("mountLabel") and not selinux_enabled():
         raise OcirtError("selinux is not enabled on this host", "linux.mountLabel")
 

@@ -280,6 +280,7 @@ def test_intel_rdt_and_mount_label_need_the_host_facility(monkeypatch):
     assert "resctrl" in str(pytest.raises(OcirtError, host.check, {"intelRdt": {"closID": "x"}}).value)
     monkeypatch.setattr(host, "selinux_enabled", lambda: False)
     assert where_error(host.check, {"mountLabel": "system_u:object_r:x"}) == "linux.mountLabel"
+    assert where_error(host.check, {"netDevices": {"eth0": {}}}) == "linux.netDevices"
     host.check({})
 
 

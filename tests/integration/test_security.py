@@ -1,6 +1,7 @@
 """DESIGN.md's security invariants, each attacked for real on containers run
 by the installed ocirt (root needed; fixtures in conftest.py)."""
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -99,19 +100,29 @@ def test_waiting_init_is_not_dumpable_from_its_pid_namespace(oci):
 
 @contextlib.contextmanager
 def fds_at_3(paths):
-    """Open paths as fds 3, 4, ... (what --preserve-fds passes on)."""
-    opened = [os.open(p, os.O_RDONLY) for p in paths]
-    for i, fd in enumerate(opened):
-        if fd != 3 + i:
-            os.dup2(fd, 3 + i)
+    """Open paths as fds 3, 4, ... (what --preserve-fds passes on), keeping
+    whatever pytest had there aside and putting it back after."""
+    slots = range(3, 3 + len(paths))
+    saved = {}
+    for n in slots:
+        try:
+            saved[n] = fcntl.fcntl(n, fcntl.F_DUPFD_CLOEXEC, 100)
+        except OSError:
+            pass
+    for n, p in zip(slots, paths):
+        fd = os.open(p, os.O_RDONLY)
+        if fd != n:
+            os.dup2(fd, n)
+            os.close(fd)
     try:
         yield
     finally:
-        for fd in set(opened) | set(range(3, 3 + len(paths))):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        for n in slots:
+            if n in saved:
+                os.dup2(saved[n], n, inheritable=False)
+                os.close(saved[n])
+            else:
+                os.close(n)
 
 
 def container_fds(pid):

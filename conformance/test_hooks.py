@@ -17,6 +17,7 @@ CREATE_KINDS = ("prestart", "createRuntime", "createContainer")
 # The container side sees the bundle's out/ directory as /out.
 HOOK = """#!/bin/sh
 state=$(cat)
+[ -z "$HOOK_SLEEP" ] || sleep "$HOOK_SLEEP"
 printf '%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n' "$1" "$(readlink /proc/self/ns/mnt)" \\
     "$(readlink /proc/$PPID/ns/mnt)" "$FOO" "$*" "$state" >> "$2"
 exit ${HOOK_EXIT:-0}
@@ -37,11 +38,11 @@ class Hooks:
         self.log = os.path.join(b.out, "hooks.log")
         b.config["hooks"] = {}
 
-    def add(self, kind, name=None, fail=False, timeout=None, script=None):
+    def add(self, kind, name=None, fail=False, timeout=None, script=None, sleep=None):
         in_container = kind == "startContainer"
         path = "/out/hook.sh" if in_container else self.host_script
         log = "/out/hooks.log" if in_container else self.log
-        env = ["FOO=bar"] + (["HOOK_EXIT=1"] if fail else [])
+        env = ["FOO=bar"] + (["HOOK_EXIT=1"] if fail else []) + ([f"HOOK_SLEEP={sleep}"] if sleep else [])
         hook = {"path": script or path, "args": ["hook.sh", name or kind, log, "extra"], "env": env}
         if timeout:
             hook["timeout"] = timeout
@@ -178,7 +179,8 @@ def test_create_hooks_run_before_pivot_root(ct):
 def test_start_hooks_run_around_the_program(ct):
     b = ct.bundle("echo program > /out/program; sleep 30")
     h = Hooks(b)
-    h.add("startContainer")
+    # A slow startContainer hook still completes before the program, so before poststart.
+    h.add("startContainer", sleep="0.5")
     h.add("poststart")
     ct.create(b)
     assert h.names() == []

@@ -35,6 +35,10 @@ def loads(text):
         obj, end = _scan(s, 0)
     except StopIteration as e:
         raise ValueError(f"invalid JSON at offset {e.value}") from None
+    except SystemError:
+        # _json reports most syntax errors through json.decoder.JSONDecodeError,
+        # found only if json.decoder is already imported; without it: SystemError
+        raise ValueError("invalid JSON") from None
     if end != len(s):
         raise ValueError(f"invalid JSON: extra data at offset {end}")
     return obj

@@ -1,12 +1,14 @@
 """Pure parts of ocirt.cgroups: paths, conversions, resource plans, device
-rules (the eBPF program is run by a small interpreter here), stats parsing."""
+rules (the eBPF program is run by a small interpreter here), stats parsing,
+and what `update` and `events` parse."""
 import itertools
 import random
 import struct
 
 import pytest
 
-from ocirt.cgroups import convert, devices, paths, stats, v1plan, v2plan
+from ocirt.cgroups import convert, devices, paths, stats, update, v1plan, v2plan
+from ocirt.cgroupcmds import parse_duration
 from ocirt.errors import OcirtError
 
 MOUNTINFO = """\
@@ -334,3 +336,95 @@ def test_v2_stats_shape(tmp_path, monkeypatch):
                                                   {"major": 254, "op": "Write"}, {"major": 254, "op": "Discard"}]}
     assert s["hugetlb"] == {"2MB": {"failcnt": 2}}
     assert list(s) == ["cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt", "network_interfaces"]
+
+
+# --- update: flags, JSON, merge (ocirt.cgroups.update) ------------------------
+
+
+@pytest.mark.parametrize("text,want", [("1048576", 1 << 20), ("64m", 64 << 20), ("64M", 64 << 20),
+                                       ("64mb", 64 << 20), ("64MiB", 64 << 20), ("64 m", 64 << 20),
+                                       ("1.5g", 3 << 29), ("2k", 2048), ("1t", 1 << 40), ("10b", 10)])
+def test_ram_in_bytes_as_go_units(text, want):
+    assert update.ram_in_bytes(text) == want
+
+
+@pytest.mark.parametrize("text", ["", "m", "abc", "1.2.3", "1e3", "-5", "64x", "64  m", " 64"])
+def test_ram_in_bytes_refuses(text):
+    with pytest.raises(ValueError, match="invalid size"):
+        update.ram_in_bytes(text)
+
+
+def _flags(**kw):
+    flags = {k: "" for k in ("resources", "blkio-weight", "cpu-period", "cpu-quota", "cpu-share",
+                             "cpu-rt-period", "cpu-rt-runtime", "cpuset-cpus", "cpuset-mems",
+                             "kernel-memory", "kernel-memory-tcp", "memory", "memory-reservation",
+                             "memory-swap", "pids-limit", "l3-cache-schema", "mem-bw-schema")}
+    flags.update({k.replace("_", "-"): v for k, v in kw.items()})
+    return flags
+
+
+def test_update_flags_to_resources():
+    warnings = []
+    r = update.from_flags(_flags(memory="64m", memory_swap="-1", memory_reservation="1g", cpu_share="512",
+                                 cpu_quota="-1", cpu_period="100000", cpuset_cpus="0-1", pids_limit="0x10",
+                                 blkio_weight="300", kernel_memory="1m"), warnings.append)
+    assert r == {"memory": {"limit": 64 << 20, "swap": -1, "reservation": 1 << 30},
+                 "cpu": {"cpus": "0-1", "period": 100000, "shares": 512, "quota": -1},
+                 "pids": {"limit": 16}, "blockIO": {"weight": 300}}
+    assert warnings == ["Setting --kernel-memory is ignored and will be removed"]
+    assert update.from_flags(_flags(pids_limit="0", blkio_weight="0"), None) == {}   # 0: unchanged
+
+
+@pytest.mark.parametrize("flag,value,msg", [
+    ("memory", "lots", "invalid value for memory: invalid size: 'lots'"),
+    ("cpu_share", "-2", 'invalid value for cpu-share: strconv.ParseUint: parsing "-2": invalid syntax'),
+    ("cpu_quota", "1.5", 'invalid value for cpu-quota: strconv.ParseInt: parsing "1.5": invalid syntax'),
+    ("pids_limit", "x", 'invalid value "x" for flag -pids-limit: parse error'),
+    ("l3_cache_schema", "L3:0=f", "--l3-cache-schema: Intel RDT is not supported")])
+def test_update_flag_errors(flag, value, msg):
+    with pytest.raises(OcirtError) as e:
+        update.from_flags(_flags(**{flag: value}), None)
+    assert str(e.value) == msg
+
+
+def test_update_json_keeps_what_runc_updates():
+    doc = {"memory": {"limit": 1, "swap": None, "kernel": 5}, "cpu": {"quota": 2, "cpus": "0"},
+           "pids": {"limit": 3}, "blockIO": {"weight": 10, "weightDevice": [{}]},
+           "devices": [{"allow": False}], "hugepageLimits": [{}], "unified": {"memory.high": "1G"}}
+    assert update.from_json(doc, "f.json") == {"memory": {"limit": 1}, "cpu": {"quota": 2, "cpus": "0"},
+                                               "pids": {"limit": 3}, "blockIO": {"weight": 10},
+                                               "unified": {"memory.high": "1G"}}
+    for bad, where in (([], ""), ({"memory": 5}, "memory")):
+        with pytest.raises(OcirtError) as e:
+            update.from_json(bad, "f.json")
+        assert e.value.source == "f.json" and e.value.where == where
+
+
+def test_update_merge_records_and_completes_pairs():
+    recorded = {"memory": {"limit": 64, "swap": 128, "checkBeforeUpdate": True},
+                "cpu": {"quota": 5, "period": 10, "shares": 2}, "devices": [{"allow": False}]}
+    merged, apply = update.merge(recorded, {"memory": {"limit": 100}, "cpu": {"period": 20}, "pids": {"limit": 7}})
+    assert merged == {"memory": {"limit": 100, "swap": 128, "checkBeforeUpdate": True},
+                      "cpu": {"quota": 5, "period": 20, "shares": 2}, "devices": [{"allow": False}],
+                      "pids": {"limit": 7}}
+    assert apply == {"memory": {"limit": 100, "swap": 128, "checkBeforeUpdate": True},
+                     "cpu": {"period": 20, "quota": 5}, "pids": {"limit": 7}}
+    assert recorded["memory"]["limit"] == 64                       # not changed in place
+    assert update.merge(recorded, {"cpu": {"shares": 4}})[1] == {"cpu": {"shares": 4}}
+    # unlimited memory without a swap value means unlimited swap too (runc)
+    merged, apply = update.merge(recorded, {"memory": {"limit": -1}})
+    assert apply["memory"]["swap"] == -1 and merged["memory"]["swap"] == -1
+    assert update.merge(None, {"pids": {"limit": 1}}) == ({"pids": {"limit": 1}}, {"pids": {"limit": 1}})
+
+
+# --- cgroupcmds: events --interval ----------------------------------------------
+@pytest.mark.parametrize("text,want", [("5s", 5.0), ("250ms", 0.25), ("1m30s", 90.0), ("1.5h", 5400.0),
+                                       ("0", 0.0), ("-2s", -2.0), ("10us", 1e-5), ("3\u00b5s", 3e-6)])
+def test_go_durations(text, want):
+    assert parse_duration(text, "interval") == pytest.approx(want)
+
+
+@pytest.mark.parametrize("text", ["", "5", "s", "1.2.3s", "5 s", "5d", "1s2", "--1s"])
+def test_go_duration_errors(text):
+    with pytest.raises(OcirtError, match=f'invalid value "{text}" for flag -interval: parse error'):
+        parse_duration(text, "interval")

@@ -298,10 +298,10 @@ def delete(g, cid, force=False):
 def destroy(g, c):
     """Kill what is left, remove the cgroup, run poststop, remove the state."""
     from ocirt import cgroups
+    cg = cgroups.from_state(c.state["cgroup"])
+    cg.kill_all(SIGKILL)   # first: it thaws a paused container, whose init could not die before
     if c.init_alive():
         kill_and_wait(c.state["pid"])
-    cg = cgroups.from_state(c.state["cgroup"])
-    cg.kill_all(SIGKILL)
     cg.destroy()
     hs = (c.state.get("config") or {}).get("hooks") or {}
     if hs.get("poststop"):
@@ -342,8 +342,11 @@ def _table(states):
 def run(g, cid, opts):
     """create + start (+ wait, forwarding signals, then delete)."""
     if opts.detach:
-        Creation(g, cid, opts).run()
-        return start(g, cid)
+        cr = Creation(g, cid, opts)
+        cr.run()
+        _release(cr.c)
+        _poststart(g, cr.c)
+        return 0
     cr = Creation(g, cid, opts, foreground=True)
     cr.run()
     from ocirt.foreground import wait_for

@@ -63,6 +63,11 @@ class Container:
             raise OcirtError(f'container "{self.id}" does not exist') from None
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
 
+    def unlock(self):
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
     def load(self, lock=True):
         if lock:
             self.lock()

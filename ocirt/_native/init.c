@@ -1157,21 +1157,29 @@ static int is_parent_op(const char *op)
     return !strcmp(op, "uidmap") || !strcmp(op, "gidmap") || !strcmp(op, "setgroups");
 }
 
-/* clone: a: where flags cgroup-dir wait(0/1) */
+/* The cgroup2 directory the child is born in (CLONE_INTO_CGROUP); opened
+ * before any setns, while host paths still resolve. */
+static int cgroup_fd = -1;
+
+static void op_cgroup2(char **a)
+{
+    cgroup_fd = open(a[2], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CHECK(cgroup_fd, "open cgroup %s", a[2]);
+}
+
+/* clone: a: where flags wait(0/1) */
 static void do_clone(int i)
 {
     struct rec *r = &plan[i];
     cur_where = r->argv[1];
     uint64_t flags = num(r->argv[2]);
-    int wait_child = !strcmp(r->argv[4], "1");
+    int wait_child = !strcmp(r->argv[3], "1");
     int go[2];
     CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go), "socketpair");
     struct clone_args ca = {.flags = flags, .exit_signal = SIGCHLD};
-    if (*r->argv[3]) {
-        int cg = open(r->argv[3], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        CHECK(cg, "open cgroup %s", r->argv[3]);
+    if (cgroup_fd >= 0) {
         ca.flags |= CLONE_INTO_CGROUP;
-        ca.cgroup = cg;
+        ca.cgroup = cgroup_fd;
     }
     pid_t pid = syscall(SYS_clone3, &ca, sizeof ca);
     CHECK(pid, "clone");
@@ -1229,6 +1237,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a[0], "timens")) op_timens(a);
         else if (!strcmp(a[0], "seccomp-listener")) op_seccomp_listener(a);
         else if (!strcmp(a[0], "cgroup")) write_file(a[2], "0", 1);
+        else if (!strcmp(a[0], "cgroup2")) op_cgroup2(a);
+        else if (!strcmp(a[0], "affinity")) op_affinity(a);
         else if (!strcmp(a[0], "clone")) do_clone(i);
         else die("unknown helper step %s", a[0]);
     }

@@ -28,11 +28,11 @@ def create_plan(spec, ctx):
     host.check(linux)
     userns = "user" in ns
     steps = process.affinity(proc, "initial")
-    steps += [("cgroup", "linux.cgroupsPath", f) for f in ctx.get("cgroup_files", ())]
+    steps += _cgroup_steps(ctx)
     pre, flags = namespaces.helper_steps(linux, ns, ctx.get("wait"))
     steps += pre
     steps += _listener_steps(ctx)
-    steps.append(("clone", "linux.namespaces", flags, ctx.get("cgroup_v2_dir") or "", int(bool(ctx.get("wait")))))
+    steps.append(("clone", "linux.namespaces", flags, int(bool(ctx.get("wait")))))
     steps += namespaces.id_map_steps(linux, ns)
     if "mount" not in ns:
         raise OcirtError("a mount namespace is required", "linux.namespaces")
@@ -149,14 +149,21 @@ def _listener_steps(ctx):
     return [("seccomp-listener", "linux.seccomp.listenerPath", c.listener_path)]
 
 
+def _cgroup_steps(ctx):
+    steps = [("cgroup", "linux.cgroupsPath", f) for f in ctx.get("cgroup_files", ())]
+    if ctx.get("cgroup_v2_dir"):
+        steps.append(("cgroup2", "linux.cgroupsPath", ctx["cgroup_v2_dir"]))
+    return steps
+
+
 def exec_plan(ns_paths, proc, ctx):
     """Join the container (ns_paths: [(type, /proc/PID/ns/..)]) and exec."""
     steps = process.affinity(proc, "initial")
-    steps += [("cgroup", "linux.cgroupsPath", f) for f in ctx.get("cgroup_files", ())]
+    steps += _cgroup_steps(ctx)
     order = {t: i for i, t in enumerate(namespaces.JOIN_ORDER)}
     for t, path in sorted(ns_paths, key=lambda x: order[x[0]]):
         steps.append(("setns", "linux.namespaces", path, t))
     steps += _listener_steps(ctx)
-    steps.append(("clone", "process", 0, ctx.get("cgroup_v2_dir") or "", int(bool(ctx.get("wait")))))
+    steps.append(("clone", "process", 0, int(bool(ctx.get("wait")))))
     steps += process_steps(proc, ctx)
     return steps

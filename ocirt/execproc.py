@@ -1,0 +1,161 @@
+"""`ocirt exec`: run a new process in a running container. It joins every
+namespace and the cgroup of the container's init and gets the container's
+seccomp filter, capabilities, rlimits and noNewPrivileges unless the
+process says otherwise. Detached, it ends up a child of our caller (conmon,
+the shim), since the helper that cloned it exits."""
+import os
+
+from ocirt import jsonio
+from ocirt.errors import OcirtError
+from ocirt.state import Container
+
+
+def cmd_exec(g, flags, args):
+    from ocirt.cli import UsageError
+    if not args:
+        raise UsageError('"exec" requires a container id')
+    c = Container(g.root, args[0]).load()
+    status = c.status()
+    if status == "stopped":
+        raise OcirtError("cannot exec in a stopped container")
+    if status == "paused" and not flags["ignore-paused"]:
+        raise OcirtError("cannot exec in a paused container (use --ignore-paused)")
+    proc = _process(c, flags, args[1:])
+    return Exec(g, c, proc, flags).run()
+
+
+def _process(c, flags, argv):
+    """The process to run: --process FILE as is, else the container's
+    process with the command line's changes (what runc does)."""
+    if flags["process"]:
+        try:
+            proc = jsonio.load_file(flags["process"])
+        except OSError as e:
+            raise OcirtError(f"--process {flags['process']}: {e.strerror.lower()}") from None
+        except ValueError as e:
+            raise OcirtError(f"--process {flags['process']}: invalid JSON: {e}") from None
+        if not isinstance(proc, dict) or not proc.get("args"):
+            raise OcirtError("args: must name the program to run", "", "process.json")
+        return proc
+    if not argv:
+        raise OcirtError("exec: no command given")
+    proc = dict(c.state["config"]["process"])
+    proc["args"] = list(argv)
+    proc["terminal"] = flags["tty"]
+    if flags["cwd"]:
+        proc["cwd"] = flags["cwd"]
+    if flags["env"]:
+        proc["env"] = list(proc.get("env") or []) + flags["env"]
+    if flags["user"] or flags["additional-gids"]:
+        proc["user"] = _user(flags, dict(proc.get("user") or {}))
+    if flags["cap"]:
+        caps = {k: list(v) for k, v in (proc.get("capabilities") or {}).items()}
+        for s in ("bounding", "effective", "permitted", "ambient"):
+            caps[s] = caps.get(s, []) + flags["cap"]
+        proc["capabilities"] = caps
+    if flags["no-new-privs"]:
+        proc["noNewPrivileges"] = True
+    if flags["apparmor"]:
+        proc["apparmorProfile"] = flags["apparmor"]
+    if flags["process-label"]:
+        proc["selinuxLabel"] = flags["process-label"]
+    return proc
+
+
+def _user(flags, user):
+    if flags["user"]:
+        uid, _, gid = flags["user"].partition(":")
+        try:
+            user["uid"] = int(uid)
+            user["gid"] = int(gid) if gid else 0
+        except ValueError:
+            raise OcirtError(f'--user "{flags["user"]}": give numeric uid[:gid]') from None
+    if flags["additional-gids"]:
+        try:
+            user["additionalGids"] = [int(x) for x in flags["additional-gids"]]
+        except ValueError:
+            raise OcirtError("--additional-gids: give numeric group ids") from None
+    return user
+
+
+class Exec:
+    def __init__(self, g, c, proc, flags):
+        self.g, self.c, self.proc, self.flags = g, c, proc, flags
+        self.detach = flags["detach"]
+        self.console_ours = None
+
+    def run(self):
+        from ocirt.plan.build import exec_plan
+        from ocirt.spawn import Session
+        console_fd = self._console()
+        ctx = self._context(console_fd)
+        steps = exec_plan(self._namespaces(), self.proc, ctx)
+        try:
+            session = Session(steps, keep_fds=[console_fd] if console_fd is not None else [],
+                              preserve_fds=self.flags["preserve-fds"])
+        finally:
+            if console_fd is not None:
+                os.close(console_fd)
+        self.c.unlock()
+        pid = self._started(session)
+        if self.flags["pid-file"]:
+            from ocirt.container import write_pid_file
+            write_pid_file(self.flags["pid-file"], pid)
+        if self.detach:
+            session.reap()
+            return 0
+        master = None
+        if self.console_ours is not None:
+            from ocirt.console import recv_master
+            master = recv_master(self.console_ours)
+        from ocirt.foreground import wait_for
+        return wait_for(session, pid, master)
+
+    def _started(self, session):
+        pid = None
+        while True:
+            msg = session.recv()
+            if msg[0] == "pid":
+                pid = msg[1]
+            elif msg[0] == "ready":
+                return pid
+            elif msg[0] == "error":
+                session.reap()
+                raise OcirtError(msg[2], msg[1] or None, "process.json" if self.flags["process"] else "config.json")
+            else:
+                session.reap()
+                raise OcirtError("the exec'd process ended before it could start")
+
+    def _namespaces(self):
+        from ocirt.plan.namespaces import PROC_NS
+        pid = self.c.state["pid"]
+        types = [ns["type"] for ns in self.c.state["config"]["linux"].get("namespaces") or []]
+        return [(t, f"/proc/{pid}/ns/{PROC_NS[t]}") for t in types]
+
+    def _context(self, console_fd):
+        from ocirt import cgroups
+        cg = cgroups.from_state(self.c.state["cgroup"])
+        v2 = cg.v2_dir()
+        files = [f for f in cg.join_files() if not (v2 and f.startswith(v2 + "/"))]
+        return {"cgroup_files": files, "cgroup_v2_dir": v2 or "", "console_fd": console_fd,
+                "preserve_fds": self.flags["preserve-fds"], "wait": not self.detach,
+                "seccomp": self._seccomp(), "create_cwd": False}
+
+    def _seccomp(self):
+        sec = self.c.state["config"]["linux"].get("seccomp")
+        if not sec:
+            return None
+        from ocirt.plan.seccomp import compile_seccomp
+        return compile_seccomp(sec, cache_dir=os.path.join(self.g.root, ".seccomp-cache"))
+
+    def _console(self):
+        if not self.proc.get("terminal"):
+            return None
+        if self.flags["console-socket"]:
+            from ocirt.console import connect
+            return connect(self.flags["console-socket"])
+        if not self.detach:
+            from ocirt.console import pair
+            self.console_ours, theirs = pair()
+            return theirs
+        raise OcirtError("cannot allocate tty if ocirt will detach without setting console socket")

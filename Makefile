@@ -5,8 +5,10 @@ BIN     ?= /usr/local/bin
 DEB_PKGS := python3 python3-venv python3-dev gcc libc6-dev libseccomp-dev pkg-config \
             busybox-static runc crun iproute2 procps util-linux bsdutils file
 ROOTFS  := bundles/busybox/rootfs
+# shared/ sits beside the checkout (CI: a copy next to the clone).
+SHARED  ?= $(abspath ../shared)
 
-.PHONY: all deps install build demo rootfs test unit integration conformance clients clean
+.PHONY: all deps install build demo rootfs test unit integration conformance conformance-runc clients vm clean
 
 all: build
 
@@ -44,10 +46,25 @@ integration: build rootfs
 	$(PY) -m pytest -q tests/integration
 
 conformance: build rootfs
-	$(PY) -m pytest -q conformance
+	RUNTIME=$(BIN)/ocirt $(PY) -m pytest -q conformance
+
+conformance-runc: build rootfs
+	$(PY) conformance/clauses.py --check
+	RUNTIME=/usr/sbin/runc $(PY) -m pytest -q conformance
+
+clients: install
+	SMOKE_SHOW_LOG=1 bash $(SHARED)/clients/podman-smoke $(BIN)/ocirt
+	SMOKE_SHOW_LOG=1 bash $(SHARED)/clients/containerd-smoke $(BIN)/ocirt
+
+vm: build
+	CGROUP2_VM=$(SHARED)/vm/cgroup2-vm bash tests/vm/run-v2-tests.sh
 
 test: install rootfs
-	$(PY) -m pytest -q tests conformance
+	$(PY) -m pytest -q tests
+	$(MAKE) conformance-runc
+	RUNTIME=$(BIN)/ocirt $(PY) -m pytest -q conformance
+	$(MAKE) vm
+	$(MAKE) clients
 
 clean:
 	rm -rf build *.egg-info ocirt/_native/_lib*.so ocirt/_native/_lib.c ocirt/_native/ocirt-init $(ROOTFS)

@@ -5,9 +5,11 @@ import os
 import sys
 import sysconfig
 
+# sys.path[0] (the launcher's own directory) is replaced, so no import
+# looks there first.
 TEMPLATE = """#!{python} -S
 import sys
-sys.path[0:0] = {paths!r}
+sys.path[0:1] = {paths!r}
 from ocirt.cli import main
 sys.exit(main())
 """

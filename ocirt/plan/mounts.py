@@ -46,6 +46,7 @@ RECURSIVE = {
     "rnosymfollow": (A_NOSYMFOLLOW, 0), "rsymfollow": (0, A_NOSYMFOLLOW),
 }
 EXTENSIONS = ("tmpcopyup", "idmap", "ridmap")
+NOT_BUILT = ("idmap", "ridmap")  # recognised, refused until idmapped mounts are built
 MOUNT_OPTIONS = tuple(sorted([*FLAGS, *PROPAGATION, *RECURSIVE, *EXTENSIONS]))
 ROOTFS_PROPAGATION = {
     "private": MS_PRIVATE | MS_REC, "rprivate": MS_PRIVATE | MS_REC, "slave": MS_SLAVE | MS_REC,
@@ -115,7 +116,7 @@ def mount_step(m, i, ctx):
         mtype = ""
         o["flags"] |= MS_BIND
     _check_proc_dest(dest, mtype, where)
-    if {"idmap", "ridmap"} & o["ext"]:
+    if o["ext"].intersection(NOT_BUILT):
         raise OcirtError("idmapped mounts are not supported yet", jpath(where, "options"))
     if mtype in ("cgroup", "cgroup2") and not ctx.get("cgroup2_host") and mtype == "cgroup":
         return _cgroup_v1_steps(m, o, dest, where, ctx)

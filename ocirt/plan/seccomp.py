@@ -310,6 +310,20 @@ def _kernel_flags(lib, r, where):
     raise OcirtError(f"the kernel refuses seccomp flags {flags:#x}: {os.strerror(-rc)}", where)
 
 
+def kernel_flags():
+    """The SECCOMP_FLAGS this kernel accepts (for `ocirt features`)."""
+    from ocirt._native._lib import lib
+    # WAIT_KILLABLE_RECV is only valid with a listener
+    probe = {_FLAG_WAIT_KILLABLE_RECV: _FLAG_WAIT_KILLABLE_RECV | _FLAG_NEW_LISTENER}
+    return [name for name, bit in _FLAGS.items() if lib.ocirt_seccomp_flags_check(probe.get(bit, bit)) == 0]
+
+
+def libseccomp_version():
+    from ocirt._native._lib import lib
+    v = lib.ocirt_scmp_version()
+    return f"{v // 10000}.{v // 100 % 100}.{v % 100}"
+
+
 def _export(lib, ctx, where):
     fd = os.memfd_create("ocirt-seccomp", os.MFD_CLOEXEC)
     try:
@@ -326,8 +340,7 @@ def _lib_id(ffi, lib):
     library was replaced: its path, inode, size and mtime, and version."""
     path = ffi.string(lib.ocirt_scmp_library()).decode()
     st = os.stat(path)
-    v = lib.ocirt_scmp_version()
-    return [path, st.st_ino, st.st_size, st.st_mtime_ns, f"{v // 10000}.{v // 100 % 100}.{v % 100}"]
+    return [path, st.st_ino, st.st_size, st.st_mtime_ns, libseccomp_version()]
 
 
 # --- cache: ROOT/seccomp-cache/<sha256> -------------------------------------

@@ -1,0 +1,53 @@
+"""`ocirt features`: the runtime-spec features document (features.md,
+features-linux.md). Every list comes from the table the config parser
+checks against, so the document cannot claim what create refuses, nor miss
+what it accepts. Off the hot path: clients call it once, if at all."""
+from ocirt import SPEC_VERSION, jsonio
+
+OCI_VERSION_MIN = "1.0.0"
+
+
+def features():
+    """The features document as a dict."""
+    from ocirt.plan.hooks import KINDS
+    from ocirt.plan.mounts import MOUNT_OPTIONS, NOT_BUILT
+    from ocirt.plan.namespaces import CLONE_FLAGS
+    from ocirt.plan.process import CAPABILITIES
+    from ocirt.plan import seccomp
+    return {
+        "ociVersionMin": OCI_VERSION_MIN,
+        "ociVersionMax": SPEC_VERSION,
+        "hooks": list(KINDS),
+        "mountOptions": [o for o in MOUNT_OPTIONS if o not in NOT_BUILT],
+        "linux": {
+            "namespaces": sorted(CLONE_FLAGS),
+            "capabilities": list(CAPABILITIES),
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
+            "seccomp": {
+                "enabled": True,
+                "actions": list(seccomp.SECCOMP_ACTIONS),
+                "operators": list(seccomp.SECCOMP_OPERATORS),
+                "archs": list(seccomp.SECCOMP_ARCHES),
+                "knownFlags": list(seccomp.SECCOMP_FLAGS),
+                "supportedFlags": seccomp.kernel_flags(),
+            },
+            # "enabled" says the runtime can apply it, not that the host has it
+            "apparmor": {"enabled": True},
+            "selinux": {"enabled": True},
+            "intelRdt": {"enabled": False},
+            "mountExtensions": {"idmap": {"enabled": False}},
+            "netDevices": {"enabled": False},
+        },
+        "annotations": {
+            "io.github.seccomp.libseccomp.version": seccomp.libseccomp_version(),
+            "org.opencontainers.runc.checkpoint.enabled": "false",
+        },
+    }
+
+
+def cmd_features(g, flags, args):
+    from ocirt.cli import UsageError
+    if args:
+        raise UsageError('"features" takes no arguments')
+    print(jsonio.dumps_indent(features()))
+    return 0

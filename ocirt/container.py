@@ -58,6 +58,7 @@ class Creation:
         self.cgroup.create(linux.get("resources"))
         if not self.foreground:
             os.mkfifo(self.c.fifo, 0o622)
+            os.chmod(self.c.fifo, 0o622)  # past our umask: any container uid writes it
         console_fd = self._console()
         ctx = self._context(console_fd)
         steps = create_plan(self.spec, ctx)

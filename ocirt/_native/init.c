@@ -910,6 +910,9 @@ static void op_lookup(char **a)
             die("exec: \"%s\": stat %s: %s", name, name, err(errno));
         if (S_ISDIR(st.st_mode))
             die("exec: \"%s\": is a directory", name);
+        /* refused at create, as runc does: podman maps it to exit 126 */
+        if (!(st.st_mode & 0111))
+            die("exec: \"%s\": permission denied", name);
         return;
     }
     char *path = strdup(a[3]);

@@ -152,8 +152,8 @@ def wait_for_pids(c, n):
 
 
 def test_limits_are_written_and_seen_inside(make):
-    show = "cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/memory.max 2>/dev/null || " \
-           "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes"
+    show = "{ cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/memory.max 2>/dev/null || " \
+           "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes; }"
     c = make("limits", ["sh", "-c", show + " > /share/seen; sleep 1000"],
              resources={"memory": {"limit": 64 << 20}, "pids": {"limit": 20}}).start()
     assert fs.wait_for(lambda: len(c.shared("seen").split()) == 2, TIMEOUT), c.output()

@@ -231,8 +231,8 @@ def _v7_Device(v0):
             return (('path',), 'must be a string')
     v1 = v0.get('fileMode', _M)
     if v1 is not _M:
-        if type(v1) is not int or v1 < 0 or v1 > 511:
-            return (('fileMode',), 'must be an integer between 0 and 511')
+        if type(v1) is not int or v1 < 0 or v1 > 65535:
+            return (('fileMode',), 'must be an integer between 0 and 65535')
     v1 = v0.get('major', _M)
     if v1 is not _M:
         if type(v1) is not int or v1 < -9223372036854775808 or v1 > 9223372036854775807:

@@ -183,8 +183,23 @@ def test_generated_validator_agrees_with_jsonschema_and_upstream_on_mutations(ki
         valid = ours.is_valid(doc)
         counts[valid] += 1
         assert (CHECKS[kind](doc) is None) == valid, label
-        assert upstream.is_valid(doc) == valid, label
+        assert upstream.is_valid(upstream_view(doc)) == valid, label
     assert counts[True] > 50 and counts[False] > 200, counts
+
+
+def upstream_view(doc):
+    """doc as upstream should judge it, given the project schema's one
+    deliberate widening (schemas/README.md): a device fileMode may carry the
+    file type bits of st_mode (podman --privileged), only 0-511 count."""
+    linux = doc.get("linux") if isinstance(doc, dict) else None
+    if not isinstance(linux, dict) or not isinstance(linux.get("devices"), list):
+        return doc
+    doc = copy.deepcopy(doc)
+    for d in doc["linux"]["devices"]:
+        mode = d.get("fileMode") if isinstance(d, dict) else None
+        if type(mode) is int and 511 < mode <= 65535:
+            d["fileMode"] = mode & 0o777
+    return doc
 
 
 @pytest.mark.parametrize("path", [p for p in fixtures() if "invalid-json" not in p],

@@ -144,7 +144,7 @@ def make(tmp_path, rootfs):
 
 
 SLEEPERS = ["sh", "-c", "sleep 1000 & sleep 1000 & wait"]
-COUNTER = ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /share/count; sleep 0.05; done"]
+COUNTER = ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /share/n; mv /share/n /share/count; sleep 0.05; done"]
 
 
 def wait_for_pids(c, n):

@@ -55,13 +55,16 @@ HOG = "b = b'x' * (200 << 20); print('survived', flush=True)"
 
 
 def counter(path):
+    # written aside and renamed: a freeze between truncate and write would
+    # otherwise leave the file empty for as long as the process is frozen
     return f"""
-import time
+import os, time
 i = 0
 while True:
     i += 1
-    with open({path!r}, "w") as f:
+    with open({path!r} + ".tmp", "w") as f:
         f.write(str(i))
+    os.replace({path!r} + ".tmp", {path!r})
     time.sleep(0.01)
 """
 

@@ -7,6 +7,8 @@ DEB_PKGS := python3 python3-venv python3-dev gcc libc6-dev libseccomp-dev pkg-co
 ROOTFS  := bundles/busybox/rootfs
 # shared/ sits beside the checkout (CI: a copy next to the clone).
 SHARED  ?= $(abspath ../shared)
+# The binary the integration tests drive.
+export OCIRT := $(BIN)/ocirt
 
 .PHONY: all deps install build demo rootfs test unit integration conformance conformance-runc clients vm clean
 

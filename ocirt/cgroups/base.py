@@ -89,6 +89,8 @@ class Cgroup:
         Thawed after, and after SIGKILL even when the container was paused:
         a task frozen by the v1 freezer does not die until thawed. Other
         signals leave a paused container paused (they arrive on resume)."""
+        if not self.pids() and not (sig == SIGKILL and self.is_frozen()):
+            return  # nothing to signal: skip the freeze/thaw round trip
         froze = self._try_freeze()
         try:
             for pid in self.pids():

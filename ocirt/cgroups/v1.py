@@ -12,14 +12,21 @@ class V1(Cgroup):
     version = 1
 
     def _prepare(self, made):
-        # A new cpuset cgroup has empty cpus/mems and accepts no task until
-        # they are set: copy them from the parent, outermost first.
+        # A cpuset cgroup with empty cpus/mems accepts no task: fill them
+        # from the parent, outermost first, in every ancestor still empty
+        # (new ones, and existing ones someone left empty), as runc does.
         leaf = self.dirs.get("cpuset")
-        for d in made:
-            if leaf and (leaf == d or leaf.startswith(d + "/")):
-                for key in ("cpuset.cpus", "cpuset.mems"):
-                    if not fs.read(f"{d}/{key}"):
-                        fs.write(f"{d}/{key}", fs.read(f"{os.path.dirname(d)}/{key}"), "linux.cgroupsPath")
+        if not leaf:
+            return
+        chain = []
+        d = leaf
+        while not (fs.read(f"{d}/cpuset.cpus") and fs.read(f"{d}/cpuset.mems")):
+            chain.append(d)
+            d = os.path.dirname(d)
+        for d in reversed(chain):
+            for key in ("cpuset.cpus", "cpuset.mems"):
+                if not fs.read(f"{d}/{key}"):
+                    fs.write(f"{d}/{key}", fs.read(f"{os.path.dirname(d)}/{key}"), "linux.cgroupsPath")
 
     def _plan(self, resources, where, updating):
         from . import v1plan

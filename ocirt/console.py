@@ -20,8 +20,14 @@ def connect(path):
     return s.detach()
 
 
-def pair():
-    """A connected pair for a foreground terminal: (ours, the container's)."""
+def pair(proc):
+    """A connected pair for a foreground terminal: (ours, the container's).
+    The pty is made with the caller's terminal size (unless the process
+    sets consoleSize), so the program never sees it at 0x0."""
+    if not proc.get("consoleSize") and os.isatty(0):
+        import termios
+        rows, cols = termios.tcgetwinsize(0)
+        proc["consoleSize"] = {"height": rows, "width": cols}
     a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
     return a, b.detach()
 

@@ -99,7 +99,7 @@ class Creation:
             return connect(self.opts.console_socket)
         if self.foreground:
             from ocirt.console import pair
-            self.console_ours, theirs = pair()
+            self.console_ours, theirs = pair(self.spec["process"])
             return theirs
         raise OcirtError("cannot allocate tty if ocirt will detach without setting console socket",
                          "process.terminal")

@@ -67,12 +67,14 @@ def _user(flags, user):
         uid, _, gid = flags["user"].partition(":")
         try:
             user["uid"] = int(uid)
-            user["gid"] = int(gid) if gid else 0
+            if gid:  # else the container's gid stays, as with runc
+                user["gid"] = int(gid)
         except ValueError:
             raise OcirtError(f'--user "{flags["user"]}": give numeric uid[:gid]') from None
     if flags["additional-gids"]:
         try:
-            user["additionalGids"] = [int(x) for x in flags["additional-gids"]]
+            user["additionalGids"] = list(user.get("additionalGids") or []) + \
+                [int(x) for x in flags["additional-gids"]]
         except ValueError:
             raise OcirtError("--additional-gids: give numeric group ids") from None
     return user
@@ -156,6 +158,6 @@ class Exec:
             return connect(self.flags["console-socket"])
         if not self.detach:
             from ocirt.console import pair
-            self.console_ours, theirs = pair()
+            self.console_ours, theirs = pair(self.proc)
             return theirs
         raise OcirtError("cannot allocate tty if ocirt will detach without setting console socket")

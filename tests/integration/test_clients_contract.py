@@ -154,16 +154,17 @@ def test_conmon_and_shim_calling_conventions(oci, tmp_path):
                                   stderr=e, timeout=TIMEOUT)
 
     pid_file = tmp_path / "init.pid"
-    assert call("create", "--bundle", b.path, "--pid-file", str(pid_file), b.cid).returncode == 0, \
-        err.read_text()
-    oci.pids.append(int(pid_file.read_text()))
-    assert call("start", b.cid).returncode == 0
-    deadline = time.monotonic() + 10
-    while pid_alive(int(pid_file.read_text())) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert out.read_text() == "hi\n"
-    assert call("delete", b.cid).returncode == 0
-    assert call("delete", "--force", b.cid).returncode == 0  # the shim's cleanup run
+    try:
+        assert call("create", "--bundle", b.path, "--pid-file", str(pid_file), b.cid).returncode == 0, \
+            err.read_text()
+        assert call("start", b.cid).returncode == 0
+        deadline = time.monotonic() + 10
+        while pid_alive(int(pid_file.read_text())) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert out.read_text() == "hi\n"
+        assert call("delete", b.cid).returncode == 0
+    finally:
+        assert call("delete", "--force", b.cid).returncode == 0  # also the shim's cleanup run
 
 
 @pytest.mark.parametrize("version", ["1.0.0", "1.0.2-dev", "1.1.0", "1.2.0", "1.3.0"])

@@ -4,7 +4,10 @@ import os
 
 from ocirt import SPEC_VERSION
 from ocirt.errors import OcirtError
-from ocirt.plan import argv_fields, devices, hooks, host, mounts, namespaces, process, sysctl
+from ocirt.plan import argv_fields, namespaces, process
+
+# create_plan's other modules are imported where used: exec (the exec-probe
+# hot path) never loads them.
 
 # ctx keys (filled by the runtime; plain data so tests can build plans):
 #   rootfs, bundle        absolute paths
@@ -21,6 +24,7 @@ from ocirt.plan import argv_fields, devices, hooks, host, mounts, namespaces, pr
 
 
 def create_plan(spec, ctx):
+    from ocirt.plan import hooks, host, mounts, sysctl
     linux = spec.get("linux") or {}
     proc = spec.get("process") or {}
     ns = namespaces.namespaces(linux)
@@ -60,6 +64,7 @@ def create_plan(spec, ctx):
 
 
 def _rootfs(spec, linux, ctx, userns):
+    from ocirt.plan import devices, mounts
     steps = mounts.rootfs_steps(spec, ctx)
     if ctx.get("fifo"):
         steps.append(("fifo-open", "process", ctx["fifo"]))
@@ -75,6 +80,7 @@ def _rootfs(spec, linux, ctx, userns):
 
 def _dev_is_bind(spec):
     """Is the container's /dev a bind of a host directory (left as it is)?"""
+    from ocirt.plan import mounts
     for m in reversed(spec.get("mounts") or []):
         if mounts.clean_dest(m.get("destination", ""), "") == "/dev":
             opts = m.get("options") or []

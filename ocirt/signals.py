@@ -14,7 +14,7 @@ def parse_signal(text):
     s = text.upper()
     if s.isdigit():
         n = int(s)
-        if 1 <= n <= 64:
+        if 0 <= n <= 64:  # 0 probes, as `kill -0`; runc accepts it
             return n
     else:
         if s.startswith("SIG"):

@@ -23,6 +23,10 @@ def test_every_python_signal_name_agrees():
             assert parse_signal(sig.name) == sig.value, sig.name
 
 
+def test_zero_probes_like_runc():
+    assert parse_signal("0") == 0
+
+
 @pytest.mark.parametrize("text", ["", "65", "-9", "+9", " 9", "FOO", "SIG", "SIGFOO", "RTMIN+31", "RTMAX+1",
                                   "RTMIN-1", "KILL9"])
 def test_rejected(text):

@@ -78,7 +78,7 @@ class UsageError(OcirtError):
     pass
 
 
-def parse_flags(argv, spec, stop_at_positional=True):
+def parse_flags(argv, spec):
     """-> (values, rest). Accepts --name value, --name=value, -n value,
     and bools as --name or --name=true|false."""
     vals = {k: (list(v[2]) if v[1] == "list" else v[2]) for k, v in spec.items()}
@@ -89,8 +89,7 @@ def parse_flags(argv, spec, stop_at_positional=True):
         if a == "--":
             return vals, argv[i + 1:]
         if not a.startswith("-") or a == "-":
-            if stop_at_positional:
-                return vals, argv[i:]
+            return vals, argv[i:]
         name, eq, value = a.lstrip("-").partition("=")
         name = short.get(name, name) if not a.startswith("--") else name
         if name not in spec:

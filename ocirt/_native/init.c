@@ -262,13 +262,10 @@ static void mkdir_in_root(const char *path, mode_t mode)
     }
 }
 
-static void touch_in_root(const char *path)
+/* Make PATH's parent inside the rootfs and open it; *name gets PATH's last
+ * component, to act on relative to the returned fd. */
+static int open_parent(const char *path, const char **name)
 {
-    int fd = open_in_root(path, O_PATH);
-    if (fd >= 0) {
-        close(fd);
-        return;
-    }
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
@@ -276,7 +273,20 @@ static void touch_in_root(const char *path)
     mkdir_in_root(*dir ? dir : "/", 0755);
     int parent = open_in_root(*dir ? dir : "/", O_PATH | O_DIRECTORY);
     CHECK(parent, "open %s", dir);
-    fd = openat(parent, slash + 1, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0755);
+    *name = strrchr(path, '/') + 1;
+    return parent;
+}
+
+static void touch_in_root(const char *path)
+{
+    int fd = open_in_root(path, O_PATH);
+    if (fd >= 0) {
+        close(fd);
+        return;
+    }
+    const char *name;
+    int parent = open_parent(path, &name);
+    fd = openat(parent, name, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0755);
     CHECK(fd, "create %s", path);
     close(fd);
     close(parent);
@@ -478,25 +488,20 @@ static void op_mknod(char **a)
     mode_t mode = num(a[6]);
     char t = a[3][0];
     mode |= t == 'c' || t == 'u' ? S_IFCHR : t == 'b' ? S_IFBLK : S_IFIFO;
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    *slash = 0;
-    mkdir_in_root(*dir ? dir : "/", 0755);
-    int parent = open_in_root(*dir ? dir : "/", O_PATH | O_DIRECTORY);
-    CHECK(parent, "open %s", dir);
+    const char *name;
+    int parent = open_parent(path, &name);
     struct stat st;
-    if (fstatat(parent, slash + 1, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
         /* linux.devices: what exists there must be this very device (the
          * spec wants an error otherwise); default devices just replace it. */
         int same = (st.st_mode & S_IFMT) == (mode & S_IFMT) &&
                    (S_ISFIFO(st.st_mode) || st.st_rdev == makedev(num(a[4]), num(a[5])));
         if (!same && !strcmp(a[9], "strict"))
             die("%s already exists and is not this device", path);
-        CHECK(unlinkat(parent, slash + 1, 0), "remove %s", path);
+        CHECK(unlinkat(parent, name, 0), "remove %s", path);
     }
-    CHECK(mknodat(parent, slash + 1, mode, makedev(num(a[4]), num(a[5]))), "mknod %s", path);
-    CHECK(fchownat(parent, slash + 1, num(a[7]), num(a[8]), AT_SYMLINK_NOFOLLOW), "chown %s", path);
+    CHECK(mknodat(parent, name, mode, makedev(num(a[4]), num(a[5]))), "mknod %s", path);
+    CHECK(fchownat(parent, name, num(a[7]), num(a[8]), AT_SYMLINK_NOFOLLOW), "chown %s", path);
     close(parent);
 }
 
@@ -514,14 +519,9 @@ static void op_binddev(char **a)
 
 static void op_symlink(char **a)
 {
-    const char *target = a[2], *link = a[3];
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", link);
-    char *slash = strrchr(dir, '/');
-    *slash = 0;
-    int parent = open_in_root(*dir ? dir : "/", O_PATH | O_DIRECTORY);
-    CHECK(parent, "open %s", dir);
-    if (symlinkat(target, parent, slash + 1) < 0 && errno != EEXIST)
+    const char *target = a[2], *link = a[3], *name;
+    int parent = open_parent(link, &name);
+    if (symlinkat(target, parent, name) < 0 && errno != EEXIST)
         die("symlink %s -> %s: %s", link, target, err(errno));
     close(parent);
 }

@@ -71,25 +71,17 @@ class Creation:
         self._converse()
 
     def _context(self, console_fd):
-        v2 = self.cgroup.v2_dir()
-        files = [f for f in self.cgroup.join_files() if not (v2 and f.startswith(v2 + "/"))]
+        files, v2 = self.cgroup.clone_join()
         return {
             "rootfs": self.rootfs, "bundle": self.bundle,
-            "cgroup_files": files, "cgroup_v2_dir": v2 or "",
+            "cgroup_files": files, "cgroup_v2_dir": v2,
             "cgroup_dirs": [(_mount_name(k), d) for k, d in self.cgroup.dirs.items()],
             "cgroup2_host": self.cgroup.version == 2,
             "fifo": None if self.foreground else self.c.fifo,
             "console_fd": console_fd, "preserve_fds": self.opts.preserve_fds,
             "no_pivot": self.opts.no_pivot, "wait": self.foreground,
-            "seccomp": self._seccomp(), "id": self.c.id,
+            "seccomp": compiled_seccomp(self.g, self.spec["linux"]), "id": self.c.id,
         }
-
-    def _seccomp(self):
-        sec = self.spec["linux"].get("seccomp")
-        if not sec:
-            return None
-        from ocirt.plan.seccomp import compile_seccomp
-        return compile_seccomp(sec, cache_dir=os.path.join(self.g.root, ".seccomp-cache"))
 
     def _console(self):
         if not (self.spec["process"].get("terminal")):
@@ -169,6 +161,15 @@ class Creation:
             from ocirt import hooks
             hooks.run(hs, "poststop", dict(self.c.oci_state(), status="stopped"), warn=self.g.log.warn)
         self.c.remove()
+
+
+def compiled_seccomp(g, linux):
+    """linux.seccomp as BPF, cached under the state root (None if absent)."""
+    sec = linux.get("seccomp")
+    if not sec:
+        return None
+    from ocirt.plan.seccomp import compile_seccomp
+    return compile_seccomp(sec, cache_dir=os.path.join(g.root, ".seccomp-cache"))
 
 
 def _mount_name(ctrl):

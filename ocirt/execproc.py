@@ -136,19 +136,11 @@ class Exec:
 
     def _context(self, console_fd):
         from ocirt import cgroups
-        cg = cgroups.from_state(self.c.state["cgroup"])
-        v2 = cg.v2_dir()
-        files = [f for f in cg.join_files() if not (v2 and f.startswith(v2 + "/"))]
-        return {"cgroup_files": files, "cgroup_v2_dir": v2 or "", "console_fd": console_fd,
+        from ocirt.container import compiled_seccomp
+        files, v2 = cgroups.from_state(self.c.state["cgroup"]).clone_join()
+        return {"cgroup_files": files, "cgroup_v2_dir": v2, "console_fd": console_fd,
                 "preserve_fds": self.flags["preserve-fds"], "wait": not self.detach,
-                "seccomp": self._seccomp(), "create_cwd": False}
-
-    def _seccomp(self):
-        sec = self.c.state["config"]["linux"].get("seccomp")
-        if not sec:
-            return None
-        from ocirt.plan.seccomp import compile_seccomp
-        return compile_seccomp(sec, cache_dir=os.path.join(self.g.root, ".seccomp-cache"))
+                "seccomp": compiled_seccomp(self.g, self.c.state["config"]["linux"]), "create_cwd": False}
 
     def _console(self):
         if not self.proc.get("terminal"):

@@ -66,6 +66,12 @@ class Cgroup:
     def join_files(self):
         return [d + "/cgroup.procs" for d in self.unique_dirs()]
 
+    def clone_join(self):
+        """How a new process is born in this cgroup: (cgroup.procs files the
+        helper writes itself into, cgroup2 dir it clones into or "")."""
+        v2 = self.v2_dir()
+        return [f for f in self.join_files() if f != f"{v2}/cgroup.procs"], v2 or ""
+
     def v2_dir(self):
         return self.dirs.get("")
 

@@ -72,11 +72,16 @@ def _cpu(r, host, updating):
 
 
 def _pids(r, host, updating):
+    return pids_writes(r, "pids")
+
+
+def pids_writes(r, ctrl):
+    """pids.max is the same file on v1 and v2; ctrl picks the directory."""
     p = r.sub("pids")
     if "limit" not in p:
         return []
     limit = p.int("limit")
-    return [Write("pids", "pids.max", str(limit) if limit > 0 else "max", p.at("limit"))]
+    return [Write(ctrl, "pids.max", str(limit) if limit > 0 else "max", p.at("limit"))]
 
 
 def _blkio(r, host, updating):

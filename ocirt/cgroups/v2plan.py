@@ -5,7 +5,7 @@ from ..errors import OcirtError
 from . import convert
 from .fs import Write
 from .spec import Section, device, unsupported
-from .v1plan import rdma_lines
+from .v1plan import pids_writes, rdma_lines
 
 V2 = "on cgroup v2"
 
@@ -79,11 +79,7 @@ def _cpu(r, host, updating):
 
 
 def _pids(r, host, updating):
-    p = r.sub("pids")
-    if "limit" not in p:
-        return []
-    limit = p.int("limit")
-    return [Write("", "pids.max", str(limit) if limit > 0 else "max", p.at("limit"))]
+    return pids_writes(r, "")
 
 
 def _io(r, host, updating):

@@ -1,6 +1,5 @@
 """The commands that act on a running container's cgroup: update, pause,
 resume, ps, events. Flags, output and errors as runc 1.1's."""
-import os
 import sys
 import time
 

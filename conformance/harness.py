@@ -168,6 +168,20 @@ class Bundle:
 
 # ---------------------------------------------------------------- host views
 
+def userns_bundle(ct, script):
+    """A bundle with a new user namespace mapping root to 100000 (gids to 200000)."""
+    b = ct.bundle(script)
+    b.linux["namespaces"].append({"type": "user"})
+    b.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    b.linux["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    b.drop_mount("/sys/fs/cgroup")  # a v1 cgroup hierarchy cannot be mounted in a user namespace
+    for m in b.config["mounts"]:
+        if m["destination"] == "/dev/pts":
+            m["options"] = [o for o in m["options"] if o != "gid=5"]
+    b.drop_mount("/out")  # not writable by the mapped root
+    return b
+
+
 def mountinfo(pid="self"):
     """Mount entries of a process: dicts with point, opts, tags, fstype, source, super."""
     return parse_mountinfo(read(f"/proc/{pid}/mountinfo"))

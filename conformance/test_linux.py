@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from .harness import kill_pid, leftovers, parse_mountinfo, read
+from .harness import kill_pid, leftovers, parse_mountinfo, read, userns_bundle
 
 clause = pytest.mark.clause
 NS_FILES = {"pid": "pid", "network": "net", "ipc": "ipc", "uts": "uts", "mount": "mnt", "cgroup": "cgroup",
@@ -101,19 +101,6 @@ def test_duplicate_namespace_type_is_rejected(ct):
     b.linux["namespaces"].append({"type": "ipc"})
     assert ct.run(b, check=False).rc != 0
     assert leftovers(ct.rt, b, ct.rootfs) == []
-
-
-def userns_bundle(ct, script):
-    b = ct.bundle(script)
-    b.linux["namespaces"].append({"type": "user"})
-    b.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    b.linux["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
-    b.drop_mount("/sys/fs/cgroup")  # a v1 cgroup hierarchy cannot be mounted in a user namespace
-    for m in b.config["mounts"]:
-        if m["destination"] == "/dev/pts":
-            m["options"] = [o for o in m["options"] if o != "gid=5"]
-    b.drop_mount("/out")  # not writable by the mapped root
-    return b
 
 
 @clause("linux.ns.new.1", "linux.ns.types.1", "linux.idmap.1")

@@ -1,9 +1,11 @@
 """config.md: mounts, their order, the Linux mount options, bind mounts, idmapped mounts."""
+import json
 import os
+import subprocess
 
 import pytest
 
-from .harness import leftovers, parse_mountinfo
+from .harness import leftovers, parse_mountinfo, userns_bundle
 
 clause = pytest.mark.clause
 
@@ -183,6 +185,25 @@ def test_idmap_without_mappings_or_userns_is_rejected(ct, tmp_path):
     assert leftovers(ct.rt, b, ct.rootfs) == []
 
 
+def idmap_supported(ct):
+    """The runtime's features document claims idmapped mounts (features-linux.md)."""
+    res = ct.rt("features", check=False)
+    if res.rc != 0:
+        return False
+    feats = json.loads(res.out).get("linux", {})
+    return bool(feats.get("mountExtensions", {}).get("idmap", {}).get("enabled"))
+
+
+def applied_or_rejected(ct, b, res):
+    """A runtime that does not claim idmapped mounts may refuse one, cleanly;
+    one that claims them must apply it."""
+    if res.rc == 0:
+        return True
+    assert not idmap_supported(ct), res
+    assert leftovers(ct.rt, b, ct.rootfs) == []
+    return False
+
+
 @clause("config.mounts.idmap.1", "config.mounts.idmap.2")
 def test_idmapped_bind_mount_applied_or_rejected(ct, tmp_path):
     src = tmp_path / "src"
@@ -196,7 +217,38 @@ def test_idmapped_bind_mount_applied_or_rejected(ct, tmp_path):
     m["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
     m["gidMappings"] = [{"containerID": 0, "hostID": 2000, "size": 1}]
     res = ct.run(b, check=False)
-    if res.rc != 0:
-        assert leftovers(ct.rt, b, ct.rootfs) == []
-        return
-    assert res.out.strip() == "1000:2000"
+    if applied_or_rejected(ct, b, res):
+        assert res.out.strip() == "1000:2000"
+
+
+@clause("config.mounts.idmap.4", "config.mounts.idmap.1")
+def test_idmap_without_mappings_takes_the_user_namespace_ones(ct, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "owned-by-root").write_text("x")
+    b = userns_bundle(ct, "stat -c %u:%g /data/owned-by-root")
+    b.mount("/data", "bind", str(src), ["rbind", "idmap"])
+    res = ct.run(b, check=False)
+    if applied_or_rejected(ct, b, res):
+        # Unmapped, host root would show as the overflow id (65534).
+        assert res.out.strip() == "0:0"
+
+
+@pytest.mark.parametrize("opt", ["idmap", "ridmap"])
+@clause("config.mounts.idmap.1", "config.mounts.options.should.1")
+def test_ridmap_maps_the_mounts_below_and_idmap_only_the_top(ct, tmp_path, opt):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "top").write_text("x")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(src / "sub")], check=True)
+    try:
+        (src / "sub" / "below").write_text("x")
+        b = ct.bundle("stat -c %u /data/top /data/sub/below")
+        m = b.mount("/data", "bind", str(src), ["rbind", opt])
+        m["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
+        m["gidMappings"] = [{"containerID": 0, "hostID": 2000, "size": 1}]
+        res = ct.run(b, check=False)
+    finally:
+        subprocess.run(["umount", "-l", str(src / "sub")], check=True)
+    if applied_or_rejected(ct, b, res):
+        assert res.out.split() == ["1000", "1000" if opt == "ridmap" else "0"]

@@ -10,7 +10,7 @@ OCI_VERSION_MIN = "1.0.0"
 def features():
     """The features document as a dict."""
     from ocirt.plan.hooks import KINDS
-    from ocirt.plan.mounts import MOUNT_OPTIONS, NOT_BUILT
+    from ocirt.plan.mounts import MOUNT_OPTIONS
     from ocirt.plan.namespaces import CLONE_FLAGS
     from ocirt.plan.process import CAPABILITIES
     from ocirt.plan import seccomp
@@ -18,7 +18,7 @@ def features():
         "ociVersionMin": OCI_VERSION_MIN,
         "ociVersionMax": SPEC_VERSION,
         "hooks": list(KINDS),
-        "mountOptions": [o for o in MOUNT_OPTIONS if o not in NOT_BUILT],
+        "mountOptions": list(MOUNT_OPTIONS),
         "linux": {
             "namespaces": sorted(CLONE_FLAGS),
             "capabilities": list(CAPABILITIES),
@@ -35,7 +35,7 @@ def features():
             "apparmor": {"enabled": True},
             "selinux": {"enabled": True},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": True}},
             "netDevices": {"enabled": False},
         },
         "annotations": {

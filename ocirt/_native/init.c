@@ -340,6 +340,71 @@ static void op_timens(char **a)
         write_file("/proc/self/timens_offsets", a[2], strlen(a[2]));
 }
 
+/* idmapped mounts: the helper (still root in the host user namespace, which
+ * MOUNT_ATTR_IDMAP needs) clones each source into a detached tree mapped
+ * through a user namespace made for its mapping; the child attaches the
+ * trees in order with move_mount. */
+static int idmap_trees[64];
+static int n_trees, next_tree;
+
+static int set_attr(int fd, unsigned flags, uint64_t set, uint64_t clr, int userns)
+{
+    struct mount_attr attr = {.attr_set = set, .attr_clr = clr, .userns_fd = userns};
+    return syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | flags, &attr, sizeof attr);
+}
+
+/* A user namespace with these maps, held by a child that waits for us. */
+static int userns_with(const char *uidmap, const char *gidmap)
+{
+    int p[2];
+    CHECK(pipe2(p, O_CLOEXEC), "pipe");
+    pid_t pid = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, NULL, NULL, NULL, NULL);
+    CHECK(pid, "create a user namespace for an idmapped mount");
+    if (pid == 0) {
+        char c;
+        close(p[1]);
+        (void)!read(p[0], &c, 1); /* EOF when the helper is done (or dead) */
+        _exit(0);
+    }
+    close(p[0]);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
+    write_file(path, uidmap, strlen(uidmap));
+    snprintf(path, sizeof path, "/proc/%d/gid_map", pid);
+    write_file(path, gidmap, strlen(gidmap));
+    snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    CHECK(fd, "open %s", path);
+    close(p[1]);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    return fd;
+}
+
+/* a: where src uidmap gidmap rbind(0/1) ridmap(0/1) */
+static void op_idmap_tree(char **a)
+{
+    static int userns = -1;
+    static const char *last_uid, *last_gid;
+    if (n_trees == (int)(sizeof idmap_trees / sizeof *idmap_trees))
+        die("too many idmapped mounts");
+    if (userns < 0 || strcmp(last_uid, a[3]) || strcmp(last_gid, a[4])) {
+        if (userns >= 0)
+            close(userns);
+        userns = userns_with(a[3], a[4]);
+        last_uid = a[3], last_gid = a[4];
+    }
+    unsigned rec = !strcmp(a[5], "1") ? AT_RECURSIVE : 0;
+    int tree = syscall(SYS_open_tree, AT_FDCWD, a[2], OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
+    CHECK(tree, "open bind source %s", a[2]);
+    if (set_attr(tree, !strcmp(a[6], "1") ? AT_RECURSIVE : 0, MOUNT_ATTR_IDMAP, 0, userns) < 0) {
+        int e = errno;
+        die("idmap %s: %s%s", a[2], err(e),
+            e == EINVAL ? " (its filesystem may not support idmapped mounts)" : "");
+    }
+    idmap_trees[n_trees++] = tree;
+}
+
 /* ---- child stage: mounts ---- */
 
 /* Is WORD in the comma-separated LIST? */
@@ -409,9 +474,26 @@ static void copy_tree(int from, int to)
     closedir(d);
 }
 
+/* In a user namespace the kernel locks the nosuid, nodev and noexec a
+ * mount came with: a bind remount must repeat them or fail with EPERM. */
+static void remount_bind(int fd, const char *target, unsigned long flags, const char *dst)
+{
+    if (mount(NULL, target, NULL, flags, NULL) == 0)
+        return;
+    int e = errno;
+    struct statfs sf;
+    if (e == EPERM && fstatfs(fd, &sf) == 0) {
+        unsigned long locked = sf.f_flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
+        if ((flags | locked) != flags && mount(NULL, target, NULL, flags | locked, NULL) == 0)
+            return;
+    }
+    die("remount %s: %s", dst, err(e));
+}
+
 /* mount SRC on container path DST.
  * a: where src dst fstype flags data mkkind remount_flags propagation attr_set attr_clr extra
- * extra: "in-proc" (check the destination is on procfs), "tmpcopyup" */
+ * extra: "in-proc" (check the destination is on procfs), "tmpcopyup",
+ *        "idmapped" (attach the next idmapped tree instead of mounting src) */
 static void op_mount(char **a)
 {
     const char *src = a[2], *dst = a[3], *type = a[4], *data = a[6], *kind = a[7], *extra = a[12];
@@ -437,7 +519,7 @@ static void op_mount(char **a)
     const char *msrc = src;
     char srcpath[64];
     int sfd = -1;
-    if (flags & MS_BIND) {
+    if ((flags & MS_BIND) && !has_word(extra, "idmapped")) {
         /* Bind sources are host paths, opened now so the mount uses exactly
          * what we checked. */
         sfd = open(src, O_PATH | O_CLOEXEC);
@@ -445,7 +527,14 @@ static void op_mount(char **a)
         fdpath(srcpath, sizeof srcpath, sfd);
         msrc = srcpath;
     }
-    if (mount(msrc, target, type, flags, *data ? data : NULL) < 0) {
+    if (has_word(extra, "idmapped")) {
+        if (next_tree >= n_trees)
+            die("no idmapped tree for %s", dst);
+        int tree = idmap_trees[next_tree++];
+        CHECK(syscall(SYS_move_mount, tree, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
+              "attach idmapped mount of %s on %s", src, dst);
+        close(tree);
+    } else if (mount(msrc, target, type, flags, *data ? data : NULL) < 0) {
         int e = errno;
         die("mount %s on %s (type %s): %s", src, dst, *type ? type : "bind", err(e));
     }
@@ -466,17 +555,12 @@ static void op_mount(char **a)
     close(old);
     fdpath(target, sizeof target, fd);
     if (remount)
-        CHECK(mount(NULL, target, NULL, remount, NULL), "remount %s", dst);
+        remount_bind(fd, target, remount, dst);
     for (unsigned long bit = 1; bit; bit <<= 1)
         if (prop & bit & ~MS_REC)
             CHECK(mount(NULL, target, NULL, bit | (prop & MS_REC), NULL), "set propagation of %s", dst);
-    if (attr_set || attr_clr) {
-        struct {
-            uint64_t set, clr, prop, userns;
-        } attr = {attr_set, attr_clr, 0, 0};
-        CHECK(syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr),
-              "set recursive attributes on %s", dst);
-    }
+    if (attr_set || attr_clr)
+        CHECK(set_attr(fd, AT_RECURSIVE, attr_set, attr_clr, 0), "set recursive attributes on %s", dst);
     close(fd);
 }
 
@@ -1242,6 +1326,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a[0], "cgroup")) write_file(a[2], "0", 1);
         else if (!strcmp(a[0], "cgroup2")) op_cgroup2(a);
         else if (!strcmp(a[0], "affinity")) op_affinity(a);
+        else if (!strcmp(a[0], "idmap-tree")) op_idmap_tree(a);
         else if (!strcmp(a[0], "clone")) do_clone(i);
         else die("unknown helper step %s", a[0]);
     }

@@ -31,16 +31,21 @@ def create_plan(spec, ctx):
     hooks_ = hooks.check_hooks(spec)
     host.check(linux)
     userns = "user" in ns
-    steps = process.affinity(proc, "initial")
+    id_maps = namespaces.id_map_steps(linux, ns)
+    if "mount" not in ns:
+        raise OcirtError("a mount namespace is required", "linux.namespaces")
+    rootfs = _rootfs(spec, linux, dict(ctx, id_maps=tuple(s[2] for s in id_maps)), userns)
+    # Idmapped trees are made first, while the helper is still in the host's
+    # user and mount namespaces.
+    steps = [s for s in rootfs if s[0] == "idmap-tree"]
+    steps += process.affinity(proc, "initial")
     steps += _cgroup_steps(ctx)
     pre, flags = namespaces.helper_steps(linux, ns, ctx.get("wait"))
     steps += pre
     steps += _listener_steps(ctx)
     steps.append(("clone", "linux.namespaces", flags, int(bool(ctx.get("wait")))))
-    steps += namespaces.id_map_steps(linux, ns)
-    if "mount" not in ns:
-        raise OcirtError("a mount namespace is required", "linux.namespaces")
-    steps += _rootfs(spec, linux, ctx, userns)
+    steps += id_maps
+    steps += [s for s in rootfs if s[0] != "idmap-tree"]
     if any(hooks_.get(k) for k in hooks.KINDS):
         steps.append(("hooks", "hooks"))
     steps += hooks.hook_steps(hooks_, "createContainer")

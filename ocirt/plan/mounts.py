@@ -4,6 +4,7 @@ import os
 import stat
 
 from ocirt.errors import OcirtError, jpath
+from ocirt.plan.namespaces import format_map
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_SYNCHRONOUS, MS_REMOUNT, MS_MANDLOCK, MS_DIRSYNC = 0x10, 0x20, 0x40, 0x80
@@ -46,7 +47,6 @@ RECURSIVE = {
     "rnosymfollow": (A_NOSYMFOLLOW, 0), "rsymfollow": (0, A_NOSYMFOLLOW),
 }
 EXTENSIONS = ("tmpcopyup", "idmap", "ridmap")
-NOT_BUILT = ("idmap", "ridmap")  # recognised, refused until idmapped mounts are built
 MOUNT_OPTIONS = tuple(sorted([*FLAGS, *PROPAGATION, *RECURSIVE, *EXTENSIONS]))
 ROOTFS_PROPAGATION = {
     "private": MS_PRIVATE | MS_REC, "rprivate": MS_PRIVATE | MS_REC, "slave": MS_SLAVE | MS_REC,
@@ -116,8 +116,7 @@ def mount_step(m, i, ctx):
         mtype = ""
         o["flags"] |= MS_BIND
     _check_proc_dest(dest, mtype, where)
-    if o["ext"].intersection(NOT_BUILT):
-        raise OcirtError("idmapped mounts are not supported yet", jpath(where, "options"))
+    idmap = _idmap(m, o, bind, where, ctx)
     if mtype in ("cgroup", "cgroup2") and not ctx.get("cgroup2_host") and mtype == "cgroup":
         return _cgroup_v1_steps(m, o, dest, where, ctx)
     if mtype == "cgroup":
@@ -140,9 +139,33 @@ def mount_step(m, i, ctx):
     if "tmpcopyup" in o["ext"] and mtype != "tmpfs":
         raise OcirtError("tmpcopyup needs a tmpfs mount", jpath(where, "options"))
     extra = [x for x, on in (("in-proc", dest.startswith("/proc/")),
-                             ("tmpcopyup", "tmpcopyup" in o["ext"])) if on]
-    return [("mount", where, src, dest, mtype, flags, ",".join(o["data"]), kind, remount,
-             o["prop"], o["attr_set"], o["attr_clr"], ",".join(extra))]
+                             ("tmpcopyup", "tmpcopyup" in o["ext"]), ("idmapped", idmap)) if on]
+    step = ("mount", where, src, dest, mtype, flags, ",".join(o["data"]), kind, remount,
+            o["prop"], o["attr_set"], o["attr_clr"], ",".join(extra))
+    if not idmap:
+        return [step]
+    # The helper makes the mapped tree (see build.create_plan); the mount attaches it.
+    return [("idmap-tree", where, src, *idmap, int(bool(flags & MS_REC)),
+             int("ridmap" in o["ext"])), step]
+
+
+def _idmap(m, o, bind, where, ctx):
+    """(uid_map, gid_map) text of an idmapped mount, or None. The mount's own
+    mappings win; else the container's user namespace ones (config.md)."""
+    uids, gids = m.get("uidMappings"), m.get("gidMappings")
+    if not (o["ext"] & {"idmap", "ridmap"} or uids or gids):
+        return None
+    if not bind:
+        raise OcirtError("idmapped mounts must be bind mounts", jpath(where, "options"))
+    if bool(uids) != bool(gids):
+        missing = "gidMappings" if uids else "uidMappings"
+        raise OcirtError("uidMappings and gidMappings must be given together", jpath(where, missing))
+    if uids:
+        return format_map(uids), format_map(gids)
+    if ctx.get("id_maps"):
+        return ctx["id_maps"]
+    raise OcirtError("an idmapped mount needs uidMappings and gidMappings, "
+                     "or a new user namespace whose mappings it takes", jpath(where, "options"))
 
 
 def _check_proc_dest(dest, mtype, where):

@@ -161,6 +161,45 @@ def test_tmpcopyup_only_on_tmpfs(tmp_path):
     assert where_error(mounts.mount_step, m, 3, {"bundle": "/b"}) == "mounts[3].options"
 
 
+USERNS = {"namespaces": SPEC["linux"]["namespaces"] + [{"type": "user"}],
+          "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+          "gidMappings": [{"containerID": 0, "hostID": 200000, "size": 65536}]}
+
+
+def idmapped(tmp_path, options, **fields):
+    return dict(destination="/data", type="bind", source=str(tmp_path), options=options, **fields)
+
+
+def test_idmap_tree_is_made_by_the_helper_before_any_namespace_is_joined(tmp_path):
+    m = idmapped(tmp_path, ["rbind", "ridmap", "ro"],
+                 uidMappings=[{"containerID": 0, "hostID": 1000, "size": 1}],
+                 gidMappings=[{"containerID": 0, "hostID": 2000, "size": 1}])
+    s = spec(mounts=SPEC["mounts"] + [m])
+    s["linux"]["namespaces"][3] = {"type": "ipc", "path": "/proc/1/ns/ipc"}
+    steps = plan(s)
+    assert steps[0] == ("idmap-tree", "mounts[2]", str(tmp_path), "0 1000 1\n", "0 2000 1\n", 1, 1)
+    assert names(steps).count("idmap-tree") == 1 and names(steps).index("setns") > 0
+    mount = [x for x in steps if x[0] == "mount" and x[3] == "/data"][0]
+    assert mount[-1] == "idmapped" and mount[8] & mounts.MS_RDONLY
+
+
+def test_idmap_without_mappings_takes_the_user_namespace_ones(tmp_path):
+    s = spec(mounts=[idmapped(tmp_path, ["bind", "idmap"])], linux=dict(SPEC["linux"], **USERNS))
+    tree = plan(s)[0]
+    assert tree[3:] == ("0 100000 65536\n", "0 200000 65536\n", 0, 0)
+
+
+@pytest.mark.parametrize("m, where", [
+    ({"options": ["idmap"]}, "mounts[0].options"),  # no mappings, no user namespace
+    ({"options": ["rbind"], "uidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]},
+     "mounts[0].gidMappings"),
+    ({"type": "tmpfs", "source": "tmpfs", "options": ["ridmap"]}, "mounts[0].options"),
+])
+def test_idmap_errors_name_the_field(tmp_path, m, where):
+    m = dict(idmapped(tmp_path, []), **m)
+    assert where_error(plan, spec(mounts=[m])) == where
+
+
 def test_proc_destinations():
     m = {"destination": "/proc", "type": "tmpfs", "source": "tmpfs"}
     assert where_error(mounts.mount_step, m, 0, {}) == "mounts[0].type"

@@ -108,6 +108,31 @@ def test_filesystem_specific_options_reach_the_filesystem(ct):
     assert {"size=1024k", "mode=701", "nr_inodes=1000"} <= set(m["super"]), m
 
 
+@clause("runtime.lifecycle.create.1")
+@pytest.mark.parametrize("mtype,source,options,point", [
+    ("proc", "proc", ["nosuid"], "/proc"), ("sysfs", "sysfs", ["ro", "nosuid"], "/sys"),
+    ("tmpfs", "tmpfs", ["size=1m"], "/mnt/t"), ("devpts", "devpts", ["newinstance"], "/mnt/t"),
+    ("mqueue", "mqueue", ["nodev"], "/mnt/t"),
+])
+def test_mount_types(ct, mtype, source, options, point):
+    b = ct.bundle()
+    b.drop_mount(point)  # crun allows proc and sysfs only at their usual place
+    b.mount(point, mtype, source, options, index=0 if point in ("/proc", "/sys") else None)
+    assert mounted(ct, b, point)[-1]["fstype"] == mtype
+
+
+@clause("runtime.lifecycle.create.1", "config.mounts.unknown.1")
+def test_overlay_mount(ct, tmp_path):
+    for d in ("lower", "upper", "work"):
+        (tmp_path / d).mkdir()
+    (tmp_path / "lower" / "from-lower").write_text("low\n")
+    b = ct.bundle("cat /data/from-lower && echo up > /data/from-upper")
+    b.mount("/data", "overlay", "overlay", [f"{d}dir={tmp_path / d}" for d in ("lower", "upper", "work")])
+    assert ct.run(b).out == "low\n"
+    assert (tmp_path / "upper" / "from-upper").read_text() == "up\n"
+    assert not (tmp_path / "lower" / "from-upper").exists()
+
+
 @clause("config.mounts.order.1")
 def test_mounts_in_listed_order(ct):
     b = ct.bundle()

@@ -117,7 +117,7 @@ def mount_step(m, i, ctx):
         o["flags"] |= MS_BIND
     _check_proc_dest(dest, mtype, where)
     idmap = _idmap(m, o, bind, where, ctx)
-    if mtype in ("cgroup", "cgroup2") and not ctx.get("cgroup2_host") and mtype == "cgroup":
+    if mtype == "cgroup" and not ctx.get("cgroup2_host"):
         return _cgroup_v1_steps(m, o, dest, where, ctx)
     if mtype == "cgroup":
         mtype = "cgroup2"

@@ -133,12 +133,17 @@ class Creation:
         self.c.save()
 
     def _hooks(self):
-        """prestart and createRuntime run here, in the runtime's namespaces;
-        the init then runs createContainer itself and continues."""
+        """The init waits in its namespaces: linux.netDevices are moved in,
+        then prestart and createRuntime run here, in the runtime's
+        namespaces; the init then runs createContainer itself and continues."""
         from ocirt import hooks
         state = dict(self.c.oci_state(), status="creating")
         hs = self.spec.get("hooks") or {}
+        devices = self.spec["linux"].get("netDevices")
         try:
+            if devices:
+                from ocirt import netdevices
+                netdevices.move(devices, self.c.state["pid"])
             hooks.run(hs, "prestart", state)
             hooks.run(hs, "createRuntime", state)
         except OcirtError as e:

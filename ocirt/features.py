@@ -36,7 +36,7 @@ def features():
             "selinux": {"enabled": True},
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": True}},
-            "netDevices": {"enabled": False},
+            "netDevices": {"enabled": True},
         },
         "annotations": {
             "io.github.seccomp.libseccomp.version": seccomp.libseccomp_version(),

@@ -29,7 +29,7 @@ def create_plan(spec, ctx):
     proc = spec.get("process") or {}
     ns = namespaces.namespaces(linux)
     hooks_ = hooks.check_hooks(spec)
-    host.check(linux)
+    host.check(linux, ns)
     userns = "user" in ns
     id_maps = namespaces.id_map_steps(linux, ns)
     if "mount" not in ns:
@@ -46,7 +46,8 @@ def create_plan(spec, ctx):
     steps.append(("clone", "linux.namespaces", flags, int(bool(ctx.get("wait")))))
     steps += id_maps
     steps += [s for s in rootfs if s[0] != "idmap-tree"]
-    if any(hooks_.get(k) for k in hooks.KINDS):
+    if any(hooks_.get(k) for k in hooks.KINDS) or linux.get("netDevices"):
+        # the runtime moves the devices, then runs its hooks (ocirt/container.py)
         steps.append(("hooks", "hooks"))
     steps += hooks.hook_steps(hooks_, "createContainer")
     steps.append(("chroot-move" if ctx.get("no_pivot") else "pivot", "root.path", ctx["rootfs"]))

@@ -58,6 +58,7 @@ def test_every_table_entry_is_listed(doc):
     assert set(sec["supportedFlags"]) <= set(sec["knownFlags"])
     assert doc["mountOptions"] == list(mounts.MOUNT_OPTIONS)
     assert linux["mountExtensions"] == {"idmap": {"enabled": True}}
+    assert linux["netDevices"] == {"enabled": True}
 
 
 def test_listed_mount_options_are_recognized_not_passed_as_data(doc):

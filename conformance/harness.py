@@ -5,6 +5,7 @@ the binary's commands (create, start, state, kill, delete, run, features) and
 what the kernel shows of the container (/proc, cgroup files, mountinfo).
 """
 import copy
+import functools
 import json
 import os
 import signal
@@ -297,3 +298,52 @@ def leftovers(rt, b, rootfs):
     found += [f"mount {m['point']}" for m in mountinfo()
               if m["point"].startswith((b.path, rootfs)) or b.cid in m["point"]]
     return found
+
+
+
+def ip(*args, check=True):
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
+
+
+def link_on_host(name):
+    return ip("link", "show", "dev", name, check=False).returncode == 0
+
+
+@functools.cache
+def dummy_or_veth():
+    """`ip link add` type arguments that work on this kernel (a veth's peer
+    name to append), or None."""
+    probe = f"ocprobe{os.getpid() % 1000}"
+    for kind in (["dummy"], ["veth", "peer", "name"]):
+        if ip("link", "add", probe, "type", *kind, *([probe + "p"] if len(kind) > 1 else []),
+              check=False).returncode == 0:
+            ip("link", "del", probe)
+            return kind
+    return None
+
+
+class HostLinks:
+    """Host network devices for netDevices tests, PREFIX<pid>x<n> with 192.0.2.n/24,
+    2001:db8::n/64 (nodad) and a link-scope 198.51.100.n/24: dummy devices, or veth
+    pairs (the host keeps the peer, NAMEp) where the kernel has no dummy driver."""
+    V4, V6 = "192.0.2.{n}/24", "2001:db8::{n}/64"
+
+    def __init__(self, prefix):
+        self.prefix, self.made = prefix, []
+
+    def make(self, n):
+        name = f"{self.prefix}{os.getpid() % 1000}x{n}"
+        kind = dummy_or_veth()
+        ip("link", "add", name, "type", *kind, *([name + "p"] if len(kind) > 1 else []))
+        self.made.append(name)
+        ip("addr", "add", self.V4.format(n=n), "dev", name)
+        ip("addr", "add", self.V6.format(n=n), "dev", name, "nodad")
+        ip("addr", "add", f"198.51.100.{n}/24", "dev", name, "scope", "link")
+        return name
+
+    def remove_all(self):
+        """Delete what is still on the host (a moved device is the kernel's to free)."""
+        for name in self.made:
+            for dev in (name, name + "p"):
+                if link_on_host(dev):
+                    ip("link", "del", dev, check=False)

@@ -3,56 +3,24 @@ veth pair where this kernel has no dummy driver) are moved into the
 container's network namespace, renamed, keep their permanent global
 addresses and come up; a refused config moves nothing and leaves nothing.
 Needs root."""
-import functools
 import os
 import shutil
-import subprocess
 import uuid
 
 import pytest
 
-V4, V6 = "192.0.2.{n}/24", "2001:db8::{n}/64"
+from conformance.harness import HostLinks, ip, link_on_host as on_host
 
-
-def ip(*args, check=True):
-    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
-
-
-def on_host(name):
-    return ip("link", "show", "dev", name, check=False).returncode == 0
-
-
-@functools.cache
-def link_kind():
-    """dummy if the kernel has it, else veth (the host keeps the peer)."""
-    probe = f"ocdprobe{os.getpid() % 1000}"
-    if ip("link", "add", probe, "type", "dummy", check=False).returncode == 0:
-        ip("link", "del", probe)
-        return ["dummy"]
-    return ["veth", "peer", "name"]
+V4, V6 = HostLinks.V4, HostLinks.V6
 
 
 @pytest.fixture
 def make_dev():
-    """make_dev(n) -> a new host device ocd<pid><n> with 192.0.2.n/24, 2001:db8::n/64
-    and a link-scope address; each removed afterwards if still on the host."""
-    made = []
-
-    def make(n):
-        name = f"ocd{os.getpid() % 1000}x{n}"
-        kind = link_kind()
-        ip("link", "add", name, "type", *kind, *([name + "p"] if kind[0] == "veth" else []))
-        made.append(name)
-        ip("addr", "add", V4.format(n=n), "dev", name)
-        ip("addr", "add", V6.format(n=n), "dev", name, "nodad")
-        ip("addr", "add", f"198.51.100.{n}/24", "dev", name, "scope", "link")
-        return name
-
-    yield make
-    for name in made:
-        for dev in (name, name + "p"):
-            if on_host(dev):
-                ip("link", "del", dev, check=False)
+    """make_dev(n) -> a new host device (conformance.harness.HostLinks), removed
+    afterwards if still on the host."""
+    links = HostLinks("ocd")
+    yield links.make
+    links.remove_all()
 
 
 def created(oci, devices, script="sleep 60"):

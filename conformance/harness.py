@@ -300,7 +300,6 @@ def leftovers(rt, b, rootfs):
     return found
 
 
-
 def ip(*args, check=True):
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
 

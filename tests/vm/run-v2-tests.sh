@@ -10,7 +10,7 @@ set -u
 cd "$(dirname "$0")/../.."
 PY=/opt/ocirt/bin/python
 VM=${CGROUP2_VM:-$(cd .. && pwd)/shared/vm/cgroup2-vm}
-PYTEST=("$PY" -m pytest -q -rs -p no:cacheprovider)
+PYTEST=("$PY" -m pytest -q -rfEs -p no:cacheprovider)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 

@@ -230,6 +230,11 @@ def move(devices, pid):
                          "linux.netDevices") from None
     host = ctr = None
     try:
+        st, own = os.fstat(nsfd), os.stat("/proc/thread-self/ns/net")
+        if (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino):
+            # the kernel would only rename them, here
+            raise OcirtError("the container's network namespace is the host's: there is nowhere to "
+                             "move devices to", "linux.netDevices")
         host, ctr = Rtnl(), _rtnl_in(nsfd)
         known = ctr.links()
         addrs = host.ask(RTM_GETADDR, IFADDRMSG.pack(0, 0, 0, 0, 0), NLM_F_DUMP)

@@ -121,6 +121,19 @@ def test_needs_a_network_namespace(oci, make_dev):
     assert on_host(dev)
 
 
+def test_joined_host_network_namespace_is_refused(oci, make_dev):
+    dev = make_dev(12)
+    b = oci.bundle("true")
+    for ns in b.config["linux"]["namespaces"]:
+        if ns["type"] == "network":
+            ns["path"] = f"/proc/{os.getpid()}/ns/net"
+    b.config["linux"]["netDevices"] = {dev: {"name": "c0"}}
+    before = oci.host_view()
+    res = oci.run(b, check=False)
+    assert res.rc != 0 and "linux.netDevices: the container's network namespace is the host's" in res.err
+    assert on_host(dev) and not on_host("c0") and oci.host_view() == before
+
+
 def test_into_a_user_namespaced_container(oci, make_dev):
     dev = make_dev(10)
     b = oci.bundle("ip addr show dev c0")

@@ -37,6 +37,7 @@ class Creation:
         self.bundle = os.path.abspath(opts.bundle)
         self.c = Container(g.root, cid)
         self.cgroup = None
+        self.rdt = None  # the resctrl group intelrdt.set_up made or joined
         self.session = None
         self.console_ours = None  # our end of a foreground terminal
         self.master = None
@@ -56,6 +57,9 @@ class Creation:
         linux = self.spec["linux"]
         self.cgroup = cgroups.for_container(linux.get("cgroupsPath"), self.c.id)
         self.cgroup.create(linux.get("resources"))
+        if linux.get("intelRdt") is not None:
+            from ocirt import intelrdt
+            self.rdt = intelrdt.set_up(linux["intelRdt"], self.c.id)
         if not self.foreground:
             os.mkfifo(self.c.fifo, 0o622)
             os.chmod(self.c.fifo, 0o622)  # past our umask: any container uid writes it
@@ -74,7 +78,7 @@ class Creation:
         files, v2 = self.cgroup.clone_join()
         return {
             "rootfs": self.rootfs, "bundle": self.bundle,
-            "cgroup_files": files, "cgroup_v2_dir": v2,
+            "cgroup_files": files, "cgroup_v2_dir": v2, "rdt_tasks": self.rdt["tasks"] if self.rdt else (),
             "cgroup_dirs": [(_mount_name(k), d) for k, d in self.cgroup.dirs.items()],
             "cgroup2_host": self.cgroup.version == 2,
             "fifo": None if self.foreground else self.c.fifo,
@@ -127,7 +131,7 @@ class Creation:
             "ociVersion": SPEC_VERSION, "id": self.c.id, "pid": pid, "pidStart": start,
             "bundle": self.bundle, "rootfs": self.rootfs, "created": now_rfc3339(),
             "owner": "", "annotations": self.spec.get("annotations") or {},
-            "cgroup": self.cgroup.to_state(), "config": self.spec,
+            "cgroup": self.cgroup.to_state(), "intelRdt": self.rdt, "config": self.spec,
             "terminal": bool(proc.get("terminal")),
         }
         self.c.save()
@@ -160,6 +164,9 @@ class Creation:
         if self.cgroup is not None:
             self.cgroup.kill_all(SIGKILL)
             self.cgroup.destroy()
+        if self.rdt is not None:
+            from ocirt import intelrdt
+            intelrdt.remove(self.rdt)
         hs = self.spec.get("hooks") or {}
         if self.c.state and hs.get("poststop"):
             # runtime.md: a failed create continues the lifecycle at poststop.
@@ -310,6 +317,9 @@ def destroy(g, c):
     if c.init_alive():
         kill_and_wait(c.state["pid"])
     cg.destroy()
+    if c.state.get("intelRdt"):
+        from ocirt import intelrdt
+        intelrdt.remove(c.state["intelRdt"])
     hs = (c.state.get("config") or {}).get("hooks") or {}
     if hs.get("poststop"):
         from ocirt import hooks

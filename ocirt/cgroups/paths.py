@@ -30,7 +30,7 @@ def parse_v1_mounts(text):
         sep = fields.index("-")
         if fields[sep + 1] != "cgroup":
             continue
-        root, mnt = _unescape(fields[3]), _unescape(fields[4])
+        root, mnt = unescape(fields[3]), unescape(fields[4])
         for opt in fields[sep + 3].split(","):
             if opt.startswith("name=") or opt in V1_CONTROLLERS:
                 mounts.setdefault(opt, (mnt, root))
@@ -41,7 +41,8 @@ V1_CONTROLLERS = {"cpuset", "cpu", "cpuacct", "blkio", "memory", "devices", "fre
                   "net_cls", "perf_event", "net_prio", "hugetlb", "pids", "rdma", "misc"}
 
 
-def _unescape(s):
+def unescape(s):
+    """A path field of /proc/self/mountinfo, with its octal escapes undone."""
     return s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 
 

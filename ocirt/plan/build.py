@@ -13,6 +13,7 @@ from ocirt.plan import argv_fields, namespaces, process
 #   rootfs, bundle        absolute paths
 #   cgroup_files          cgroup.procs files the helper joins before clone
 #   cgroup_v2_dir         cgroup2 dir for CLONE_INTO_CGROUP ("" if none)
+#   rdt_tasks             resctrl tasks files the helper joins before clone
 #   cgroup_dirs           [(name, host dir)] for a v1 "cgroup" mount
 #   cgroup2_host          True on a pure cgroup v2 host
 #   fifo                  exec fifo path (create); None for run-and-wait
@@ -163,6 +164,7 @@ def _listener_steps(ctx):
 
 def _cgroup_steps(ctx):
     steps = [("cgroup", "linux.cgroupsPath", f) for f in ctx.get("cgroup_files", ())]
+    steps += [("cgroup", "linux.intelRdt", f) for f in ctx.get("rdt_tasks", ())]
     if ctx.get("cgroup_v2_dir"):
         steps.append(("cgroup2", "linux.cgroupsPath", ctx["cgroup_v2_dir"]))
     return steps

@@ -8,9 +8,8 @@ from ocirt.errors import OcirtError, jpath
 def check(linux, ns):
     """ns: {type: path or None} of linux.namespaces."""
     if linux.get("intelRdt") is not None:
-        if not _mounted("resctrl"):
-            raise OcirtError("no resctrl filesystem is mounted on this host (Intel RDT)", "linux.intelRdt")
-        raise OcirtError("Intel RDT is not supported by ocirt yet", "linux.intelRdt")
+        from ocirt.intelrdt import mount_point
+        mount_point()  # raises when this host has no resctrl
     if linux.get("netDevices"):
         net_devices(linux["netDevices"], ns)
     if linux.get("mountLabel") and not selinux_enabled():
@@ -55,11 +54,3 @@ def selinux_enabled():
             return True
     except OSError:
         return False
-
-
-def _mounted(fstype):
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            if line.split(" - ", 1)[-1].split(" ", 1)[0] == fstype:
-                return True
-    return False

@@ -314,8 +314,10 @@ def test_sysctl_needs_its_namespace():
         "linux.sysctl.kernel.hostname"
 
 
-def test_intel_rdt_and_mount_label_need_the_host_facility(monkeypatch):
-    monkeypatch.setattr(host, "_mounted", lambda fstype: False)
+def test_intel_rdt_and_mount_label_need_the_host_facility(monkeypatch, tmp_path):
+    from ocirt import intelrdt
+    (tmp_path / "mountinfo").write_text("22 1 0:21 / /proc rw - proc proc rw\n")
+    monkeypatch.setattr(intelrdt, "MOUNTINFO", str(tmp_path / "mountinfo"))
     assert "resctrl" in str(pytest.raises(OcirtError, host.check, {"intelRdt": {"closID": "x"}}, {}).value)
     monkeypatch.setattr(host, "selinux_enabled", lambda: False)
     assert where_error(host.check, {"mountLabel": "system_u:object_r:x"}, {}) == "linux.mountLabel"

@@ -232,14 +232,14 @@ def move(devices, pid):
     try:
         st, own = os.fstat(nsfd), os.stat("/proc/thread-self/ns/net")
         if (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino):
-            # the kernel would only rename them, here
+            # joined by path: the kernel would not move the devices, only rename them on the host
             raise OcirtError("the container's network namespace is the host's: there is nowhere to "
                              "move devices to", "linux.netDevices")
         host, ctr = Rtnl(), _rtnl_in(nsfd)
         known = ctr.links()
         addrs = host.ask(RTM_GETADDR, IFADDRMSG.pack(0, 0, 0, 0, 0), NLM_F_DUMP)
         # Fixed names first: a %d template then cannot take one asked for later.
-        order = sorted(devices.items(), key=lambda kv: "%" in (kv[1].get("name") or ""))
+        order = sorted(devices.items(), key=lambda kv: "%d" in (kv[1].get("name") or ""))
         todo = [_check(name, dev, known, addrs) for name, dev in order]
         for where, index, target, device_addrs in todo:
             known = _move(host, ctr, nsfd, known, where, index, target, device_addrs)

@@ -29,6 +29,10 @@ def cmd_update(g, flags, args):
     else:
         new = update.from_flags(flags, g.log.warn)
     linux = c.state["config"].setdefault("linux", {})
+    if flags.get("l3-cache-schema") or flags.get("mem-bw-schema"):
+        from ocirt import intelrdt
+        linux["intelRdt"] = intelrdt.update(c.state.get("intelRdt"), linux.get("intelRdt"),
+                                            flags.get("l3-cache-schema"), flags.get("mem-bw-schema"))
     merged, apply = update.merge(linux.get("resources"), new)
     g.log.debug(f"update {c.id}: applying {jsonio.dumps(apply)}")
     try:

@@ -74,6 +74,24 @@ def remove(state):
             raise OcirtError(f"cannot remove resctrl group {d}: {e.strerror.lower()}") from None
 
 
+def update(state, rdt, l3, mb):
+    """`update --l3-cache-schema/--mem-bw-schema`: write them to the group this
+    container made (not to a closID group others may share). -> the new
+    linux.intelRdt."""
+    group = os.path.dirname(state["tasks"][0]) if state else None
+    if group is None or group not in state["created"]:
+        why = "has no Intel RDT group" if group is None else f"joined the resctrl group {group}, not made it"
+        raise OcirtError(f"the container {why}: its schemata cannot be updated")
+    rdt = dict(rdt, **{k: v for k, v in (("l3CacheSchema", l3), ("memBwSchema", mb)) if v})
+    flag = {"l3CacheSchema": "--l3-cache-schema", "memBwSchema": "--mem-bw-schema"}
+    for where, line in schema_lines({k: v for k, v in rdt.items() if k in flag}):
+        try:
+            _write_schemata(os.path.dirname(group), group, line, where)
+        except OcirtError as e:
+            raise OcirtError(f"{flag[where.rsplit('.', 1)[1]]}: {e.msg}") from None
+    return rdt
+
+
 def schema_lines(rdt):
     """[(field, line)] in the order they are written: l3CacheSchema's lines
     (less any MB: line when memBwSchema gives one), memBwSchema, then the

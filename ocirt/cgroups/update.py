@@ -92,9 +92,6 @@ def from_flags(flags, warn):
     for flag in _IGNORED:
         if flags.get(flag):
             warn(f"Setting --{flag} is ignored and will be removed")
-    for flag in ("l3-cache-schema", "mem-bw-schema"):
-        if flags.get(flag):
-            raise OcirtError(f"--{flag}: Intel RDT is not supported")
     return out
 
 

@@ -60,6 +60,15 @@ def test_intel_rdt_without_resctrl_names_the_field(oci):
     assert res.rc != 0 and res.err.startswith("ocirt: config.json: linux.intelRdt: "), res
 
 
+def test_update_of_rdt_schemata_needs_a_group_of_the_container(oci):
+    b = oci.bundle("sleep 100")
+    oci.create(b)
+    res = oci("update", "--l3-cache-schema", "L3:0=f", b.cid, check=False)
+    assert res.rc != 0 and res.err == "ocirt: the container has no Intel RDT group: its schemata cannot be updated\n"
+    with open(os.path.join(oci.root, b.cid, "state.json")) as f:
+        assert "intelRdt" not in json.load(f)["config"]["linux"]  # the config kept as it was
+
+
 @pytest.mark.parametrize("field,value", [("mountLabel", "system_u:object_r:container_file_t:s0"),
                                          ("process.selinuxLabel", "system_u:system_r:container_t:s0"),
                                          ("process.apparmorProfile", "docker-default")])

@@ -379,8 +379,7 @@ def test_update_flags_to_resources():
     ("memory", "lots", "invalid value for memory: invalid size: 'lots'"),
     ("cpu_share", "-2", 'invalid value for cpu-share: strconv.ParseUint: parsing "-2": invalid syntax'),
     ("cpu_quota", "1.5", 'invalid value for cpu-quota: strconv.ParseInt: parsing "1.5": invalid syntax'),
-    ("pids_limit", "x", 'invalid value "x" for flag -pids-limit: parse error'),
-    ("l3_cache_schema", "L3:0=f", "--l3-cache-schema: Intel RDT is not supported")])
+    ("pids_limit", "x", 'invalid value "x" for flag -pids-limit: parse error')])
 def test_update_flag_errors(flag, value, msg):
     with pytest.raises(OcirtError) as e:
         update.from_flags(_flags(**{flag: value}), None)

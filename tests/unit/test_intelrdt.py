@@ -239,3 +239,28 @@ def test_the_helper_joins_the_tasks_files_before_it_clones():
     assert [s[:3] for s in steps[:3]] == [("cgroup", "linux.intelRdt", "/r/c1/tasks"),
                                           ("cgroup", "linux.intelRdt", "/r/c1/mon_groups/c1/tasks"),
                                           ("clone", "process", 0)]
+
+
+# ---------------------------------------------------------------- update
+
+def test_update_rewrites_the_schemata_of_the_group_it_made(rdt):
+    state = intelrdt.set_up({"l3CacheSchema": "L3:0=f", "memBwSchema": "MB:0=50"}, "c1")
+    rdt.writes.clear()
+    new = intelrdt.update(state, {"l3CacheSchema": "L3:0=f", "memBwSchema": "MB:0=50"}, "L3:0=3", None)
+    assert new == {"l3CacheSchema": "L3:0=3", "memBwSchema": "MB:0=50"}
+    assert rdt.schemata_writes() == [("c1/schemata", "L3:0=3\n"), ("c1/schemata", "MB:0=50\n")]
+
+
+def test_update_names_the_flag_the_kernel_refused(rdt):
+    state = intelrdt.set_up({"l3CacheSchema": "L3:0=f"}, "c1")
+    assert str(error(intelrdt.update, state, {"l3CacheSchema": "L3:0=f"}, None, "MB:0=zz")).startswith(
+        '--mem-bw-schema: writing "MB:0=zz" to the schemata of')
+
+
+def test_update_leaves_a_joined_closid_group_and_a_container_without_rdt_alone(rdt):
+    os.mkdir(rdt.path("shared"))
+    state = intelrdt.set_up({"closID": "shared"}, "c1")
+    rdt.writes.clear()
+    assert "not made it" in str(error(intelrdt.update, state, {"closID": "shared"}, "L3:0=3", None))
+    assert "has no Intel RDT group" in str(error(intelrdt.update, None, None, "L3:0=3", None))
+    assert rdt.schemata_writes() == []

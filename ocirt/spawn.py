@@ -47,10 +47,25 @@ def _above(fd, low):
     return new
 
 
+def _check_preserved(n):
+    """--preserve-fds passes on the caller's fds 3 .. 3+n-1. Those came
+    through our execve, so they are inheritable; every fd ocirt opens is not
+    (PEP 446), and one in a slot the caller left empty (the state directory
+    we lock, a socket) must never reach the container."""
+    for fd in range(3, 3 + n):
+        try:
+            theirs = os.get_inheritable(fd)
+        except OSError:
+            theirs = False
+        if not theirs:
+            raise OcirtError(f"--preserve-fds {n}: fd {fd} was not passed to ocirt")
+
+
 class Session:
     """A running helper: its pid and our end of the sync socket."""
 
     def __init__(self, steps, keep_fds=(), preserve_fds=0, env=None):
+        _check_preserved(preserve_fds)
         low = 3 + preserve_fds
         parent, child = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         self.sock = parent

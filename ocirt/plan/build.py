@@ -174,10 +174,10 @@ def exec_plan(ns_paths, proc, ctx):
     """Join the container (ns_paths: [(type, /proc/PID/ns/..)]) and exec."""
     steps = process.affinity(proc, "initial")
     steps += _cgroup_steps(ctx)
+    steps += _listener_steps(ctx)  # listenerPath is a host path: connect before setns(mount)
     order = {t: i for i, t in enumerate(namespaces.JOIN_ORDER)}
     for t, path in sorted(ns_paths, key=lambda x: order[x[0]]):
         steps.append(("setns", "linux.namespaces", path, t))
-    steps += _listener_steps(ctx)
     steps.append(("clone", "process", 0, int(bool(ctx.get("wait")))))
     steps += process_steps(proc, ctx)
     return steps

@@ -34,8 +34,10 @@ def _process(c, flags, argv):
             raise OcirtError(f"--process {flags['process']}: {e.strerror.lower()}") from None
         except ValueError as e:
             raise OcirtError(f"--process {flags['process']}: invalid JSON: {e}") from None
-        if not isinstance(proc, dict) or not proc.get("args"):
-            raise OcirtError("args: must name the program to run", "", "process.json")
+        from ocirt.validate import validate_process
+        validate_process(proc)
+        if not proc.get("args"):
+            raise OcirtError("must name the program to run", "process.args", "process.json")
         return proc
     if not argv:
         raise OcirtError("exec: no command given")
@@ -91,7 +93,12 @@ class Exec:
         from ocirt.spawn import Session
         console_fd = self._console()
         ctx = self._context(console_fd)
-        steps = exec_plan(self._namespaces(), self.proc, ctx)
+        try:
+            steps = exec_plan(self._namespaces(), self.proc, ctx)
+        except OcirtError as e:
+            if self.flags["process"]:
+                e.source = "process.json"
+            raise
         try:
             session = Session(steps, keep_fds=[console_fd] if console_fd is not None else [],
                               preserve_fds=self.flags["preserve-fds"])

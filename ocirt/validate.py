@@ -15,6 +15,11 @@ def validate_config(doc):
     check_oci_version(doc["ociVersion"])
 
 
+def validate_process(doc):
+    """Check a process.json (`exec --process`): config.json's process object."""
+    _raise(_gen.check_config({"ociVersion": "1.0.0", "process": doc}), "process.json")
+
+
 def validate_state(doc):
     """Check a container state document (what `ocirt state` prints)."""
     _raise(_gen.check_state(doc), "state.json")

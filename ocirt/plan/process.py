@@ -63,15 +63,24 @@ def cap_masks(caps, where="process.capabilities"):
     return masks
 
 
+def _id(value, where):
+    """A uid or gid to set: (uid_t)-1 would mean "unchanged" to the kernel,
+    which keeps the runtime's root."""
+    if not 0 <= value < 0xFFFFFFFF:
+        raise OcirtError(f"{value}: ids go from 0 to 4294967294", where)
+    return value
+
+
 def cred_steps(proc, where="process"):
     """Bounding set, then uid/gids (keeping caps), then the other sets."""
     user = proc.get("user") or {}
+    w = jpath(where, "user")
     caps = cap_masks(proc.get("capabilities"), jpath(where, "capabilities"))
     umask = user.get("umask")
-    groups = [int(g) for g in user.get("additionalGids") or []]
+    groups = [_id(int(g), jpath(w, "additionalGids")) for g in user.get("additionalGids") or []]
     return [
         ("bounding", jpath(where, "capabilities.bounding"), caps["bounding"]),
-        ("user", jpath(where, "user"), user.get("uid", 0), user.get("gid", 0),
+        ("user", w, _id(user.get("uid", 0), jpath(w, "uid")), _id(user.get("gid", 0), jpath(w, "gid")),
          umask if umask is not None else 0o022, *argv_fields(groups)),
         ("caps", jpath(where, "capabilities"), caps["effective"], caps["permitted"],
          caps["inheritable"], caps["ambient"]),

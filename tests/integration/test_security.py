@@ -3,13 +3,21 @@ by the installed ocirt (root needed; fixtures in conftest.py)."""
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
+import select
 import shutil
+import signal
+import socket
+import struct
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 
 import pytest
+from conftest import OCIRT, TIMEOUT, cgroup_dirs_existing, pid_alive
 
 from ocirt.spawn import INIT
 
@@ -33,23 +41,36 @@ def wait_for(pred, timeout=5):
     return pred()
 
 
-HOST_FILES = [os.path.realpath(sys.executable), INIT, os.path.realpath("/usr/local/bin/ocirt")]
+HOST_FILES = [os.path.realpath(sys.executable), INIT, os.path.realpath(OCIRT)]
 
 
 # ---------------------------------------------------------------- CVE-2019-5736 class
 
-def test_shebang_proc_self_exe_gets_the_sealed_helper_not_a_host_file(oci):
-    """/bin/sh is `#!/proc/self/exe`: exec'ing it runs whatever /proc/self/exe is at
-    that moment. It must be the sealed helper (which refuses to run by hand), and no
-    host executable may change."""
-    before = {p: sha(p) for p in HOST_FILES}
-    b = oci.bundle()
-    b.config["root"]["path"] = private_rootfs(oci)
-    sh = os.path.join(b.config["root"]["path"], "bin", "sh")
+def shebang_rootfs(oci):
+    """A private rootfs whose /bin/sh is `#!/proc/self/exe`: exec'ing it runs
+    whatever /proc/self/exe is at that moment."""
+    rootfs = private_rootfs(oci)
+    sh = os.path.join(rootfs, "bin", "sh")
     os.unlink(sh)
     with open(sh, "w") as f:
         f.write("#!/proc/self/exe\n")
     os.chmod(sh, 0o755)
+    return rootfs
+
+
+def started(oci, b):
+    """Create and start b; its init's pid."""
+    oci.create(b)
+    oci("start", b.cid)
+    return oci.state(b.cid)["pid"]
+
+
+def test_shebang_proc_self_exe_gets_the_sealed_helper_not_a_host_file(oci):
+    """/proc/self/exe must be the sealed helper (which refuses to run by hand),
+    and no host executable may change."""
+    before = {p: sha(p) for p in HOST_FILES}
+    b = oci.bundle()
+    b.config["root"]["path"] = shebang_rootfs(oci)
     b.process["args"] = ["/bin/sh"]
     res = oci.run(b, check=False)
     assert res.rc != 0
@@ -57,13 +78,10 @@ def test_shebang_proc_self_exe_gets_the_sealed_helper_not_a_host_file(oci):
     assert {p: sha(p) for p in HOST_FILES} == before
 
 
-def test_created_init_exe_is_a_sealed_memfd_that_cannot_be_written(oci):
-    b = oci.bundle("true")
-    oci.create(b)
-    pid = oci.state(b.cid)["pid"]
+def assert_sealed_helper(pid):
+    """pid runs a memfd copy of ocirt-init that even the host's root cannot write."""
     exe = f"/proc/{pid}/exe"
-    assert os.readlink(exe).startswith("/memfd:ocirt-init")
-    # Even the host's root cannot write through it: the memfd is sealed.
+    assert os.readlink(exe).startswith("/memfd:ocirt-init"), os.readlink(exe)
     with pytest.raises(OSError):
         fd = os.open(exe, os.O_WRONLY)
         try:
@@ -72,6 +90,12 @@ def test_created_init_exe_is_a_sealed_memfd_that_cannot_be_written(oci):
             os.close(fd)
     with open(exe, "rb") as f, open(INIT, "rb") as g:
         assert f.read() == g.read()
+
+
+def test_created_init_exe_is_a_sealed_memfd_that_cannot_be_written(oci):
+    b = oci.bundle("true")
+    oci.create(b)
+    assert_sealed_helper(oci.state(b.cid)["pid"])
 
 
 def test_waiting_init_is_not_dumpable_from_its_pid_namespace(oci):
@@ -94,6 +118,175 @@ def test_waiting_init_is_not_dumpable_from_its_pid_namespace(oci):
     c.process["capabilities"] = {k: ["CAP_SYS_PTRACE", "CAP_DAC_OVERRIDE"]
                                  for k in ("bounding", "effective", "permitted")}
     assert oci.run(c).out.split() == ["READLINK", "done"]
+
+
+def test_exec_of_a_shebang_proc_self_exe_gets_the_sealed_helper(oci):
+    """The same attack through `ocirt exec CID /bin/sh` into a running container."""
+    before = {p: sha(p) for p in HOST_FILES}
+    b = oci.bundle()
+    b.config["root"]["path"] = shebang_rootfs(oci)
+    b.process["args"] = ["sleep", "60"]
+    started(oci, b)
+    res = oci("exec", b.cid, "/bin/sh", check=False)
+    assert res.rc != 0 and "internal helper of ocirt" in res.err, res
+    assert oci.status(b.cid) == "running"
+    assert {p: sha(p) for p in HOST_FILES} == before
+
+
+SECCOMP_IOCTL_NOTIF_RECV = 0xC0502100  # _IOWR('!', 0, struct seccomp_notif): 80 bytes
+SECCOMP_IOCTL_NOTIF_SEND = 0xC0182101  # _IOWR('!', 1, struct seccomp_notif_resp): 24 bytes
+NOTIF_CONTINUE = 1  # SECCOMP_USER_NOTIF_FLAG_CONTINUE
+
+
+class ExecveGate:
+    """A seccomp agent for a container whose filter notifies execve (each
+    container process sends it its own listener). Every execve goes on,
+    except the first one once `armed` is set: that process (`held`) stays
+    inside execve, still running ocirt-init with its final credentials in
+    the container (the window CVE-2019-5736 used), until `released` is set."""
+
+    def __init__(self, path):
+        self.path = path
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(16)
+        self.srv.settimeout(0.2)
+        self.armed, self.released, self.lock = threading.Event(), threading.Event(), threading.Lock()
+        self.held, self.closed = None, False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def seccomp(self):
+        return {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": self.path,
+                "syscalls": [{"names": ["execve"], "action": "SCMP_ACT_NOTIFY"}]}
+
+    def close(self):
+        self.closed = True
+        self.released.set()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                conn, _ = self.srv.accept()
+            except socket.timeout:
+                continue
+            with conn:
+                _, fds, _, _ = socket.recv_fds(conn, 1 << 16, 1)
+            if fds:
+                threading.Thread(target=self._serve, args=(fds[0],), daemon=True).start()
+        self.srv.close()
+
+    def _serve(self, fd):
+        poll = select.poll()
+        poll.register(fd, select.POLLIN)
+        try:
+            while not self.closed:
+                events = poll.poll(200)
+                if not events:
+                    continue
+                if not events[0][1] & select.POLLIN:
+                    return  # POLLHUP: no process uses this filter any more
+                notif = bytearray(80)
+                try:
+                    fcntl.ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, notif)
+                except OSError:
+                    continue  # the caller died meanwhile
+                nid, pid = struct.unpack_from("<QI", notif)
+                with self.lock:
+                    hold = self.armed.is_set() and self.held is None
+                    if hold:
+                        self.held = pid
+                if hold:
+                    self.released.wait(TIMEOUT)
+                try:
+                    fcntl.ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, struct.pack("<QqiI", nid, 0, 0, NOTIF_CONTINUE))
+                except OSError:
+                    pass
+        finally:
+            os.close(fd)
+
+
+def fields(pid):
+    """/proc/pid/status as a dict."""
+    with open(f"/proc/{pid}/status") as f:
+        return {k: v.strip() for k, _, v in (line.partition(":") for line in f)}
+
+
+def reach_probe(*pids):
+    """Shell lines trying what CVE-2019-5736 needed of a process from inside the
+    container: each one printed names something it reached."""
+    return "".join(f"readlink /proc/{p}/exe >/dev/null 2>&1 && echo {p}:exe; "
+                   f"readlink /proc/{p}/cwd >/dev/null 2>&1 && echo {p}:cwd; "
+                   f"cat /proc/{p}/environ >/dev/null 2>&1 && echo {p}:environ; "
+                   f"(: </proc/{p}/mem) 2>/dev/null && echo {p}:mem; " for p in pids)
+
+
+@pytest.mark.parametrize("detach", [True, False], ids=["exec-d", "exec"])
+def test_exec_process_before_its_execve_cannot_be_reached_or_written(oci, tmp_path, detach):
+    """An exec'd process held inside its final execve (a seccomp agent does
+    it) is in the container, with its final credentials, still running
+    ocirt-init: another process of the container with the same credentials
+    cannot reach its exe, cwd, environ or memory (it is not dumpable), while
+    the container's init, dumpable, can be reached by the same probe. With
+    CAP_SYS_PTRACE it can open the exe, but what it gets is the sealed memfd:
+    writing through that fd once the process has exec'd (the CVE-2019-5736
+    sequence) fails and no host file changes. In the foreground the helper
+    waiting for the process is a sealed memfd outside the container's pid
+    namespace (the process's parent is 0 there)."""
+    before = {p: sha(p) for p in HOST_FILES}
+    gate = ExecveGate(str(tmp_path / "agent.sock"))
+    b = oci.bundle()
+    b.process["args"] = ["sleep", "60"]
+    b.config["linux"]["seccomp"] = gate.seccomp()
+    victim = attacker = None
+    try:
+        init = started(oci, b)
+        assert wait_for(lambda: os.readlink(f"/proc/{init}/exe").endswith("busybox"))
+        gate.armed.set()
+        victim = subprocess.Popen([OCIRT, "--root", oci.root, "exec", *(["--detach"] if detach else []),
+                                   b.cid, "sleep", "30"], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_for(lambda: gate.held is not None, TIMEOUT), "the exec'd process never reached execve"
+        pid = gate.held
+        assert os.readlink(f"/proc/{pid}/ns/pid") == os.readlink(f"/proc/{init}/ns/pid")
+        assert_sealed_helper(pid)
+        if not detach:
+            helper = int(fields(pid)["PPid"])
+            assert_sealed_helper(helper)
+            assert os.readlink(f"/proc/{helper}/ns/pid") != os.readlink(f"/proc/{init}/ns/pid")
+        inner = int(fields(pid)["NSpid"].split()[-1])  # its pid in the container
+        out = oci("exec", b.cid, "sh", "-c", reach_probe(1, inner) + f"grep PPid /proc/{inner}/status").out.split()
+        assert {"1:exe", "1:cwd", "1:environ"} <= set(out), out  # the probe works on a dumpable process
+        assert [w for w in out if w.startswith(f"{inner}:")] == [], out
+        assert out[-2:] == ["PPid:", "0"], out
+
+        root = f"/proc/{init}/root"
+        with open(tmp_path / "attacker.out", "wb") as f:
+            attacker = subprocess.Popen(
+                [OCIRT, "--root", oci.root, "exec", "--cap", "CAP_SYS_PTRACE", b.cid, "sh", "-c",
+                 f"exec 3</proc/{inner}/exe || exit 9; readlink /proc/self/fd/3; touch /tmp/opened; "
+                 "while [ ! -e /tmp/released ]; do sleep 0.05; done; "
+                 "printf x >> /proc/self/fd/3 && echo WROTE; echo end"],
+                stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT)
+        assert wait_for(lambda: os.path.exists(f"{root}/tmp/opened") or attacker.poll() is not None, TIMEOUT)
+        gate.released.set()
+        assert wait_for(lambda: os.readlink(f"/proc/{pid}/exe").endswith("busybox"))
+        # Once nothing runs the memfd (no ETXTBSY: the redirection opens it),
+        # only its seals stop the write.
+        os.kill(pid, signal.SIGKILL)
+        if not detach:
+            victim.wait(TIMEOUT)
+        open(f"{root}/tmp/released", "w").close()
+        assert attacker.wait(TIMEOUT) == 0, (tmp_path / "attacker.out").read_text()
+        lines = (tmp_path / "attacker.out").read_text().splitlines()
+        assert lines[0].startswith("/memfd:ocirt-init") and lines[1:] == ["end"], lines
+        assert {p: sha(p) for p in HOST_FILES} == before
+    finally:
+        gate.close()
+        oci("delete", "--force", b.cid, check=False)
+        for p in (victim, attacker):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
 
 
 # ---------------------------------------------------------------- CVE-2024-21626 class
@@ -169,7 +362,7 @@ def test_preserve_fds_passes_exactly_those(oci, tmp_path):
     for p in paths:
         p.write_text("")
     with fds_at_3(paths):
-        subprocess.run(["/usr/local/bin/ocirt", "--root", oci.root, "create", "--preserve-fds", "2",
+        subprocess.run([OCIRT, "--root", oci.root, "create", "--preserve-fds", "2",
                         "--bundle", b.path, b.cid], check=True, pass_fds=[3, 4], timeout=30,
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pid = oci.state(b.cid)["pid"]
@@ -191,11 +384,109 @@ def test_cwd_through_proc_magic_links_stays_inside(oci, tmp_path, cwd):
     b.process["cwd"] = cwd
     b.write()
     with fds_at_3([host]):
-        p = subprocess.run(["/usr/local/bin/ocirt", "--root", oci.root, "run", "--preserve-fds", "1",
+        p = subprocess.run([OCIRT, "--root", oci.root, "run", "--preserve-fds", "1",
                             "--bundle", b.path, b.cid], pass_fds=[3], timeout=30,
                            stdin=subprocess.DEVNULL, capture_output=True, text=True)
     assert "HOST-MARKER" not in p.stdout
     assert str(host) not in p.stdout
+
+
+def ocirt_passing(oci, tmp_path, nfds, *args):
+    """ocirt ARGS with the caller's fds 3 .. 3+nfds-1 passed on (see fds_at_3)
+    and every other one closed; -> (rc, stdout, stderr), through files."""
+    out, err = tmp_path / "out", tmp_path / "err"
+    with open(out, "wb") as o, open(err, "wb") as e:
+        rc = subprocess.run([OCIRT, "--root", oci.root, *args], pass_fds=range(3, 3 + nfds),
+                            stdin=subprocess.DEVNULL, stdout=o, stderr=e, timeout=TIMEOUT).returncode
+    return rc, out.read_text(), err.read_text()
+
+
+@pytest.mark.parametrize("how", ["exec", "exec-d", "run"])
+def test_preserve_fds_never_passes_a_runtime_fd(oci, tmp_path, how):
+    """--preserve-fds 2 from a caller whose fds 3 and 4 are closed: ocirt's own
+    fds can sit there (the state directory it locks, its sync socket: ways
+    out to the host). They must not reach the container: refused, or nothing
+    passed."""
+    script = "ls /proc/$$/fd; true"  # not the last command: sh would exec ls in its place
+    b = oci.bundle(script if how == "run" else "sleep 60")
+    if how == "run":
+        b.write()
+        args = ["run", "--preserve-fds", "2", "--bundle", b.path, b.cid]
+    else:
+        started(oci, b)
+        detach = ["--detach", "--pid-file", str(tmp_path / "pid")] if how == "exec-d" else []
+        args = ["exec", "--preserve-fds", "2", *detach, b.cid, "sh", "-c", script]
+    before = host_view(oci)
+    rc, out, err = ocirt_passing(oci, tmp_path, 0, *args)
+    if rc == 0 and how == "exec-d":  # its stdout is the file
+        pid = int((tmp_path / "pid").read_text())
+        assert wait_for(lambda: not pid_alive(pid))
+        out = (tmp_path / "out").read_text()
+    if rc == 0:
+        assert out.split() == ["0", "1", "2"], out
+    else:
+        assert err.startswith("ocirt: ") and "--preserve-fds" in err and "Traceback" not in err, err
+        assert host_view(oci) == before
+
+
+@pytest.mark.parametrize("preserve", [0, 2])
+def test_foreground_exec_gets_only_stdio_and_preserved_fds(oci, tmp_path, preserve):
+    """The caller has host files at fds 3 and 4: exec passes them only when asked."""
+    b = oci.bundle("sleep 60")
+    started(oci, b)
+    paths = [tmp_path / "zero", tmp_path / "one"]
+    for p in paths:
+        p.write_text(p.name + "\n")
+    with fds_at_3(paths):
+        rc, out, err = ocirt_passing(oci, tmp_path, 2, "exec", "--preserve-fds", str(preserve), b.cid, "sh", "-c",
+                                     "ls /proc/$$/fd; cat 2>/dev/null <&3; cat 2>/dev/null <&4; true")
+    assert rc == 0, err
+    assert out.split() == ["0", "1", "2", "3", "4", "zero", "one"][:3 + 2 * preserve], out
+
+
+@pytest.mark.parametrize("how", ["console-socket", "foreground"])
+def test_exec_with_a_terminal_gets_only_the_pty(oci, tmp_path, how):
+    b = oci.bundle("sleep 60")
+    started(oci, b)
+    if how == "foreground":
+        out = oci("exec", "--tty", b.cid, "sh", "-c", "ls /proc/$$/fd; true").out
+        assert out.split() == ["0", "1", "2"], out
+        return
+    from test_clients_contract import ConsoleSocket
+    sock = ConsoleSocket(str(tmp_path / "pty.sock"))
+    sock.start()
+    oci("exec", "--detach", "--tty", "--console-socket", str(tmp_path / "pty.sock"),
+        "--pid-file", str(tmp_path / "pid"), b.cid, "sleep", "30")
+    sock.join(TIMEOUT)
+    assert sock.master is not None
+    os.close(sock.master)
+    pid = int((tmp_path / "pid").read_text())
+    assert_no_runtime_fd(pid, [0, 1, 2])
+    assert len(set(fd_targets(pid).values())) == 1  # the pty, on all three
+
+
+CWD_INSIDE = 'p=$(pwd) && [ "$(stat -c %d:%i "$p")" = "$(stat -c %d:%i .)" ] && echo INSIDE; ls'
+
+
+@pytest.mark.parametrize("cwd", [f"/proc/self/fd/{n}" for n in range(3, 10)] +
+                         ["/proc/self/cwd/..", "/proc/1/cwd", "/proc/self/root/.."])
+def test_exec_cwd_through_proc_magic_links_stays_inside(oci, tmp_path, cwd):
+    """exec --cwd: fd 3 is a host directory passed with --preserve-fds 1; the
+    higher ones are whatever the runtime holds when it changes directory (on
+    a host with cgroup2, the cgroup directory it clones into: CVE-2024-21626).
+    Refused, or a cwd whose path leads to it from the container's root."""
+    host = tmp_path / "hostdir"
+    host.mkdir()
+    (host / "HOST-MARKER").write_text("x")
+    b = oci.bundle("sleep 60")
+    started(oci, b)
+    with fds_at_3([host]):
+        rc, out, err = ocirt_passing(oci, tmp_path, 1, "exec", "--preserve-fds", "1", "--cwd", cwd,
+                                     b.cid, "sh", "-c", CWD_INSIDE)
+    assert "HOST-MARKER" not in out and str(host) not in out, out
+    assert rc != 0 or out.startswith("INSIDE\n"), (rc, out, err)
+    assert rc == 0 or (err.startswith("ocirt: ") and "Traceback" not in err), err
+    assert oci.status(b.cid) == "running"
 
 
 # ---------------------------------------------------------------- mount destinations
@@ -276,22 +567,59 @@ def test_tmpfs_over_proc_is_refused(oci):
 
 # ---------------------------------------------------------------- masked and read-only paths
 
-def test_masked_and_readonly_paths_hold_over_later_mounts(oci, tmp_path):
+MASK_PROBE = ("ls /mnt; echo x > /data/new 2>/dev/null && echo WROTE-DATA; "
+              "echo 1 > /proc/sys/kernel/shm_rmid_forced 2>/dev/null && echo WROTE-SYS; "
+              "wc -c < /proc/uptime; umount /mnt 2>/dev/null && echo UNMASKED; echo end")
+
+
+def masked_bundle(oci, tmp_path, script):
+    """/mnt (a bind of a host directory holding `secret`) and /proc/uptime (a
+    bind of that file) masked; /data (a rw bind of the same directory) and
+    /proc/sys read-only. -> (bundle, the host directory)."""
     rw = tmp_path / "rw"
     rw.mkdir()
     (rw / "secret").write_text("s")
-    b = oci.bundle("ls /mnt; echo x > /data/new 2>/dev/null && echo WROTE-DATA; "
-                   "echo 1 > /proc/sys/kernel/shm_rmid_forced 2>/dev/null && echo WROTE-SYS; "
-                   "wc -c < /proc/uptime; umount /mnt 2>/dev/null && echo UNMASKED; echo end")
+    b = oci.bundle(script)
     b.config["mounts"] += [
         {"destination": "/mnt", "type": "bind", "source": str(rw), "options": ["rbind", "rw"]},
         {"destination": "/data", "type": "bind", "source": str(rw), "options": ["rbind", "rw"]},
         {"destination": "/proc/uptime", "type": "bind", "source": str(rw / "secret"), "options": ["bind"]}]
     b.config["linux"]["maskedPaths"] = ["/mnt", "/proc/uptime"]
     b.config["linux"]["readonlyPaths"] = ["/data", "/proc/sys"]
+    return b, rw
+
+
+def test_masked_and_readonly_paths_hold_over_later_mounts(oci, tmp_path):
+    b, rw = masked_bundle(oci, tmp_path, MASK_PROBE)
     out = oci.run(b).out.split()
     assert out == ["0", "end"], out
     assert not (rw / "new").exists()
+
+
+@pytest.mark.parametrize("flags", [[], ["--cap", "CAP_DAC_OVERRIDE", "--cwd", "/data"]], ids=["plain", "dac-cwd"])
+def test_masked_and_readonly_paths_hold_for_exec(oci, tmp_path, flags):
+    """An exec'd process joins the init's mount namespace, masks and all."""
+    b, rw = masked_bundle(oci, tmp_path, "sleep 60")
+    started(oci, b)
+    out = oci("exec", *flags, b.cid, "sh", "-c", MASK_PROBE).out.split()
+    assert out == ["0", "end"], out
+    assert not (rw / "new").exists()
+
+
+def test_exec_with_cap_sys_admin_unmasks_only_inside_the_container(oci, tmp_path):
+    """Masks and read-only paths are mounts in the container's mount
+    namespace: a process given CAP_SYS_ADMIN there (exec --cap CAP_SYS_ADMIN)
+    can umount or remount them, with runc as with ocirt, so no runtime can
+    promise they hold against it. What a runtime does promise is that this
+    stays in the container: the host's mount table does not change."""
+    b, rw = masked_bundle(oci, tmp_path, "sleep 60")
+    started(oci, b)
+    before = oci.host_view()["mounts"]
+    out = oci("exec", "--cap", "CAP_SYS_ADMIN", b.cid, "sh", "-c",
+              "umount /mnt /proc/uptime; mount -o remount,rw /data; "
+              "mkdir /tmp/m && mount -t tmpfs tmpfs /tmp/m && echo MOUNTED").out
+    assert out == "MOUNTED\n", out  # the capability is there and used
+    assert oci.host_view()["mounts"] == before
 
 
 # ---------------------------------------------------------------- failures leave nothing
@@ -337,3 +665,117 @@ def host_view(oci):
     view = oci.host_view()
     view["state"] = [n for n in view["state"] if not n.startswith(".")]
     return view
+
+
+# ---------------------------------------------------------------- a failed exec leaves nothing
+
+# (flags, command), or what makes a good process.json bad (the text when not JSON)
+GOOD_PROCESS = {"args": ["true"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}
+EXEC_FAILURES = {
+    "cwd is a file": (["--cwd", "/etc/passwd"], ["true"]),
+    "cwd missing": (["--cwd", "/no/such/dir"], ["true"]),
+    "user not a number": (["--user", "nobody"], ["true"]),
+    "user -1": (["--user", "-1"], ["true"]),  # setresuid(-1) keeps root
+    "user unmapped in the user namespace": (["--user", "70000"], ["true"]),
+    "unknown capability": (["--cap", "CAP_NO_SUCH"], ["true"]),
+    "missing binary": ([], ["/no/such/program"]),
+    "binary not in PATH": ([], ["no-such-program"]),
+    "process.json not JSON": '{"args": ["true"',
+    "process.json uid a string": {"user": {"uid": "x", "gid": 0}},
+    "process.json uid 2^32-1": {"user": {"uid": 4294967295, "gid": 0}},
+    "process.json user a string": {"user": "root"},
+    "process.json args a string": {"args": "true"},
+    "process.json relative cwd": {"cwd": "tmp"},
+    "process.json too many groups": {"user": {"uid": 0, "gid": 0, "additionalGids": list(range(70000))}},
+}
+
+
+def exec_failure(b, tmp_path, what):
+    """The failing exec's arguments (after `exec` and its mode flag)."""
+    case = EXEC_FAILURES[what]
+    if isinstance(case, tuple):
+        flags, command = case
+        return [*flags, b.cid, *command]
+    text = case if isinstance(case, str) else json.dumps(dict(GOOD_PROCESS, **case))
+    (tmp_path / "process.json").write_text(text)
+    return ["--process", str(tmp_path / "process.json"), b.cid]
+
+
+def pids_in_pid_ns(ns):
+    found = []
+    for p in os.listdir("/proc"):
+        try:
+            if p.isdigit() and os.readlink(f"/proc/{p}/ns/pid") == ns:
+                found.append(int(p))
+        except OSError:
+            pass
+    return sorted(found)
+
+
+def exec_view(oci, b):
+    """What a failed exec could leave: a process in the container's pid
+    namespace (zombies: see the subreaper test), a file in its state dir,
+    a cgroup or a process in one, a mount; and the same init must run."""
+    init = oci.state(b.cid)["pid"]
+    cgroups = {}
+    for d in cgroup_dirs_existing(b.config["linux"]["cgroupsPath"]):
+        with open(os.path.join(d, "cgroup.procs")) as f:
+            cgroups[d] = (sorted(f.read().split()), sorted(e.name for e in os.scandir(d) if e.is_dir()))
+    return {"status": oci.status(b.cid), "init": init,
+            "procs": [p for p in pids_in_pid_ns(os.readlink(f"/proc/{init}/ns/pid")) if pid_alive(p)],
+            "state dir": sorted(os.listdir(os.path.join(oci.root, b.cid))),
+            "cgroups": cgroups, "host": host_view(oci)}
+
+
+@pytest.fixture
+def reachable_root(oci):
+    """A state root that a user namespace's root can traverse to the exec fifo
+    (not so under pytest's 0700 tmp_path)."""
+    oci.root = tempfile.mkdtemp(prefix="ocirt-test-root-")
+    os.chmod(oci.root, 0o711)
+    yield
+    oci.cleanup()
+    shutil.rmtree(oci.root)
+
+
+@pytest.mark.parametrize("what", sorted(EXEC_FAILURES))
+@pytest.mark.parametrize("mode", ["exec", "exec-d"])
+def test_failed_exec_leaves_nothing(oci, reachable_root, tmp_path, mode, what):
+    b = oci.bundle("sleep 60")
+    if "user namespace" in what:
+        b.config["linux"]["namespaces"].append({"type": "user"})
+        b.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+        b.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    started(oci, b)
+    before = exec_view(oci, b)
+    detach = ["--detach"] if mode == "exec-d" else []
+    res = oci("exec", *detach, *exec_failure(b, tmp_path, what), check=False)
+    assert res.rc != 0, res
+    assert res.err.startswith("ocirt: ") and res.err.count("\n") == 1 and "Traceback" not in res.err, res
+    assert exec_view(oci, b) == before
+
+
+NO_ORPHANS = r"""
+import ctypes, os, subprocess, sys
+assert ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+rc = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL).returncode
+print(rc, *(c for t in os.listdir("/proc/self/task") for c in open(f"/proc/self/task/{t}/children").read().split()))
+"""
+
+
+@pytest.mark.parametrize("mode", ["exec", pytest.param("exec-d", marks=pytest.mark.xfail(strict=True, reason=(
+    "ocirt-init exits once it has released a detached exec's process: when that process then "
+    "fails, its zombie is the caller's subreaper's to reap. Fix in init.c: the helper waits for "
+    "the process's execve, and reaps it if it fails before")))])
+def test_failed_exec_leaves_no_orphan_to_the_callers_subreaper(oci, mode):
+    """containerd's shim and conmon are child subreapers: what the runtime
+    orphans becomes theirs. A failed exec must hand them nothing, not even
+    a zombie to reap (runc 1.1.5 does not)."""
+    b = oci.bundle("sleep 60")
+    started(oci, b)
+    detach = ["--detach"] if mode == "exec-d" else []
+    res = subprocess.run([sys.executable, "-c", NO_ORPHANS, OCIRT, "--root", oci.root, "exec", *detach,
+                          "--cwd", "/etc/passwd", b.cid, "true"], capture_output=True, text=True, timeout=TIMEOUT)
+    rc, *children = res.stdout.split()
+    assert rc != "0" and children == [], res

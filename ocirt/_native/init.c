@@ -99,6 +99,10 @@ static char *state_json;   /* from the runtime, for createContainer/startContain
                             * the state without its status, pid and closing brace */
 static char exec_path[PATH_MAX];
 static const char *cur_where = "";
+/* Child end of a close-on-exec pipe to a detached helper: die() writes a
+ * byte so that the helper reaps us; execve, or create's wait for `start`,
+ * closes it and the helper leaves us to the caller (see do_clone). */
+static int failed_fd = -1;
 
 /* ---- errors ---- */
 
@@ -126,6 +130,8 @@ static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt,
         (void)!write(start_fd, msg, strlen(msg));
     else
         dprintf(2, "ocirt: %s%s%s\n", cur_where, *cur_where ? ": " : "", msg + n);
+    if (failed_fd >= 0)
+        (void)!write(failed_fd, "x", 1);
     _exit(127);
 }
 
@@ -1019,6 +1025,8 @@ static void op_fifo_open(char **a)
 static void op_fifo_wait(char **a)
 {
     (void)a;
+    close(failed_fd); /* set up: the helper may go, and the init outlive it */
+    failed_fd = -1;
     char p[64];
     fdpath(p, sizeof p, fifo_fd);
     start_fd = open(p, O_WRONLY | O_CLOEXEC);
@@ -1261,8 +1269,9 @@ static void do_clone(int i)
     cur_where = r->argv[1];
     uint64_t flags = num(r->argv[2]);
     int wait_child = !strcmp(r->argv[3], "1");
-    int go[2];
+    int go[2], failed[2];
     CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go), "socketpair");
+    CHECK(pipe2(failed, O_CLOEXEC), "pipe");
     struct clone_args ca = {.flags = flags, .exit_signal = SIGCHLD};
     if (cgroup_fd >= 0) {
         ca.flags |= CLONE_INTO_CGROUP;
@@ -1272,6 +1281,8 @@ static void do_clone(int i)
     CHECK(pid, "clone");
     if (pid == 0) {
         close(go[0]);
+        close(failed[0]);
+        failed_fd = failed[1];
         if (read(go[1], &host_pid, sizeof host_pid) != sizeof host_pid)
             _exit(1); /* the helper died: nothing to report to */
         close(go[1]);
@@ -1287,6 +1298,7 @@ static void do_clone(int i)
         die("plan has no exec step");
     }
     close(go[1]);
+    close(failed[1]);
     for (int j = i + 1; j < nrecs; j++)
         if (is_parent_op(plan[j].argv[0]))
             map_ids(pid, &plan[j]);
@@ -1294,8 +1306,19 @@ static void do_clone(int i)
     send_msg(msg, snprintf(msg, sizeof msg, "pid %d", pid));
     CHECK(write(go[0], &pid, sizeof pid), "release child");
     close(go[0]);
-    if (!wait_child)
+    if (!wait_child) {
+        /* Reap a child that fails before it runs its program (or, under
+         * create, before it waits for `start`): a caller that is a child
+         * subreaper (a shim, conmon) must not inherit a failed process. */
+        char c;
+        ssize_t n;
+        while ((n = read(failed[0], &c, 1)) < 0 && errno == EINTR)
+            ;
+        if (n == 1)
+            while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                ;
         _exit(0);
+    }
     /* Wait mode (run, foreground exec): report how the process ended. */
     int status;
     while (waitpid(pid, &status, 0) < 0)

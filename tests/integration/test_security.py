@@ -764,10 +764,7 @@ print(rc, *(c for t in os.listdir("/proc/self/task") for c in open(f"/proc/self/
 """
 
 
-@pytest.mark.parametrize("mode", ["exec", pytest.param("exec-d", marks=pytest.mark.xfail(strict=True, reason=(
-    "ocirt-init exits once it has released a detached exec's process: when that process then "
-    "fails, its zombie is the caller's subreaper's to reap. Fix in init.c: the helper waits for "
-    "the process's execve, and reaps it if it fails before")))])
+@pytest.mark.parametrize("mode", ["exec", "exec-d"])
 def test_failed_exec_leaves_no_orphan_to_the_callers_subreaper(oci, mode):
     """containerd's shim and conmon are child subreapers: what the runtime
     orphans becomes theirs. A failed exec must hand them nothing, not even
@@ -777,5 +774,17 @@ def test_failed_exec_leaves_no_orphan_to_the_callers_subreaper(oci, mode):
     detach = ["--detach"] if mode == "exec-d" else []
     res = subprocess.run([sys.executable, "-c", NO_ORPHANS, OCIRT, "--root", oci.root, "exec", *detach,
                           "--cwd", "/etc/passwd", b.cid, "true"], capture_output=True, text=True, timeout=TIMEOUT)
+    rc, *children = res.stdout.split()
+    assert rc != "0" and children == [], res
+
+
+@pytest.mark.parametrize("mode", ["create", "run"])
+def test_failed_create_leaves_no_orphan_to_the_callers_subreaper(oci, mode):
+    """The same for a create that fails inside the container's mount setup."""
+    b = oci.bundle("true")
+    b.config["mounts"].append({"destination": "/data", "type": "nosuchfs", "source": "none"})
+    b.write()
+    res = subprocess.run([sys.executable, "-c", NO_ORPHANS, OCIRT, "--root", oci.root, mode,
+                          "--bundle", b.path, b.cid], capture_output=True, text=True, timeout=TIMEOUT)
     rc, *children = res.stdout.split()
     assert rc != "0" and children == [], res

@@ -1015,6 +1015,8 @@ static void op_lookup(char **a)
     die("exec: \"%s\": executable file not found in $PATH", name);
 }
 
+/* Opened by the helper, before any namespace is joined: the state root
+ * need not be searchable by a user namespace's root. */
 static void op_fifo_open(char **a)
 {
     fifo_fd = open(a[2], O_PATH | O_CLOEXEC);
@@ -1221,7 +1223,6 @@ static void run_child_op(struct rec *r)
     else if (!strcmp(op, "nnp")) op_nnp(a);
     else if (!strcmp(op, "cwd")) op_cwd(a);
     else if (!strcmp(op, "lookup")) op_lookup(a);
-    else if (!strcmp(op, "fifo-open")) op_fifo_open(a);
     else if (!strcmp(op, "fifo-wait")) op_fifo_wait(a);
     else if (!strcmp(op, "fifo-go")) op_fifo_go(a);
     else if (!strcmp(op, "ready")) op_ready(a);
@@ -1283,6 +1284,8 @@ static void do_clone(int i)
         close(go[0]);
         close(failed[0]);
         failed_fd = failed[1];
+        if (cgroup_fd >= 0)
+            close(cgroup_fd); /* a host directory: not to be reachable from in here */
         if (read(go[1], &host_pid, sizeof host_pid) != sizeof host_pid)
             _exit(1); /* the helper died: nothing to report to */
         close(go[1]);
@@ -1350,6 +1353,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a[0], "cgroup2")) op_cgroup2(a);
         else if (!strcmp(a[0], "affinity")) op_affinity(a);
         else if (!strcmp(a[0], "idmap-tree")) op_idmap_tree(a);
+        else if (!strcmp(a[0], "fifo-open")) op_fifo_open(a);
         else if (!strcmp(a[0], "clone")) do_clone(i);
         else die("unknown helper step %s", a[0]);
     }

@@ -36,9 +36,11 @@ def create_plan(spec, ctx):
     if "mount" not in ns:
         raise OcirtError("a mount namespace is required", "linux.namespaces")
     rootfs = _rootfs(spec, linux, dict(ctx, id_maps=tuple(s[2] for s in id_maps)), userns)
-    # Idmapped trees are made first, while the helper is still in the host's
-    # user and mount namespaces.
+    # Idmapped trees and the exec fifo come first, while the helper is still
+    # in the host's user and mount namespaces.
     steps = [s for s in rootfs if s[0] == "idmap-tree"]
+    if ctx.get("fifo"):
+        steps.append(("fifo-open", "process", ctx["fifo"]))
     steps += process.affinity(proc, "initial")
     steps += _cgroup_steps(ctx)
     pre, flags = namespaces.helper_steps(linux, ns, ctx.get("wait"))
@@ -73,8 +75,6 @@ def create_plan(spec, ctx):
 def _rootfs(spec, linux, ctx, userns):
     from ocirt.plan import devices, mounts
     steps = mounts.rootfs_steps(spec, ctx)
-    if ctx.get("fifo"):
-        steps.append(("fifo-open", "process", ctx["fifo"]))
     mctx = dict(ctx, userns=userns)
     for i, m in enumerate(spec.get("mounts") or []):
         steps += mounts.mount_step(m, i, mctx)

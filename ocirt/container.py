@@ -76,7 +76,9 @@ class Creation:
 
     def _context(self, console_fd):
         files, v2 = self.cgroup.clone_join()
+        from ocirt.cgroups import own_procs
         return {
+            "cgroup_leave": own_procs(self.cgroup) if self.foreground else (),
             "rootfs": self.rootfs, "bundle": self.bundle,
             "cgroup_files": files, "cgroup_v2_dir": v2, "rdt_tasks": self.rdt["tasks"] if self.rdt else (),
             "cgroup_dirs": [(_mount_name(k), d) for k, d in self.cgroup.dirs.items()],
@@ -369,8 +371,21 @@ def run(g, cid, opts):
     from ocirt.foreground import wait_for
     try:
         _poststart(g, cr.c)
+        cr.c.unlock()  # while it runs, others may exec, kill, pause or delete it
         code = wait_for(cr.session, cr.c.state["pid"], cr.master)
     finally:
         if not opts.keep:
-            destroy(g, cr.c)
+            _destroy_if_ours(g, cr.c)
     return code
+
+
+def _destroy_if_ours(g, c):
+    """After a foreground run, unless a `delete` came first (the id may
+    even be another container's by now)."""
+    ours = c.state
+    try:
+        c.load()
+    except OcirtError:
+        return
+    if (c.state.get("pid"), c.state.get("pidStart")) == (ours["pid"], ours["pidStart"]):
+        destroy(g, c)

@@ -1263,6 +1263,21 @@ static void op_cgroup2(char **a)
     CHECK(cgroup_fd, "open cgroup %s", a[2]);
 }
 
+/* A helper that stays to wait for its process goes back to the runtime's
+ * cgroups after the clone (so kill --all, ps and pids.max meet only the
+ * container's processes): their cgroup.procs, opened before any setns. */
+static int leave_fds[16];
+static int n_leave;
+
+static void op_leave_cgroup(char **a)
+{
+    if (n_leave == (int)(sizeof leave_fds / sizeof *leave_fds))
+        die("too many cgroup hierarchies");
+    leave_fds[n_leave] = open(a[2], O_WRONLY | O_CLOEXEC);
+    CHECK(leave_fds[n_leave], "open %s", a[2]);
+    n_leave++;
+}
+
 /* clone: a: where flags wait(0/1) */
 static void do_clone(int i)
 {
@@ -1302,6 +1317,8 @@ static void do_clone(int i)
     }
     close(go[1]);
     close(failed[1]);
+    for (int j = 0; j < n_leave; j++)
+        CHECK(write(leave_fds[j], "0", 1), "leave the container's cgroup");
     for (int j = i + 1; j < nrecs; j++)
         if (is_parent_op(plan[j].argv[0]))
             map_ids(pid, &plan[j]);
@@ -1354,6 +1371,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a[0], "affinity")) op_affinity(a);
         else if (!strcmp(a[0], "idmap-tree")) op_idmap_tree(a);
         else if (!strcmp(a[0], "fifo-open")) op_fifo_open(a);
+        else if (!strcmp(a[0], "leave-cgroup")) op_leave_cgroup(a);
         else if (!strcmp(a[0], "clone")) do_clone(i);
         else die("unknown helper step %s", a[0]);
     }

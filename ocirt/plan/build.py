@@ -13,6 +13,7 @@ from ocirt.plan import argv_fields, namespaces, process
 #   rootfs, bundle        absolute paths
 #   cgroup_files          cgroup.procs files the helper joins before clone
 #   cgroup_v2_dir         cgroup2 dir for CLONE_INTO_CGROUP ("" if none)
+#   cgroup_leave          cgroup.procs files a waiting helper goes back to
 #   rdt_tasks             resctrl tasks files the helper joins before clone
 #   cgroup_dirs           [(name, host dir)] for a v1 "cgroup" mount
 #   cgroup2_host          True on a pure cgroup v2 host
@@ -163,7 +164,9 @@ def _listener_steps(ctx):
 
 
 def _cgroup_steps(ctx):
-    steps = [("cgroup", "linux.cgroupsPath", f) for f in ctx.get("cgroup_files", ())]
+    # leave-cgroup: opened now, written by a waiting helper after the clone
+    steps = [("leave-cgroup", "linux.cgroupsPath", f) for f in ctx.get("cgroup_leave", ())]
+    steps += [("cgroup", "linux.cgroupsPath", f) for f in ctx.get("cgroup_files", ())]
     steps += [("cgroup", "linux.intelRdt", f) for f in ctx.get("rdt_tasks", ())]
     if ctx.get("cgroup_v2_dir"):
         steps.append(("cgroup2", "linux.cgroupsPath", ctx["cgroup_v2_dir"]))

@@ -104,6 +104,72 @@ def test_run_exit_code(oci, script, code):
     assert oci("state", b.cid, check=False).rc == 1  # run deletes what it created
 
 
+def run_in_background(oci, b):
+    b.write()
+    return subprocess.Popen([OCIRT, "--root", oci.root, "run", "--bundle", b.path, b.cid],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_a_foreground_run_can_be_exec_paused_and_killed_from_elsewhere(oci):
+    b = oci.bundle("sleep 30")
+    run = run_in_background(oci, b)
+    try:
+        assert wait_status(oci, b.cid, "running") == "running"
+        assert oci("exec", b.cid, "echo", "in").out == "in\n"
+        oci("pause", b.cid)
+        assert oci.status(b.cid) == "paused"
+        oci("resume", b.cid)
+        oci("kill", b.cid, "KILL")
+        assert run.wait(timeout=TIMEOUT_S) == 128 + 9
+    finally:
+        run.kill()
+        run.wait()
+    assert oci.status(b.cid) is None  # run deleted it
+
+
+@pytest.mark.parametrize("what", ["run", "exec"])
+def test_a_waiting_helper_is_not_in_the_containers_cgroup(oci, what):
+    """ps lists only the container's processes, and kill --all does not take
+    the helper that reports the exit status."""
+    b = oci.bundle("sleep 30")
+    if what == "run":
+        waiter = run_in_background(oci, b)
+        assert wait_status(oci, b.cid, "running") == "running"
+        procs = [oci.state(b.cid)["pid"]]
+    else:
+        oci.create(b)
+        oci("start", b.cid)
+        waiter = subprocess.Popen([OCIRT, "--root", oci.root, "exec", b.cid, "sleep", "30"],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while len(json.loads(oci("ps", "--format", "json", b.cid).out)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        procs = json.loads(oci("ps", "--format", "json", b.cid).out)
+        assert len(procs) == 2
+    try:
+        assert sorted(json.loads(oci("ps", "--format", "json", b.cid).out)) == sorted(procs)
+        for pid in procs:
+            assert not os.readlink(f"/proc/{pid}/exe").startswith("/memfd:ocirt-init")
+        oci("kill", "--all", b.cid, "KILL")
+        assert waiter.wait(timeout=TIMEOUT_S) == 128 + 9
+    finally:
+        waiter.kill()
+        waiter.wait()
+
+
+def test_a_foreground_run_deleted_from_elsewhere_leaves_the_new_owner_of_its_id_alone(oci):
+    b = oci.bundle("sleep 30")
+    run = run_in_background(oci, b)
+    try:
+        assert wait_status(oci, b.cid, "running") == "running"
+        oci("delete", "--force", b.cid)
+        assert run.wait(timeout=TIMEOUT_S) == 128 + 9
+    finally:
+        run.kill()
+        run.wait()
+    assert oci.status(b.cid) is None and not os.path.exists(os.path.join(oci.root, b.cid))
+
+
 def test_run_detach(oci):
     b = oci.bundle("sleep 30")
     oci.run(b, "--detach")

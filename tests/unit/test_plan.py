@@ -62,6 +62,17 @@ def test_run_in_foreground_has_no_fifo():
     assert [s for s in plan(fifo=None, wait=True) if s[0] == "clone"][0][-1] == 1
 
 
+def test_a_waiting_helper_opens_its_way_back_before_joining_anything():
+    ctx = {"cgroup_leave": ["/own/cgroup.procs"], "cgroup_files": ["/ct/cgroup.procs"]}
+    n = names(plan(fifo=None, wait=True, **ctx))
+    assert n.index("leave-cgroup") < n.index("cgroup") < n.index("clone")
+    s = spec(linux__namespaces=SPEC["linux"]["namespaces"][:1] + [{"type": "mount", "path": "/proc/1/ns/mnt"}])
+    n = names(plan(s, fifo=None, wait=True, **ctx))
+    assert n.index("leave-cgroup") < n.index("setns")
+    n = names(build.exec_plan([("mount", "/proc/1/ns/mnt")], SPEC["process"], dict(ctx, wait=True)))
+    assert n.index("leave-cgroup") < n.index("cgroup") < n.index("setns") < n.index("clone")
+
+
 def test_mount_namespace_is_required():
     s = spec(linux__namespaces=[{"type": "pid"}])
     assert where_error(plan, s) == "linux.namespaces"

@@ -82,6 +82,12 @@ def _user(flags, user):
     return user
 
 
+# exec's flags and the process fields they set
+FLAG_FIELDS = (("cwd", "process.cwd"), ("user", "process.user"), ("additional-gids", "process.user"),
+               ("env", "process.env"), ("cap", "process.capabilities"),
+               ("apparmor", "process.apparmorProfile"), ("process-label", "process.selinuxLabel"))
+
+
 class Exec:
     def __init__(self, g, c, proc, flags):
         self.g, self.c, self.proc, self.flags = g, c, proc, flags
@@ -96,9 +102,7 @@ class Exec:
         try:
             steps = exec_plan(self._namespaces(), self.proc, ctx)
         except OcirtError as e:
-            if self.flags["process"]:
-                e.source = "process.json"
-            raise
+            raise self._blame(e) from None
         try:
             session = Session(steps, keep_fds=[console_fd] if console_fd is not None else [],
                               preserve_fds=self.flags["preserve-fds"])
@@ -130,10 +134,26 @@ class Exec:
                 return pid
             elif msg[0] == "error":
                 session.reap()
-                raise OcirtError(msg[2], msg[1] or None, "process.json" if self.flags["process"] else "config.json")
+                raise self._blame(OcirtError(msg[2], msg[1] or None))
             else:
                 session.reap()
                 raise OcirtError("the exec'd process ended before it could start")
+
+    def _blame(self, e):
+        """Name where the faulty value came from: process.json, the flag that
+        set the field, the command (args), or else config.json."""
+        if self.flags["process"]:
+            e.source = "process.json"
+            return e
+        w = e.where or ""
+        if w.startswith("process.args"):
+            e.where = None  # the message names the program
+            return e
+        for flag, field in FLAG_FIELDS:
+            if self.flags[flag] and (w == field or w.startswith((field + ".", field + "["))):
+                e.source, e.where = f"--{flag}", ""
+                break
+        return e
 
     def _namespaces(self):
         from ocirt.plan.namespaces import PROC_NS

@@ -181,3 +181,26 @@ def test_foreground_terminal_raw_resized_and_restored(oci):
         os.close(master)
         os.close(slave)
     oci("delete", "--force", b.cid)
+
+
+@pytest.mark.parametrize("flags, cmd, err", [
+    ([], "nosuch", 'ocirt: exec: "nosuch": executable file not found in $PATH'),
+    (["--cwd", "/etc/passwd"], "true", "ocirt: --cwd: chdir /etc/passwd: not a directory"),
+    (["--cap", "CAP_FOO"], "true", 'ocirt: --cap: unknown capability "CAP_FOO"'),
+    (["--user", "4294967295"], "true", "ocirt: --user: 4294967295: ids go from 0 to 4294967294"),
+])
+def test_errors_name_the_flag_or_command_they_come_from(oci, flags, cmd, err):
+    """Not config.json: the faulty value came from exec's command line."""
+    b = running(oci)
+    res = oci("exec", *flags, b.cid, cmd, check=False)
+    assert (res.rc != 0, res.err) == (True, err + "\n")
+
+
+def test_an_error_in_the_containers_own_process_still_names_config_json(oci):
+    b = oci.bundle("sleep 60")
+    b.config["mounts"].append({"destination": "/mnt", "type": "tmpfs", "source": "tmpfs"})
+    b.process["cwd"] = "/mnt/work"  # made by create
+    running(oci, b)
+    oci("exec", "--cwd", "/", b.cid, "rmdir", "/mnt/work")
+    res = oci("exec", "--env", "X=1", b.cid, "true", check=False)
+    assert (res.rc != 0, res.err) == (True, "ocirt: config.json: process.cwd: chdir /mnt/work: no such file or directory\n")

@@ -41,6 +41,7 @@ class Creation:
         self.session = None
         self.console_ours = None  # our end of a foreground terminal
         self.master = None
+        self.listen_fds = _listen_fds()
 
     def run(self):
         self.c.create_dir()
@@ -65,26 +66,31 @@ class Creation:
             os.chmod(self.c.fifo, 0o622)  # past our umask: any container uid writes it
         console_fd = self._console()
         ctx = self._context(console_fd)
-        steps = create_plan(self.spec, ctx)
+        spec = self.spec
+        if self.listen_fds:  # told in the environment of the process, not kept in the state
+            proc = spec["process"]
+            env = [*(proc.get("env") or []), f"LISTEN_FDS={self.listen_fds}", "LISTEN_PID=1"]
+            spec = dict(spec, process=dict(proc, env=env))
+        steps = create_plan(spec, ctx)
         try:
             self.session = Session(steps, keep_fds=[console_fd] if console_fd is not None else [],
-                                   preserve_fds=self.opts.preserve_fds)
+                                   preserve_fds=ctx["preserve_fds"])
         finally:
             if console_fd is not None:
                 os.close(console_fd)
         self._converse()
 
     def _context(self, console_fd):
-        files, v2 = self.cgroup.clone_join()
         from ocirt.cgroups import own_procs
+        files, v2 = self.cgroup.clone_join()
         return {
-            "cgroup_leave": own_procs(self.cgroup) if self.foreground else (),
             "rootfs": self.rootfs, "bundle": self.bundle,
             "cgroup_files": files, "cgroup_v2_dir": v2, "rdt_tasks": self.rdt["tasks"] if self.rdt else (),
+            "cgroup_leave": own_procs(self.cgroup) if self.foreground else (),
             "cgroup_dirs": [(_mount_name(k), d) for k, d in self.cgroup.dirs.items()],
             "cgroup2_host": self.cgroup.version == 2,
             "fifo": None if self.foreground else self.c.fifo,
-            "console_fd": console_fd, "preserve_fds": self.opts.preserve_fds,
+            "console_fd": console_fd, "preserve_fds": self.listen_fds + self.opts.preserve_fds,
             "no_pivot": self.opts.no_pivot, "wait": self.foreground,
             "seccomp": compiled_seccomp(self.g, self.spec["linux"]), "id": self.c.id,
         }
@@ -175,6 +181,15 @@ class Creation:
             from ocirt import hooks
             hooks.run(hs, "poststop", dict(self.c.oci_state(), status="stopped"), warn=self.g.log.warn)
         self.c.remove()
+
+
+def _listen_fds():
+    """How many sockets systemd passed us (socket activation): they go on
+    to the container at fds 3..., before the --preserve-fds ones, as runc's do."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return 0
+    n = os.environ.get("LISTEN_FDS", "")
+    return int(n) if n.isdigit() else 0
 
 
 def compiled_seccomp(g, linux):

@@ -166,7 +166,8 @@ class Exec:
         from ocirt.container import compiled_seccomp
         cg = cgroups.from_state(self.c.state["cgroup"])
         files, v2 = cg.clone_join()
-        return {"cgroup_leave": () if self.detach else cgroups.own_procs(cg),"cgroup_files": files, "cgroup_v2_dir": v2, "console_fd": console_fd,
+        return {"cgroup_files": files, "cgroup_v2_dir": v2, "console_fd": console_fd,
+                "cgroup_leave": () if self.detach else cgroups.own_procs(cg),
                 "rdt_tasks": (self.c.state.get("intelRdt") or {}).get("tasks", ()),
                 "preserve_fds": self.flags["preserve-fds"], "wait": not self.detach,
                 "seccomp": compiled_seccomp(self.g, self.c.state["config"]["linux"]), "create_cwd": False}

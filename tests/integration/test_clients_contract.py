@@ -350,3 +350,33 @@ def test_foreground_exec_sees_only_stdio(oci):
     res = oci("exec", b.cid, "sh", "-c", "ls /proc/$$/fd; true")  # sh's fds, not ls's
     assert res.out.split() == ["0", "1", "2"], res
     oci("delete", "--force", b.cid)
+
+
+SOCKET_ACTIVATED = r"""
+import fcntl, os, socket, sys
+a, b = socket.socketpair()
+b.send(b"hello from systemd\n")
+r, w = os.pipe()  # to pass with --preserve-fds, at 4
+high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (a.fileno(), r)]
+for fd, at in zip(high, (3, 4)):
+    os.dup2(fd, at)
+os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))  # what systemd sets for us
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("preserve", [0, 1])
+def test_socket_activation_fds_are_passed_on_first(oci, preserve):
+    """systemd started ocirt with a socket at fd 3 (LISTEN_FDS=1, LISTEN_PID its
+    pid): the container gets it at fd 3 with LISTEN_FDS=1 LISTEN_PID=1, and a
+    --preserve-fds fd after it, as with runc."""
+    b = oci.bundle('echo "$LISTEN_FDS $LISTEN_PID"; ls /proc/$$/fd; head -n1 <&3')
+    b.write()
+    res = subprocess.run([sys.executable, "-c", SOCKET_ACTIVATED, OCIRT, "--root", oci.root, "run",
+                          "--preserve-fds", str(preserve), "--bundle", b.path, b.cid],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT)
+    assert res.returncode == 0, res
+    lines = res.stdout.split("\n")
+    assert lines[0] == "1 1"
+    assert lines[1:-2] == ["0", "1", "2", "3", "4"][:4 + preserve]
+    assert lines[-2] == "hello from systemd"

@@ -1158,6 +1158,10 @@ static void op_seccomp(char **a, size_t bpflen)
     /* Built before the filter: from then on a notified syscall would wait
      * for an agent that has not got the fd yet. */
     char *payload = nparts ? notify_payload(&a[5], nparts, &len) : NULL;
+    if (payload) { /* nor must a detached helper wait on such an agent */
+        close(failed_fd);
+        failed_fd = -1;
+    }
     struct sock_fprog prog = {.len = bpflen / 8, .filter = (struct sock_filter *)a[3]};
     long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned)num(a[2]), &prog);
     CHECK(fd, "load seccomp filter");
@@ -1301,6 +1305,8 @@ static void do_clone(int i)
         failed_fd = failed[1];
         if (cgroup_fd >= 0)
             close(cgroup_fd); /* a host directory: not to be reachable from in here */
+        for (int j = 0; j < n_leave; j++)
+            close(leave_fds[j]); /* the helper's, as well */
         if (read(go[1], &host_pid, sizeof host_pid) != sizeof host_pid)
             _exit(1); /* the helper died: nothing to report to */
         close(go[1]);

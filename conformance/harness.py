@@ -4,6 +4,7 @@ Nothing in this module knows which runtime it drives: every check goes through
 the binary's commands (create, start, state, kill, delete, run, features) and
 what the kernel shows of the container (/proc, cgroup files, mountinfo).
 """
+import contextlib
 import copy
 import functools
 import json
@@ -319,6 +320,17 @@ def dummy_or_veth():
             ip("link", "del", probe)
             return kind
     return None
+
+
+@contextlib.contextmanager
+def named_netns(prefix):
+    """A network namespace under /run/netns (`ip netns add`), deleted after."""
+    name = f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    ip("netns", "add", name)
+    try:
+        yield name
+    finally:
+        ip("netns", "delete", name, check=False)
 
 
 class HostLinks:

@@ -1,11 +1,9 @@
 """config-linux.md, Network Devices (linux.netDevices, v1.3.0): host devices made
 here (dummy, else veth pairs) moved into the container's network namespace."""
-import os
-import uuid
 
 import pytest
 
-from .harness import HostLinks, dummy_or_veth, ip, leftovers, link_on_host
+from .harness import HostLinks, dummy_or_veth, ip, leftovers, link_on_host, named_netns
 
 clause = pytest.mark.clause
 V4, V6 = HostLinks.V4, HostLinks.V6
@@ -71,10 +69,8 @@ def test_template_names_are_picked_by_the_kernel(ct, links):
 
 @pytest.fixture
 def netns_path():
-    name = f"ocf{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    ip("netns", "add", name)
-    yield name
-    ip("netns", "delete", name, check=False)
+    with named_netns("ocf") as name:
+        yield name
 
 
 @clause("linux.netDevices.delete.1")

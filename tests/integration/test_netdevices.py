@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from conformance.harness import HostLinks, ip, link_on_host as on_host
+from conformance.harness import HostLinks, ip, link_on_host as on_host, named_netns
 
 V4, V6 = HostLinks.V4, HostLinks.V6
 
@@ -141,27 +141,25 @@ def test_into_a_user_namespaced_container(oci, make_dev):
     b.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
     b.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 300000, "size": 65536}]
     b.config["linux"]["netDevices"] = {dev: {"name": "c0"}}
-    assert V6.format(n=10) in addresses(oci.run(b).out)  # `run`: the state dir is not the userns root's
+    assert V6.format(n=10) in addresses(oci.run(b).out)
 
 
 @pytest.fixture
-def named_netns():
-    name = f"ocd{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    ip("netns", "add", name)
-    yield name
-    ip("netns", "delete", name, check=False)
+def netns_path():
+    with named_netns("ocd") as name:
+        yield name
 
 
-def test_stays_in_a_namespace_given_by_path_after_delete(oci, make_dev, named_netns):
+def test_stays_in_a_namespace_given_by_path_after_delete(oci, make_dev, netns_path):
     dev = make_dev(11)
     b = oci.bundle("true")
     for ns in b.config["linux"]["namespaces"]:
         if ns["type"] == "network":
-            ns["path"] = f"/run/netns/{named_netns}"
+            ns["path"] = f"/run/netns/{netns_path}"
     b.config["linux"]["netDevices"] = {dev: {"name": "c0"}}
     oci.run(b)
     oci("delete", "--force", b.cid, check=False)
     # the runtime does not move it out: it is the namespace owner's
-    shown = ip("-n", named_netns, "addr", "show", "dev", "c0").stdout
+    shown = ip("-n", netns_path, "addr", "show", "dev", "c0").stdout
     assert V4.format(n=11) in addresses(shown) and "UP" in flags(shown)
     assert not on_host(dev)

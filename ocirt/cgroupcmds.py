@@ -1,5 +1,6 @@
 """The commands that act on a running container's cgroup: update, pause,
 resume, ps, events. Flags, output and errors as runc 1.1's."""
+import os
 import sys
 import time
 
@@ -8,7 +9,7 @@ from ocirt.cli import need_id
 from ocirt.errors import OcirtError
 from ocirt.state import Container
 
-OOM_POLL = 0.1          # seconds between OOM counter reads while streaming events
+LIVENESS = 1.0          # seconds between looks at the cgroup while streaming events
 
 
 def _cgroup(c):
@@ -136,7 +137,7 @@ def cmd_events(g, flags, args):
     if flags["stats"]:
         _emit("stats", c.id, cg.stats())
         return 0
-    _stream(c.id, cg, interval)
+    _stream(c.id, cg, interval, c.state["pid"])
     return 0
 
 
@@ -148,9 +149,21 @@ def _emit(kind, cid, data=None):
     sys.stdout.flush()
 
 
-def _stream(cid, cg, interval):
+def _stream(cid, cg, interval, init_pid):
     """Stats every interval and one "oom" event per OOM kill, until the
-    cgroup has no process left (or is gone: the container was deleted)."""
+    cgroup has no process left (or is gone: the container was deleted).
+    Woken by the memory controller's OOM notification and by the init's
+    exit; the cgroup is looked at anyway every LIVENESS seconds."""
+    import select
+    p = select.poll()
+    notifier = cg.oom_notifier()
+    if notifier is not None:
+        p.register(notifier[0], notifier[1])
+    try:
+        init = os.pidfd_open(init_pid)
+        p.register(init, select.POLLIN)
+    except ProcessLookupError:
+        init = None
     ooms = cg.oom_count()
     due = time.monotonic() + interval
     while True:
@@ -165,7 +178,11 @@ def _stream(cid, cg, interval):
         if now >= due:
             _emit("stats", cid, cg.stats())
             due = max(due + interval, now)
-        time.sleep(max(0.0, min(OOM_POLL, due - time.monotonic())))
+        for fd, _ in p.poll(1000 * max(0.0, min(LIVENESS, due - time.monotonic()))):
+            if fd == init:
+                p.unregister(init)  # it stays readable: once is enough
+            elif notifier is not None and fd == notifier[0]:
+                notifier[2]()
 
 
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3,

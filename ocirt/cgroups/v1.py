@@ -2,6 +2,7 @@
 cgroup2 directory on hybrid hosts (joined, and used for hugetlb when the
 host bound that controller to cgroup2, as this kind of host does)."""
 import os
+from select import POLLIN
 
 from ..errors import OcirtError
 from . import fs
@@ -88,6 +89,19 @@ class V1(Cgroup):
         if "memory" not in self.dirs:
             return 0
         return fs.read_keyed(self.dirs["memory"] + "/memory.oom_control").get("oom_kill", 0)
+
+    def oom_notifier(self):
+        """An eventfd the memory controller signals on OOM (cgroup.event_control)."""
+        if "memory" not in self.dirs:
+            return None
+        d = self.dirs["memory"]
+        efd = os.eventfd(0, os.EFD_CLOEXEC)
+        ofd = os.open(d + "/memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            fs.write(d + "/cgroup.event_control", f"{efd} {ofd}", None)
+        finally:
+            os.close(ofd)
+        return efd, POLLIN, lambda: os.eventfd_read(efd)
 
 
 class _Host:

@@ -1,5 +1,6 @@
 """The cgroup v2 (unified) driver: one directory; devices through eBPF."""
 import os
+from select import POLLPRI
 
 from ..errors import OcirtError
 from . import fs
@@ -63,6 +64,20 @@ class V2(Cgroup):
 
     def oom_count(self):
         return fs.read_keyed(self.dir + "/memory.events").get("oom_kill", 0)
+
+    def oom_notifier(self):
+        """memory.events, which polls POLLPRI when it changes (kernfs notify)
+        once it has been read."""
+        try:
+            fd = os.open(self.dir + "/memory.events", os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:  # no memory controller here
+            return None
+
+        def rearm():
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.read(fd, 4096)
+        rearm()
+        return fd, POLLPRI, rearm
 
 
 def enable_controllers(level):

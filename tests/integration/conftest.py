@@ -2,13 +2,18 @@
 binary: a busybox rootfs built once, and per test a private --root, bundles
 with an absolute cgroupsPath under /ocirt-test-<pid>/, and a clean-up that
 removes only what the test made (delete --force by id, kill by pid)."""
+import array
 import copy
 import json
 import os
+import select
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import uuid
 
 import pytest
@@ -141,6 +146,47 @@ class Ocirt:
                 "state": sorted(os.listdir(self.root)) if os.path.isdir(self.root) else [],
                 "cgroups": sorted(d for b in self.bundles
                                   for d in cgroup_dirs_existing(b.config["linux"]["cgroupsPath"]))}
+
+
+class ConsoleSocket(threading.Thread):
+    """The --console-socket peer: one connection, one message whose data
+    (the pty's name) must not be empty, the pty master with SCM_RIGHTS."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(1)
+        self.srv.settimeout(TIMEOUT)
+        self.master, self.data = None, b""
+
+    def run(self):
+        conn, _ = self.srv.accept()
+        with conn:
+            fds = array.array("i")
+            self.data, anc, _, _ = conn.recvmsg(4096, socket.CMSG_LEN(fds.itemsize))
+            for level, kind, data in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(data[:fds.itemsize])
+            self.master = fds[0] if fds else None
+        self.srv.close()
+
+
+def read_until(fd, want, timeout=TIMEOUT):
+    """What a pty master (or pipe) gives until `want` shows, it closes, or timeout."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while want not in data and time.monotonic() < deadline:
+        if not select.select([fd], [], [], 0.2)[0]:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the other side is gone
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 @pytest.fixture(scope="session")

@@ -4,19 +4,16 @@ clients: pid files, JSON log lines, the error words they match on, the
 environment and paths they call with, and exec as they use it (detached,
 a child of the subreaper caller, with --process, a terminal over the
 console socket, no runtime fd in the process). Needs root."""
-import array
 import json
 import os
 import re
-import select
-import socket
 import subprocess
 import sys
 import threading
 import time
 
 import pytest
-from conftest import OCIRT, TIMEOUT, pid_alive
+from conftest import OCIRT, TIMEOUT, ConsoleSocket, pid_alive, read_until
 
 RFC3339 = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)"
 
@@ -211,45 +208,6 @@ def test_process_is_a_child_of_a_subreaper_caller(oci, tmp_path, how):
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["True", "7"]
     oci("delete", "--force", b.cid)
-
-
-class ConsoleSocket(threading.Thread):
-    """The --console-socket peer: one connection, one message whose data
-    (the pty's name) must not be empty, the pty master with SCM_RIGHTS."""
-
-    def __init__(self, path):
-        super().__init__(daemon=True)
-        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.srv.bind(path)
-        self.srv.listen(1)
-        self.srv.settimeout(TIMEOUT)
-        self.master, self.data = None, b""
-
-    def run(self):
-        conn, _ = self.srv.accept()
-        with conn:
-            fds = array.array("i")
-            self.data, anc, _, _ = conn.recvmsg(4096, socket.CMSG_LEN(fds.itemsize))
-            for level, kind, data in anc:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    fds.frombytes(data[:fds.itemsize])
-            self.master = fds[0] if fds else None
-        self.srv.close()
-
-
-def read_until(fd, want, timeout=TIMEOUT):
-    data = b""
-    deadline = time.monotonic() + timeout
-    while want not in data and time.monotonic() < deadline:
-        if select.select([fd], [], [], 0.2)[0]:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:  # EIO: the other side is gone
-                break
-            if not chunk:
-                break
-            data += chunk
-    return data
 
 
 @pytest.mark.parametrize("via", ["flags", "process.json"])

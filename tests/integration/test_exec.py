@@ -4,14 +4,13 @@ capabilities, rlimits and noNewPrivileges, and runc's flags change what
 they should; in the foreground it forwards signals and proxies a terminal
 (set raw, resized on SIGWINCH, restored after). Needs root."""
 import os
-import select
 import signal
 import subprocess
 import termios
 import time
 
 import pytest
-from conftest import OCIRT, TIMEOUT
+from conftest import OCIRT, TIMEOUT, read_until
 
 NS = {"pid": "pid", "network": "net", "ipc": "ipc", "uts": "uts", "mount": "mnt", "cgroup": "cgroup"}
 
@@ -133,22 +132,6 @@ def test_foreground_forwards_signals(oci, tmp_path):
     assert p.wait(TIMEOUT) == 6
     assert out.read_text() == "ready\ngot-term\n"
     oci("delete", "--force", b.cid)
-
-
-def read_until(fd, want, timeout=TIMEOUT):
-    data = b""
-    deadline = time.monotonic() + timeout
-    while want not in data and time.monotonic() < deadline:
-        if not select.select([fd], [], [], 0.2)[0]:
-            continue
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def test_foreground_terminal_raw_resized_and_restored(oci):

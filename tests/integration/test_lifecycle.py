@@ -2,19 +2,15 @@
 create/start/state/kill/delete/run/list/spec, what the container sees from
 inside, user and joined namespaces, the console socket, and every error the
 runtime-spec requires, each leaving the host as it was. Needs root."""
-import array
 import json
 import os
 import re
-import select
-import socket
 import subprocess
-import threading
 import time
 import uuid
 
 import pytest
-from conftest import OCIRT, pid_alive
+from conftest import OCIRT, ConsoleSocket, pid_alive, read_until
 
 TIMEOUT_S = 20
 
@@ -289,49 +285,9 @@ def test_join_namespace_of_another_container(oci):
 
 # ---------------------------------------------------------------- terminal and stdin
 
-class ConsoleReceiver(threading.Thread):
-    """The --console-socket peer: accepts one connection and takes the pty master
-    that comes with SCM_RIGHTS."""
-
-    def __init__(self, path):
-        super().__init__(daemon=True)
-        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.srv.bind(path)
-        self.srv.listen(1)
-        self.srv.settimeout(TIMEOUT_S)
-        self.master = None
-
-    def run(self):
-        conn, _ = self.srv.accept()
-        with conn:
-            fds = array.array("i")
-            _, anc, _, _ = conn.recvmsg(4096, socket.CMSG_LEN(fds.itemsize))
-            for level, kind, data in anc:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    fds.frombytes(data[:fds.itemsize])
-            self.master = fds[0] if fds else None
-        self.srv.close()
-
-
-
-def read_pty(master, until, timeout=TIMEOUT_S):
-    data = b""
-    deadline = time.monotonic() + timeout
-    while until not in data and time.monotonic() < deadline:
-        if select.select([master], [], [], 0.2)[0]:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the other side is closed
-                break
-            if not chunk:
-                break
-            data += chunk
-    return data
-
-
 def test_terminal_through_console_socket(oci, tmp_path):
     sock = str(tmp_path / "console.sock")
-    rcv = ConsoleReceiver(sock)
+    rcv = ConsoleSocket(sock)
     rcv.start()
     b = oci.bundle()
     b.process["args"] = ["sh"]
@@ -342,7 +298,7 @@ def test_terminal_through_console_socket(oci, tmp_path):
     try:
         oci("start", b.cid)
         os.write(rcv.master, b"tty; echo answer-$((6*7)); exit 5\n")
-        out = read_pty(rcv.master, b"answer-42")
+        out = read_until(rcv.master, b"answer-42", TIMEOUT_S)
         assert b"answer-42" in out, out
         assert re.search(rb"/dev/pts/\d+", out), out
         assert wait_status(oci, b.cid, "stopped") == "stopped"

@@ -16,7 +16,7 @@ import threading
 import time
 
 import pytest
-from conftest import OCIRT, TIMEOUT, cgroup_dirs_existing, pid_alive
+from conftest import OCIRT, TIMEOUT, ConsoleSocket, cgroup_dirs_existing, pid_alive
 
 from ocirt.spawn import INIT
 
@@ -451,7 +451,6 @@ def test_exec_with_a_terminal_gets_only_the_pty(oci, tmp_path, how):
         out = oci("exec", "--tty", b.cid, "sh", "-c", "ls /proc/$$/fd; true").out
         assert out.split() == ["0", "1", "2"], out
         return
-    from test_clients_contract import ConsoleSocket
     sock = ConsoleSocket(str(tmp_path / "pty.sock"))
     sock.start()
     oci("exec", "--detach", "--tty", "--console-socket", str(tmp_path / "pty.sock"),

@@ -106,14 +106,20 @@ def _blkio(r, host, updating):
 
 
 def _hugetlb(r, host, updating):
+    return hugetlb_writes(r, "hugetlb", "limit_in_bytes", lambda f: host.has("hugetlb", f))
+
+
+def hugetlb_writes(r, ctrl, suffix, has):
+    """hugepageLimits: hugetlb.SIZE.SUFFIX, and its reservation twin
+    hugetlb.SIZE.rsvd.SUFFIX where the host has it (both drivers)."""
     out = []
     for h in r.list("hugepageLimits"):
         size = h.str("pageSize")
         if not size:
             raise OcirtError("a page size is required", h.at("pageSize"))
-        out.append(Write("hugetlb", f"hugetlb.{size}.limit_in_bytes", str(h.int("limit", 0)), h.at("limit")))
-        if host.has("hugetlb", f"hugetlb.{size}.rsvd.limit_in_bytes"):
-            out.append(Write("hugetlb", f"hugetlb.{size}.rsvd.limit_in_bytes", str(h.int("limit")), h.at("limit")))
+        out.append(Write(ctrl, f"hugetlb.{size}.{suffix}", str(h.int("limit", 0)), h.at("limit")))
+        if has(f"hugetlb.{size}.rsvd.{suffix}"):
+            out.append(Write(ctrl, f"hugetlb.{size}.rsvd.{suffix}", str(h.int("limit")), h.at("limit")))
     return out
 
 

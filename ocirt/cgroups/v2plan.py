@@ -5,7 +5,7 @@ from ..errors import OcirtError
 from . import convert
 from .fs import Write
 from .spec import Section, device, unsupported
-from .v1plan import pids_writes, rdma_lines
+from .v1plan import hugetlb_writes, pids_writes, rdma_lines
 
 V2 = "on cgroup v2"
 
@@ -105,15 +105,7 @@ def _io(r, host, updating):
 
 
 def _hugetlb(r, host, updating):
-    out = []
-    for h in r.list("hugepageLimits"):
-        size = h.str("pageSize")
-        if not size:
-            raise OcirtError("a page size is required", h.at("pageSize"))
-        out.append(Write("", f"hugetlb.{size}.max", str(h.int("limit", 0)), h.at("limit")))
-        if host.has(f"hugetlb.{size}.rsvd.max"):
-            out.append(Write("", f"hugetlb.{size}.rsvd.max", str(h.int("limit")), h.at("limit")))
-    return out
+    return hugetlb_writes(r, "", "max", host.has)
 
 
 def _rdma(r, host, updating):

@@ -2,6 +2,7 @@
 cgroup named for this process, and workload processes that join a cgroup
 before they run, as the C helper makes container processes do."""
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -31,6 +32,17 @@ def spawn(cg, code, **kw):
                 fh.write("0")
     return subprocess.Popen(PY + [code], preexec_fn=join, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kw)
+
+
+def stats_while_running(cg, code):
+    """cg.stats() while `code` runs in cg, once it has printed "ok"."""
+    p = spawn(cg, code)
+    try:
+        assert p.stdout.readline() == "ok\n"
+        return cg.stats()
+    finally:
+        cg.kill_all(signal.SIGKILL)
+        p.wait()
 
 
 FORKER = """

@@ -11,7 +11,7 @@ import ocirt.cgroups as cgroups
 from ocirt.cgroups import paths
 from ocirt.errors import OcirtError
 from test_cgroups_common import (PARENT, check_freeze, check_kill_all, check_oom, check_pids_limit,
-                                 needs_root, say, spawn)
+                                 needs_root, say, spawn, stats_while_running)
 
 pytestmark = [needs_root, pytest.mark.skipif(paths.is_unified(), reason="host is pure cgroup v2: no v1 driver")]
 
@@ -107,13 +107,7 @@ def test_pids_and_kill_all(make):
 
 def test_stats_in_runc_shape(make):
     cg = make({"pids": {"limit": 50}, "memory": {"limit": 100 << 20}})
-    p = spawn(cg, "import time\nx = b'y' * (8 << 20)\nsum(range(3000000))\nprint('ok', flush=True)\ntime.sleep(30)")
-    try:
-        assert p.stdout.readline() == "ok\n"
-        s = cg.stats()
-    finally:
-        cg.kill_all(signal.SIGKILL)
-        p.wait()
+    s = stats_while_running(cg, "import time\nx = b'y' * (8 << 20)\nsum(range(3000000))\nprint('ok', flush=True)\ntime.sleep(30)")
     assert list(s) == ["cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt", "network_interfaces"]
     assert s["pids"] == {"current": 1, "limit": 50}
     assert s["cpu"]["usage"]["total"] > 0 and len(s["cpu"]["usage"]["percpu"]) == os.cpu_count()

@@ -17,7 +17,7 @@ from ocirt.cgroups import bpf, fs, paths
 from ocirt.cgroups.v2 import V2
 from ocirt.errors import OcirtError
 from test_cgroups_common import (PARENT, check_freeze, check_kill_all, check_oom, check_pids_limit,
-                                 needs_root, say, spawn)
+                                 needs_root, say, spawn, stats_while_running)
 
 PURE = paths.is_unified()
 HYBRID = not PURE and paths.is_unified(paths.HYBRID_UNIFIED)
@@ -188,13 +188,7 @@ def test_memory_limit_oom_kills_and_is_counted(make):
 @pure_only
 def test_stats_in_runc_shape(make):
     cg = make({"pids": {"limit": 50}})
-    p = spawn(cg, "import time\nx = b'y' * (8 << 20)\nprint('ok', flush=True)\ntime.sleep(30)")
-    try:
-        assert p.stdout.readline() == "ok\n"
-        s = cg.stats()
-    finally:
-        cg.kill_all(signal.SIGKILL)
-        p.wait()
+    s = stats_while_running(cg, "import time\nx = b'y' * (8 << 20)\nprint('ok', flush=True)\ntime.sleep(30)")
     assert list(s) == ["cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt", "network_interfaces"]
     assert s["pids"] == {"current": 1, "limit": 50}
     assert s["cpu"]["usage"]["total"] > 0

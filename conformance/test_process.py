@@ -7,20 +7,9 @@ import time
 
 import pytest
 
-from .harness import cap_mask, leftovers, read, status_field
+from .harness import applied_or_rejected, cap_mask, leftovers, read, status_field
 
 clause = pytest.mark.clause
-
-
-def applied_or_rejected(ct, b):
-    """Run a bundle whose field a runtime may not support: either the runtime rejects
-    it (an error, nothing left behind) or the container runs (None is returned then,
-    else the output). Silently ignoring the field fails the caller's check."""
-    res = ct.run(b, check=False)
-    if res.rc != 0:
-        assert leftovers(ct.rt, b, ct.rootfs) == []
-        return None
-    return res.out
 
 
 def proc_status(ct, b):

@@ -257,23 +257,59 @@ def start(g, cid):
 
 
 def _release(c):
-    """Open exec.fifo for reading: the blocked init writes and then execs."""
+    """Open exec.fifo for reading: the blocked init writes "0", and the
+    fifo ends when its program runs (execve closes it) or after the error
+    that stopped it."""
     fd = os.open(c.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        p = select.poll()
-        p.register(fd, select.POLLIN)
-        while True:
-            data = os.read(fd, 4096) if p.poll(100) else b""
-            if data[:1] == b"0":
-                break
-            if data[:1] == b"E":  # a startContainer hook failed: init says why, and exits
-                where, _, msg = data[1:].decode(errors="replace").partition("\t")
-                raise OcirtError(msg, where or None, "config.json")
-            if not c.init_alive():
-                raise OcirtError("container init died before it could be started")
+        data = _read_fifo(c, fd)
     finally:
         os.close(fd)
         os.unlink(c.fifo)
+    if data[:1] != b"0":
+        raise OcirtError("container init died before it could be started")
+    if data[1:2] == b"E":  # a startContainer hook or the execve failed: init says why, and exits
+        where, _, msg = data[2:].decode(errors="replace").partition("\t")
+        raise OcirtError(msg, where or None, "config.json")
+    why = _died_before_exec(c.state)
+    if why:
+        raise OcirtError(why, "process", "config.json")
+
+
+def _read_fifo(c, fd):
+    """All the init writes, up to the end of the fifo (or its death before
+    it opened the fifo)."""
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    data = b""
+    while True:
+        if p.poll(100):
+            chunk = os.read(fd, 4096)
+            if not chunk and (data or not c.init_alive()):
+                return data
+            data += chunk
+        elif not data and not c.init_alive():
+            return data
+
+
+def _died_before_exec(st):
+    """Why the init died before its execve without a word (say, seccomp
+    killed it at execve), while it is a zombie still named ocirt-init
+    (execve renames a process)."""
+    try:
+        with open(f"/proc/{st['pid']}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    comm = data[data.index(b"(") + 1:data.rindex(b")")]
+    fields = data[data.rindex(b")") + 2:].split()
+    if fields[0] != b"Z" or comm != b"ocirt-init" or int(fields[19]) != st.get("pidStart"):
+        return None
+    code = int(fields[49])  # exit_code, as waitpid reports it
+    if code & 0x7F:
+        import signal
+        return f"killed by signal {code & 0x7F} ({signal.Signals(code & 0x7F).name}) before its program ran"
+    return f"exited with status {code >> 8} before its program ran"
 
 
 def _poststart(g, c):
@@ -385,6 +421,7 @@ def run(g, cid, opts):
     cr.run()
     from ocirt.foreground import wait_for
     try:
+        cr.session.wait_exec()
         _poststart(g, cr.c)
         cr.c.unlock()  # while it runs, others may exec, kill, pause or delete it
         code = wait_for(cr.session, cr.c.state["pid"], cr.master)

@@ -131,6 +131,10 @@ class Exec:
             if msg[0] == "pid":
                 pid = msg[1]
             elif msg[0] == "ready":
+                try:
+                    session.wait_exec()
+                except OcirtError as e:
+                    raise self._blame(e) from None
                 return pid
             elif msg[0] == "error":
                 session.reap()

@@ -84,7 +84,7 @@ class Session:
         self.init_pid = None
 
     def recv(self):
-        """Next message: ("pid", n) / ("hooks",) / ("ready",) / ("exit", n) /
+        """Next message: ("pid", n) / ("hooks",) / ("ready",) / ("exec",) / ("exit", n) /
         ("error", where, msg) / ("eof",)."""
         data = self.sock.recv(1 << 20)
         if not data:
@@ -95,6 +95,16 @@ class Session:
             return ("error", where, msg)
         word, _, rest = text.partition(" ")
         return (word, int(rest)) if rest else (word,)
+
+    def wait_exec(self):
+        """After "ready": wait until the program runs; raise why it could not."""
+        msg = self.recv()
+        if msg[0] == "exec":
+            return
+        self.reap()
+        if msg[0] == "error":
+            raise OcirtError(msg[2], msg[1] or None)
+        raise OcirtError("the process ended before its program ran")
 
     def send(self, text):
         self.sock.send(text.encode())

@@ -10,15 +10,21 @@
  *            helper writes the id maps, reports the child's pid, releases it
  *            and exits (or, in wait mode, waits and reports the exit status)
  *   child stage: mounts, devices, pivot_root, sysctl, ..., credentials,
- *            "ready", exec fifo, seccomp, execve
+ *            "ready", exec fifo, seccomp, execve: after the filter is
+ *            loaded the runtime makes no syscall of its own but execve
  *
  * Plan format: records of u32 argc, then argc fields of u32 len + bytes (each
  * field carries its own trailing NUL). Field 0 is the step name, field 1 the
  * config.json path the step comes from (for error messages).
  *
  * Sync socket (SOCK_SEQPACKET) to the runtime: we send "pid N", "hooks",
- * "ready", "exit N" and "E<where>\t<message>"; the runtime answers "hooks"
- * with "go\n<state json>".
+ * "ready", "exec" (the program is being executed), "exit N" and
+ * "E<where>\t<message>"; the runtime answers "hooks" with "go\n<state json>".
+ *
+ * Exec fifo (create/start): the init opens it for writing once `start`
+ * reads it, writes "0", and then only an error "E<where>\t<message>";
+ * execve closes it (O_CLOEXEC), so `start` sees the end of the file when
+ * the program runs (with a seccomp agent: once it is to be run).
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -72,6 +78,7 @@
 #define PR_CAP_AMBIENT_RAISE 2
 #endif
 #define PROC_SUPER_MAGIC 0x9fa0
+#define INIT_COMM "ocirt-init" /* our name (comm) until execve */
 #define SYSFS_MAGIC 0x62656572
 
 /* openat2 (not in glibc 2.36) */
@@ -103,6 +110,7 @@ static const char *cur_where = "";
  * byte so that the helper reaps us; execve, or create's wait for `start`,
  * closes it and the helper leaves us to the caller (see do_clone). */
 static int failed_fd = -1;
+static int notified; /* a seccomp agent has our listener */
 
 /* ---- errors ---- */
 
@@ -941,7 +949,12 @@ static void op_user(char **a)
         umask(num(a[4]));
 }
 
-/* a: where effective permitted inheritable ambient (64-bit masks) */
+/* a: where effective permitted inheritable ambient (64-bit masks) keep_admin
+ * keep_admin: keep CAP_SYS_ADMIN effective for loading seccomp without
+ * no_new_privs after the credentials are set. execve computes the new
+ * permitted and effective sets from the bounding, inheritable and ambient
+ * sets (and the file's), never from the old permitted or effective ones
+ * (capabilities(7)), so the program does not get it. */
 static void op_caps(char **a)
 {
     struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
@@ -950,6 +963,10 @@ static void op_caps(char **a)
     capmask(a, 2, e);
     capmask(a, 3, p);
     capmask(a, 4, i);
+    if (!strcmp(a[6], "1")) {
+        e[CAP_SYS_ADMIN / 32] |= 1U << (CAP_SYS_ADMIN % 32);
+        p[CAP_SYS_ADMIN / 32] |= 1U << (CAP_SYS_ADMIN % 32);
+    }
     /* A capability we do not hold ourselves cannot be granted: skip it, as
      * the spec allows (this host's root may lack one in its bounding set). */
     struct __user_cap_data_struct cur[2];
@@ -1023,7 +1040,8 @@ static void op_fifo_open(char **a)
     CHECK(fifo_fd, "open exec fifo %s", a[2]);
 }
 
-/* Block until `start` opens the fifo for reading. */
+/* Block until `start` opens the fifo for reading; "0" tells it we are
+ * here (a fifo nobody opened for writing reads as empty, too). */
 static void op_fifo_wait(char **a)
 {
     (void)a;
@@ -1034,23 +1052,31 @@ static void op_fifo_wait(char **a)
     start_fd = open(p, O_WRONLY | O_CLOEXEC);
     CHECK(start_fd, "open exec fifo");
     close(fifo_fd);
+    CHECK(write(start_fd, "0", 1), "write exec fifo");
 }
 
-/* startContainer hooks passed: tell `start` the program is being run. */
+/* Let `start` go before the execve (a seccomp agent may be what runs it,
+ * and our syscalls from here on may wait for that agent). */
 static void op_fifo_go(char **a)
 {
     (void)a;
-    CHECK(write(start_fd, "0", 1), "write exec fifo");
     close(start_fd);
     start_fd = -1;
 }
 
+/* a: where keep(0/1): keep the sync socket until execve closes it, for a
+ * runtime that waits to hear that the program runs (run, exec). */
 static void op_ready(char **a)
 {
-    (void)a;
     send_msg("ready", 5);
-    close(sync_fd);
-    sync_fd = -1;
+    if (notified) { /* from here our syscalls may wait for the seccomp agent: */
+        close(failed_fd); /* the helper must not (exec -d by the agent itself) */
+        failed_fd = -1;
+    }
+    if (strcmp(a[2], "1")) {
+        close(sync_fd);
+        sync_fd = -1;
+    }
 }
 
 /* Ask the runtime to run its hooks; it answers with the state JSON. */
@@ -1158,13 +1184,10 @@ static void op_seccomp(char **a, size_t bpflen)
     /* Built before the filter: from then on a notified syscall would wait
      * for an agent that has not got the fd yet. */
     char *payload = nparts ? notify_payload(&a[5], nparts, &len) : NULL;
-    if (payload) { /* nor must a detached helper wait on such an agent */
-        close(failed_fd);
-        failed_fd = -1;
-    }
     struct sock_fprog prog = {.len = bpflen / 8, .filter = (struct sock_filter *)a[3]};
     long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned)num(a[2]), &prog);
     CHECK(fd, "load seccomp filter");
+    notified = payload != NULL;
     if (payload) {
         send_listener(fd, payload, len);
         close(fd);
@@ -1282,13 +1305,59 @@ static void op_leave_cgroup(char **a)
     n_leave++;
 }
 
-/* clone: a: where flags wait(0/1) */
+/* Did the child die before its execve? Only a child that exited (we have
+ * not reaped it) and still has the name main() gave it. */
+static int died_before_exec(pid_t pid, int *status)
+{
+    siginfo_t si = {0};
+    if (waitid(P_PID, pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid != pid)
+        return 0;
+    char path[64], comm[32] = {0};
+    snprintf(path, sizeof path, "/proc/%d/comm", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, comm, sizeof comm - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    *status = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+    return n > 0 && !strcmp(comm, INIT_COMM "\n");
+}
+
+/* Wait until the child execs (failed[0] is closed on exec) or fails; tell
+ * the runtime "exec", unless the child sent its error itself. Returns 0 if
+ * the program runs. */
+static int report_exec(pid_t pid, int failed)
+{
+    char c;
+    ssize_t n;
+    while ((n = read(failed, &c, 1)) < 0 && errno == EINTR)
+        ;
+    if (n == 1)
+        return -1;
+    int status;
+    if (died_before_exec(pid, &status)) {
+        /* it could not even write its error (seccomp?) */
+        char msg[256];
+        int len = status > 128 ? snprintf(msg, sizeof msg, "Eprocess\tkilled by signal %d (%s) before "
+                                          "its program ran", status - 128, strsignal(status - 128))
+                               : snprintf(msg, sizeof msg, "Eprocess\texited with status %d before "
+                                          "its program ran", status);
+        send_msg(msg, len);
+        return -1;
+    }
+    send_msg("exec", 4);
+    return 0;
+}
+
+/* clone: a: where flags mode
+ * mode 0 (create): leave once the child waits for `start` (or failed);
+ * 1 (run, exec): report the execve, wait, report the exit status;
+ * 2 (exec -d): report the execve and leave. */
 static void do_clone(int i)
 {
     struct rec *r = &plan[i];
     cur_where = r->argv[1];
     uint64_t flags = num(r->argv[2]);
-    int wait_child = !strcmp(r->argv[3], "1");
+    int mode = num(r->argv[3]);
     int go[2], failed[2];
     CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go), "socketpair");
     CHECK(pipe2(failed, O_CLOEXEC), "pipe");
@@ -1323,6 +1392,8 @@ static void do_clone(int i)
     }
     close(go[1]);
     close(failed[1]);
+    if (listener_fd >= 0)
+        close(listener_fd); /* the child's now: the agent sees the end when it is done */
     for (int j = 0; j < n_leave; j++)
         CHECK(write(leave_fds[j], "0", 1), "leave the container's cgroup");
     for (int j = i + 1; j < nrecs; j++)
@@ -1332,15 +1403,17 @@ static void do_clone(int i)
     send_msg(msg, snprintf(msg, sizeof msg, "pid %d", pid));
     CHECK(write(go[0], &pid, sizeof pid), "release child");
     close(go[0]);
-    if (!wait_child) {
+    int ran = mode == 0 ? -1 : report_exec(pid, failed[0]);
+    if (mode != 1) {
         /* Reap a child that fails before it runs its program (or, under
          * create, before it waits for `start`): a caller that is a child
          * subreaper (a shim, conmon) must not inherit a failed process. */
         char c;
-        ssize_t n;
-        while ((n = read(failed[0], &c, 1)) < 0 && errno == EINTR)
-            ;
-        if (n == 1)
+        ssize_t n = 0;
+        if (mode == 0)
+            while ((n = read(failed[0], &c, 1)) < 0 && errno == EINTR)
+                ;
+        if (mode == 0 ? n == 1 : ran < 0)
             while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
                 ;
         _exit(0);
@@ -1363,6 +1436,8 @@ int main(int argc, char **argv)
     }
     /* Nothing in the container may ptrace us or open /proc/<pid>/exe, mem... */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    /* execve renames us: a process that died with this name never ran its program */
+    prctl(PR_SET_NAME, INIT_COMM, 0, 0, 0);
     sync_fd = atoi(argv[2]);
     read_plan(atoi(argv[1]));
     umask(0);

@@ -6,6 +6,11 @@ from ocirt import SPEC_VERSION
 from ocirt.errors import OcirtError
 from ocirt.plan import argv_fields, namespaces, process
 
+# What the helper does after the clone (init.c, do_clone): leave once the
+# init waits for `start`; report the execve, wait and report the exit
+# status (run, exec); report the execve and leave (exec -d).
+CLONE_CREATE, CLONE_WAIT, CLONE_DETACH = 0, 1, 2
+
 # create_plan's other modules are imported where used: exec (the exec-probe
 # hot path) never loads them.
 
@@ -47,7 +52,9 @@ def create_plan(spec, ctx):
     pre, flags = namespaces.helper_steps(linux, ns, ctx.get("wait"))
     steps += pre
     steps += _listener_steps(ctx)
-    steps.append(("clone", "linux.namespaces", flags, int(bool(ctx.get("wait")))))
+    mode = CLONE_WAIT if ctx.get("wait") else CLONE_CREATE
+    ctx = dict(ctx, report_exec=mode != CLONE_CREATE)
+    steps.append(("clone", "linux.namespaces", flags, mode))
     steps += id_maps
     steps += [s for s in rootfs if s[0] != "idmap-tree"]
     if any(hooks_.get(k) for k in hooks.KINDS) or linux.get("netDevices"):
@@ -61,11 +68,14 @@ def create_plan(spec, ctx):
     if spec.get("domainname"):
         steps.append(_uts_step(ns, "domainname", spec["domainname"]))
     steps += mounts.finish_steps(spec, linux)
-    # start returns once the startContainer hooks passed (fifo-go), or
-    # reads their error from the fifo.
+    # start returns once the program runs (execve closes the fifo), or
+    # reads why not from the fifo; with a seccomp agent, which may be what
+    # calls start, once the startContainer hooks are to be run.
     after_ready = hooks.hook_steps(hooks_, "startContainer")
     if ctx.get("fifo"):
-        after_ready = [("fifo-wait", "process"), *after_ready, ("fifo-go", "process")]
+        after_ready = [("fifo-wait", "process"), *after_ready]
+        if _notify(ctx):
+            after_ready.append(("fifo-go", "process"))
     ctx = dict(ctx, annotations=spec.get("annotations"))
     init_steps = process.personality_steps(linux) + process.mempolicy_steps(linux)
     steps += process_steps(proc, ctx, init_steps=init_steps,
@@ -104,9 +114,12 @@ def _uts_step(ns, key, value):
 
 def process_steps(proc, ctx, where="process", init_steps=(), after_ready=(), dev_console=False):
     """What every container process gets, init or exec'd: attributes set as
-    root, then the credentials, then ready/exec. Seccomp goes before the
-    credentials when noNewPrivileges is off (loading it then needs
-    CAP_SYS_ADMIN, as in runc), else last."""
+    root, then the credentials, then ready/exec. The seccomp filter is
+    loaded last, right before execve, so that a strict profile needs no
+    syscall of the runtime's (without noNewPrivileges the caps step keeps
+    CAP_SYS_ADMIN for it, which execve drops); with a listener it is loaded
+    before `ready`, so that the agent gets its fd during create, as with
+    runc."""
     steps = list(init_steps)
     steps += process.tuning_steps(proc, where)
     steps += process.rlimit_steps(proc, where)
@@ -119,25 +132,27 @@ def process_steps(proc, ctx, where="process", init_steps=(), after_ready=(), dev
     steps.append(process.cwd_step(proc, where, ctx.get("create_cwd", True)))
     nnp = bool(proc.get("noNewPrivileges"))
     seccomp = ctx.get("seccomp")
-    notify = seccomp is not None and bool(seccomp.listener_path)
-    if seccomp is not None and not nnp:
-        steps.append(_seccomp_step(seccomp, ctx))
-    steps += process.cred_steps(proc, where)
+    notify = _notify(ctx)
+    steps += process.cred_steps(proc, where, keep_admin=seccomp is not None and not nnp)
     lookup, exec_ = process.exec_steps(proc, where)
     steps += lookup
     if nnp:
         steps.append(("nnp", f"{where}.noNewPrivileges"))
-    if seccomp is not None and nnp and notify:
-        # The agent gets its fd during create, as with runc.
+    # close-on-exec only: the runtime's own fds work until execve
+    steps.append(("close-fds", where, 3 + int(ctx.get("preserve_fds") or 0)))
+    if notify:
         steps.append(_seccomp_step(seccomp, ctx))
-    steps.append(("ready", where))
+    steps.append(("ready", where, int(bool(ctx.get("report_exec")))))
     steps += after_ready
     steps += process.affinity(proc, "final", where)
-    if seccomp is not None and nnp and not notify:
+    if seccomp is not None and not notify:
         steps.append(_seccomp_step(seccomp, ctx))
-    steps.append(("close-fds", where, 3 + int(ctx.get("preserve_fds") or 0)))
     steps += exec_
     return steps
+
+
+def _notify(ctx):
+    return ctx.get("seccomp") is not None and bool(ctx["seccomp"].listener_path)
 
 
 def _seccomp_step(c, ctx):
@@ -181,6 +196,8 @@ def exec_plan(ns_paths, proc, ctx):
     order = {t: i for i, t in enumerate(namespaces.JOIN_ORDER)}
     for t, path in sorted(ns_paths, key=lambda x: order[x[0]]):
         steps.append(("setns", "linux.namespaces", path, t))
-    steps.append(("clone", "process", 0, int(bool(ctx.get("wait")))))
+    mode = CLONE_WAIT if ctx.get("wait") else CLONE_DETACH
+    ctx = dict(ctx, report_exec=True)
+    steps.append(("clone", "process", 0, mode))
     steps += process_steps(proc, ctx)
     return steps

@@ -71,8 +71,9 @@ def _id(value, where):
     return value
 
 
-def cred_steps(proc, where="process"):
-    """Bounding set, then uid/gids (keeping caps), then the other sets."""
+def cred_steps(proc, where="process", keep_admin=False):
+    """Bounding set, then uid/gids (keeping caps), then the other sets
+    (keep_admin: with CAP_SYS_ADMIN effective until execve, for seccomp)."""
     user = proc.get("user") or {}
     w = jpath(where, "user")
     caps = cap_masks(proc.get("capabilities"), jpath(where, "capabilities"))
@@ -83,7 +84,7 @@ def cred_steps(proc, where="process"):
         ("user", w, _id(user.get("uid", 0), jpath(w, "uid")), _id(user.get("gid", 0), jpath(w, "gid")),
          umask if umask is not None else 0o022, *argv_fields(groups)),
         ("caps", jpath(where, "capabilities"), caps["effective"], caps["permitted"],
-         caps["inheritable"], caps["ambient"]),
+         caps["inheritable"], caps["ambient"], int(keep_admin)),
     ]
 
 

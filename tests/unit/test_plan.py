@@ -52,7 +52,7 @@ def test_order_of_a_create():
     assert n.index("clone") < n.index("bindroot") < n.index("mount") < n.index("pivot")
     assert n.index("pivot") < n.index("root-ro") < n.index("readonly") < n.index("mask")
     assert n.index("mask") < n.index("bounding") < n.index("user") < n.index("caps")
-    assert n[-5:] == ["ready", "fifo-wait", "fifo-go", "close-fds", "exec"]
+    assert n[-4:] == ["close-fds", "ready", "fifo-wait", "exec"]
     assert n.index("lookup") < n.index("ready")  # a missing program fails create
 
 
@@ -100,7 +100,7 @@ def test_hooks_steps_status_and_fifo_around_start_container():
     assert [x[3:5] for x in hook_steps] == [("creating", "/h1"), ("created", "/h2")]
     assert hook_steps[1] == ("hook", "hooks.startContainer[0]", 3, "created", "/h2", 2, "h2", "x", 1, "A=1")
     assert n.index("hooks") < n.index("hook") < n.index("pivot")
-    assert n.index("fifo-wait") < len(n) - 1 - n[::-1].index("hook") < n.index("fifo-go")
+    assert n.index("fifo-wait") < len(n) - 1 - n[::-1].index("hook") < n.index("exec")
 
 
 def test_hook_checks():
@@ -120,13 +120,29 @@ def test_container_side_state_is_completed_by_init():
 
 # ---------------------------------------------------------------- seccomp placement and NOTIFY
 
-def test_seccomp_late_with_nnp_early_without():
+def test_seccomp_last_before_execve():
+    """Nothing of the runtime's runs under the filter but the execve, with
+    or without noNewPrivileges (a strict profile must not need close_range,
+    capset, setuid, the fifo...)."""
     c = Compiled(b"\0" * 8, 0)
-    n = names(plan(seccomp=c))
-    assert n.index("fifo-go") < n.index("seccomp") < n.index("exec")
-    s = spec(process__noNewPrivileges=False)
-    n = names(plan(s, seccomp=c))
-    assert n.index("seccomp") < n.index("user")
+    for nnp in (True, False):
+        steps = plan(spec(process__noNewPrivileges=nnp), seccomp=c)
+        assert names(steps)[-2:] == ["seccomp", "exec"]
+        caps = [x for x in steps if x[0] == "caps"][0]
+        assert caps[-1] == int(not nnp)  # CAP_SYS_ADMIN kept for loading it without nnp
+    steps = build.exec_plan([], SPEC["process"], {"seccomp": c, "wait": True})
+    assert names(steps)[-2:] == ["seccomp", "exec"]
+
+
+def test_clone_modes_and_exec_report():
+    """create leaves the execve to start (the fifo); run and exec hear of it
+    over the sync socket."""
+    def mode_and_keep(steps):
+        return [x for x in steps if x[0] == "clone"][0][3], [x for x in steps if x[0] == "ready"][0][2]
+    assert mode_and_keep(plan()) == (build.CLONE_CREATE, 0)
+    assert mode_and_keep(plan(fifo=None, wait=True)) == (build.CLONE_WAIT, 1)
+    for wait, mode in ((True, build.CLONE_WAIT), (False, build.CLONE_DETACH)):
+        assert mode_and_keep(build.exec_plan([], SPEC["process"], {"wait": wait})) == (mode, 1)
 
 
 def test_seccomp_notify_payload_and_listener_connect():
@@ -136,6 +152,7 @@ def test_seccomp_notify_payload_and_listener_connect():
     n = names(steps)
     assert n.index("seccomp-listener") < n.index("clone")
     assert n.index("seccomp") < n.index("ready")  # the agent gets its fd during create
+    assert n.index("fifo-wait") < n.index("fifo-go") < n.index("exec")  # start does not wait for the agent
     step = [x for x in steps if x[0] == "seccomp"][0]
     nparts = step[4]
     parts = step[5:]

@@ -5,6 +5,11 @@ compiled.flags, {len(bpf) // 8, bpf}) after no_new_privs or with
 CAP_SYS_ADMIN. Programs are cached by content hash: a cache hit neither
 loads libseccomp nor validates again (only valid sections are cached).
 
+Syscalls newer than every one the profile names (per architecture) return
+ENOSYS instead of the default action, as with runc: a profile written
+before clone3 or close_range existed then makes libc fall back to clone or
+close, instead of failing with EPERM (or being killed) on a new kernel.
+
 Behaviour follows runc where the spec leaves room: syscall names this
 libseccomp does not know are skipped (profiles list syscalls of newer
 kernels), a rule whose action equals the default one is skipped, args
@@ -14,6 +19,7 @@ and an absent `flags` means SECCOMP_FILTER_FLAG_SPEC_ALLOW (runc and crun).
 import errno
 import json
 import os
+import struct
 
 from ocirt.errors import OcirtError, jpath
 
@@ -76,7 +82,7 @@ _NOTIFY_FORBIDDEN = ("write", "sendmsg")
 # libseccomp <= 2.5.4 can misbehave with it).
 _TREE_MIN_RULES = 32
 # Bump when the compiled output for a given section changes.
-_CACHE_FORMAT = b"ocirt-seccomp-1"
+_CACHE_FORMAT = b"ocirt-seccomp-2"
 
 
 class Compiled:
@@ -273,7 +279,84 @@ def _build(r, where):
         bpf = _export(lib, ctx, where)
     finally:
         lib.ocirt_scmp_free(ctx)
+    if r.default & _ACTION_MASK not in (_ACTIONS["SCMP_ACT_ALLOW"], _ACTIONS["SCMP_ACT_LOG"]):
+        bpf = enosys_stub(_newest(lib, r)) + bpf
     return bpf, flags, _lib_id(ffi, lib)
+
+
+# --- ENOSYS for syscalls newer than the profile --------------------------------
+
+_ACTION_MASK = 0xFFFF0000
+_X32_BIT = 0x40000000  # x32 shares AUDIT_ARCH_X86_64: its numbers carry this bit
+_AUDIT_X86_64 = 0xC000003E
+_SCMP_X32 = 0x4000003E  # libseccomp's token for x32 (EM_X86_64 | LE)
+_ENOSYS = 38
+# classic BPF opcodes
+_LD_ABS, _JEQ, _JGE, _JGT, _JA, _RET = 0x20, 0x15, 0x35, 0x25, 0x05, 0x06
+_NR, _ARCH = 0, 4  # offsets in struct seccomp_data
+
+
+def _newest(lib, r):
+    """{audit arch: [newest nr below the x32 bit or None, newest x32 nr or None]}
+    over every syscall the profile names, for each architecture of the filter."""
+    tokens = [lib.ocirt_scmp_arch_native()] + [lib.ocirt_scmp_arch(a.encode()) for a in r.arches]
+    names = {call[1].encode() for call in r.calls}
+    newest = {}
+    for token in dict.fromkeys(tokens):
+        audit, half = (_AUDIT_X86_64, 1) if token == _SCMP_X32 else (token, 0)
+        nrs = [n for n in (lib.ocirt_scmp_syscall_arch(token, name) for name in names) if n >= 0]
+        newest.setdefault(audit, [None, None])[half] = max(nrs, default=None)
+    return newest
+
+
+def enosys_stub(newest):
+    """BPF run before libseccomp's program: ENOSYS for a syscall above the
+    newest one the profile names on its architecture; all else goes on to
+    the program. An architecture (or x32 half) the profile names no syscall
+    of is left to the program."""
+    code = []  # (opcode, jt label, jf label, k) and ("label", name); None: the next one
+    for audit, (low, x32) in newest.items():
+        nxt = f"after{len(code)}"
+        code.append((_LD_ABS, None, None, _ARCH))
+        code.append((_JEQ, None, nxt, audit))
+        code.append((_LD_ABS, None, None, _NR))
+        if audit == _AUDIT_X86_64:
+            code.append((_JGE, "x32", None, _X32_BIT))
+        code.append(_above(low))
+        if audit == _AUDIT_X86_64:
+            code.append(("label", "x32"))
+            code.append(_above(x32))
+        code.append(("label", nxt))
+    code.append((_JA, None, None, "main"))
+    code.append(("label", "enosys"))
+    code.append((_RET, None, None, _ACTIONS["SCMP_ACT_ERRNO"] | _ENOSYS))
+    code.append(("label", "main"))
+    return _assemble(code)
+
+
+def _above(newest):
+    if newest is None:
+        return (_JA, None, None, "main")
+    return (_JGT, "enosys", "main", newest)
+
+
+def _assemble(code):
+    """Resolve labels to relative jumps and pack struct sock_filter entries."""
+    at, insns = {}, []
+    for item in code:
+        if item[0] == "label":
+            at[item[1]] = len(insns)
+        else:
+            insns.append(item)
+    out = bytearray()
+    for i, (op, jt, jf, k) in enumerate(insns):
+        def rel(label):
+            return 0 if label is None else at[label] - i - 1
+        if op == _JA:
+            out += struct.pack("<HBBI", op, 0, 0, rel(k))
+        else:
+            out += struct.pack("<HBBI", op, rel(jt), rel(jf), k)
+    return bytes(out)
 
 
 def _add_call(ffi, lib, ctx, call):

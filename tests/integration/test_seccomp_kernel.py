@@ -154,6 +154,32 @@ _PYTHON_NEEDS = ("write", "exit_group", "exit", "brk", "mmap", "munmap", "mremap
                  "rt_sigaction", "getpid", "futex", "madvise", "close", "sigaltstack")
 
 
+# clone3 and close_range (435, 436) are newer than everything _PYTHON_NEEDS
+_NEW_PROBES = [("getpgid", 0), ("clone3", 0, 0), ("close_range", 2**31 - 1, 2**31 - 1, 0)]
+
+
+@pytest.mark.parametrize("default", ["SCMP_ACT_ERRNO", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP"])
+def test_syscalls_newer_than_the_profile_fail_with_enosys(default):
+    """As with runc: libc falls back (clone3 -> clone, close_range ->
+    close) instead of failing, or dying, on a profile older than them."""
+    strict = {"defaultAction": default, "syscalls": [{"names": list(_PYTHON_NEEDS), "action": "SCMP_ACT_ALLOW"},
+                                                   {"names": ["getpgid"], "action": "SCMP_ACT_ERRNO"}]}
+    assert run_filtered(compile_seccomp(strict), _NEW_PROBES[1:]) == [(-1, errno.ENOSYS)] * 2
+    if default == "SCMP_ACT_ERRNO":
+        assert run_filtered(compile_seccomp(strict), _NEW_PROBES[:1]) == [(-1, errno.EPERM)]
+
+
+def test_syscalls_older_than_the_newest_named_take_the_default():
+    strict = {"defaultAction": "SCMP_ACT_ERRNO",
+              "syscalls": [{"names": [*_PYTHON_NEEDS, "close_range"], "action": "SCMP_ACT_ALLOW"}]}
+    assert run_filtered(compile_seccomp(strict), _NEW_PROBES) == [(-1, errno.EPERM), (-1, errno.EPERM), (0, 0)]
+
+
+def test_no_enosys_under_an_allowing_default():
+    c = compile_seccomp({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule("SCMP_ACT_ERRNO")]})
+    assert run_filtered(c, _NEW_PROBES[1:]) == [(-1, errno.EINVAL), (0, 0)]  # the kernel's own answers
+
+
 @pytest.mark.parametrize("flags", [["SECCOMP_FILTER_FLAG_LOG"], ["SECCOMP_FILTER_FLAG_TSYNC"],
                                    ["SECCOMP_FILTER_FLAG_SPEC_ALLOW"], []])
 def test_flags_are_accepted_by_the_kernel(flags):

@@ -43,6 +43,16 @@ int ocirt_scmp_syscall(const char *name)
     return seccomp_syscall_resolve_name(name);
 }
 
+int ocirt_scmp_syscall_arch(uint32_t arch, const char *name)
+{
+    return seccomp_syscall_resolve_name_arch(arch, name);
+}
+
+uint32_t ocirt_scmp_arch_native(void)
+{
+    return seccomp_arch_native();
+}
+
 void *ocirt_scmp_new(uint32_t default_action)
 {
     return seccomp_init(default_action);

@@ -19,6 +19,9 @@ const char *ocirt_scmp_library(void);
 uint32_t ocirt_scmp_arch(const char *name);
 /* Native syscall number for a name; -1 if unknown (pseudo-syscalls are < -1). */
 int ocirt_scmp_syscall(const char *name);
+/* The same on an architecture (its token); the native architecture's token. */
+int ocirt_scmp_syscall_arch(uint32_t arch, const char *name);
+uint32_t ocirt_scmp_arch_native(void);
 
 void *ocirt_scmp_new(uint32_t default_action);
 void ocirt_scmp_free(void *ctx);

@@ -53,7 +53,7 @@ class Creation:
 
     def _create(self):
         from ocirt import cgroups
-        from ocirt.plan.build import create_plan
+        from ocirt.plan.build import create_plan, ignored_without_mount_ns
         from ocirt.spawn import Session
         linux = self.spec["linux"]
         self.cgroup = cgroups.for_container(linux.get("cgroupsPath"), self.c.id)
@@ -72,6 +72,8 @@ class Creation:
             env = [*(proc.get("env") or []), f"LISTEN_FDS={self.listen_fds}", "LISTEN_PID=1"]
             spec = dict(spec, process=dict(proc, env=env))
         steps = create_plan(spec, ctx)
+        for where, why in ignored_without_mount_ns(spec):
+            self.g.log.warn(str(OcirtError(why, where)))
         try:
             self.session = Session(steps, keep_fds=[console_fd] if console_fd is not None else [],
                                    preserve_fds=ctx["preserve_fds"])

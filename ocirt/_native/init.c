@@ -657,6 +657,7 @@ static void op_parent_private(char **a)
 static void op_bindroot(char **a)
 {
     CHECK(mount(a[2], a[2], NULL, MS_BIND | MS_REC, NULL), "bind rootfs %s", a[2]);
+    close(root_fd);
     root_fd = open(a[2], O_PATH | O_DIRECTORY | O_CLOEXEC);
     CHECK(root_fd, "open rootfs %s", a[2]);
 }
@@ -1385,6 +1386,9 @@ static void do_clone(int i)
         }
         if (setsid() < 0 && errno != EPERM)
             die("setsid: %s", err(errno));
+        /* the root paths resolve in: the runtime's, unless the plan binds a rootfs */
+        root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        CHECK(root_fd, "open /");
         for (int j = i + 1; j < nrecs; j++)
             if (!is_parent_op(plan[j].argv[0]))
                 run_child_op(&plan[j]);

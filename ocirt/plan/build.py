@@ -39,9 +39,11 @@ def create_plan(spec, ctx):
     host.check(linux, ns)
     userns = "user" in ns
     id_maps = namespaces.id_map_steps(linux, ns)
-    if "mount" not in ns:
-        raise OcirtError("a mount namespace is required", "linux.namespaces")
-    rootfs = _rootfs(spec, linux, dict(ctx, id_maps=tuple(s[2] for s in id_maps)), userns)
+    mount_ns = "mount" in ns
+    if mount_ns:
+        rootfs = _rootfs(spec, linux, dict(ctx, id_maps=tuple(s[2] for s in id_maps)), userns)
+    else:
+        rootfs = _shared_mount_ns(spec, ctx)
     # Idmapped trees and the exec fifo come first, while the helper is still
     # in the host's user and mount namespaces.
     steps = [s for s in rootfs if s[0] == "idmap-tree"]
@@ -61,13 +63,15 @@ def create_plan(spec, ctx):
         # the runtime moves the devices, then runs its hooks (ocirt/container.py)
         steps.append(("hooks", "hooks"))
     steps += hooks.hook_steps(hooks_, "createContainer")
-    steps.append(("chroot-move" if ctx.get("no_pivot") else "pivot", "root.path", ctx["rootfs"]))
+    if mount_ns:
+        steps.append(("chroot-move" if ctx.get("no_pivot") else "pivot", "root.path", ctx["rootfs"]))
     steps += sysctl.sysctl_steps(linux, ns)
     if spec.get("hostname"):
         steps.append(_uts_step(ns, "hostname", spec["hostname"]))
     if spec.get("domainname"):
         steps.append(_uts_step(ns, "domainname", spec["domainname"]))
-    steps += mounts.finish_steps(spec, linux)
+    if mount_ns:
+        steps += mounts.finish_steps(spec, linux)
     # start returns once the program runs (execve closes the fifo), or
     # reads why not from the fifo; with a seccomp agent, which may be what
     # calls start, once the startContainer hooks are to be run.
@@ -79,8 +83,41 @@ def create_plan(spec, ctx):
     ctx = dict(ctx, annotations=spec.get("annotations"))
     init_steps = process.personality_steps(linux) + process.mempolicy_steps(linux)
     steps += process_steps(proc, ctx, init_steps=init_steps,
-                           after_ready=after_ready, dev_console=not _dev_is_bind(spec))
+                           after_ready=after_ready, dev_console=mount_ns and not _dev_is_bind(spec))
     return steps
+
+
+def _shared_mount_ns(spec, ctx):
+    """No mount namespace in linux.namespaces: the container inherits the
+    runtime's, and its root (as with runc, nothing is mounted and there is
+    no pivot_root). Refuse what would then change the host's mounts."""
+    linux = spec.get("linux") or {}
+    for key in ("maskedPaths", "readonlyPaths", "rootfsPropagation"):
+        if linux.get(key):
+            raise OcirtError("needs a mount namespace of the container (linux.namespaces): "
+                             "without one it would apply to the host's mounts", f"linux.{key}")
+    if (spec.get("root") or {}).get("readonly"):
+        raise OcirtError("needs a mount namespace of the container (linux.namespaces): "
+                         "without one the host's / would become read-only", "root.readonly")
+    if ctx.get("no_pivot"):
+        raise OcirtError("--no-pivot needs a mount namespace of the container", "linux.namespaces")
+    return []
+
+
+def ignored_without_mount_ns(spec):
+    """(field, why) of what a container sharing the runtime's mount
+    namespace does not get; the runtime warns of each."""
+    linux = spec.get("linux") or {}
+    if any(ns.get("type") == "mount" for ns in linux.get("namespaces") or []):
+        return []
+    why = "not used: the container shares the runtime's mount namespace and root"
+    fields = [("root.path", why)]
+    if spec.get("mounts"):
+        fields.append(("mounts", "not mounted: the container shares the runtime's mount namespace"))
+    if linux.get("devices"):
+        fields.append(("linux.devices", "not created (the device cgroup still allows them): "
+                                        "the container shares the runtime's /dev"))
+    return fields
 
 
 def _rootfs(spec, linux, ctx, userns):

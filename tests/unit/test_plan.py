@@ -73,9 +73,24 @@ def test_a_waiting_helper_opens_its_way_back_before_joining_anything():
     assert n.index("leave-cgroup") < n.index("cgroup") < n.index("setns") < n.index("clone")
 
 
-def test_mount_namespace_is_required():
-    s = spec(linux__namespaces=[{"type": "pid"}])
-    assert where_error(plan, s) == "linux.namespaces"
+def test_without_a_mount_namespace_nothing_is_mounted():
+    """The container inherits the runtime's mount namespace and root, as
+    with runc: no rootfs steps; what would change the host is refused, what
+    is not done is warned of."""
+    s = spec(linux__namespaces=[{"type": "pid"}], linux__maskedPaths=[], linux__readonlyPaths=[],
+             root__readonly=False)
+    n = names(plan(s))
+    for step in ("bindroot", "mount", "mknod", "pivot", "mask", "readonly", "root-ro", "rootprop"):
+        assert step not in n
+    assert n[-1] == "exec"
+    assert [w for w, _ in build.ignored_without_mount_ns(s)] == ["root.path", "mounts"]
+    assert build.ignored_without_mount_ns(spec()) == []
+    for key, value in (("linux__maskedPaths", ["/proc/kcore"]), ("linux__readonlyPaths", ["/proc/sys"]),
+                       ("linux__rootfsPropagation", "shared"), ("root__readonly", True)):
+        bad = spec(**{**dict(linux__namespaces=[{"type": "pid"}], linux__maskedPaths=[],
+                             linux__readonlyPaths=[], root__readonly=False), key: value})
+        assert where_error(plan, bad) == key.replace("__", ".")
+    assert where_error(build.create_plan, s, dict(CTX, no_pivot=True)) == "linux.namespaces"
 
 
 def test_default_devices_and_console_unless_dev_is_a_bind():

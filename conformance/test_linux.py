@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from .harness import applied_or_rejected, kill_pid, leftovers, parse_mountinfo, read, userns_bundle
+from .harness import applied_or_rejected, kill_pid, leftovers, mountinfo, parse_mountinfo, read, userns_bundle
 
 clause = pytest.mark.clause
 NS_FILES = {"pid": "pid", "network": "net", "ipc": "ipc", "uts": "uts", "mount": "mnt", "cgroup": "cgroup",
@@ -45,6 +45,15 @@ def test_namespace_not_listed_is_inherited(ct, ns):
     if ns == "mount":  # these would change the host's mounts: refused (runc refuses the paths too)
         b.linux.pop("maskedPaths"), b.linux.pop("readonlyPaths")
         b.config["root"]["readonly"] = False
+        before = {m["point"] for m in mountinfo()}
+        try:
+            assert container_ns(ct, b)["mnt"] == host_ns("mnt")
+        finally:  # the container's mounts must not land on the host: remove any that did
+            landed = [m["point"] for m in mountinfo() if m["point"] not in before]
+            for point in reversed(landed):
+                subprocess.run(["umount", "-l", point], check=False)
+        assert landed == []
+        return
     if ns == "uts":
         b.config.pop("hostname", None)
     if ns == "network":

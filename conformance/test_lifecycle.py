@@ -14,11 +14,15 @@ SEMVER = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 KNOWN_STATUS = {"creating", "created", "running", "stopped", "paused"}
 
 
-def wait_file(path, timeout=10):
+def wait_for(predicate, timeout=10):
     deadline = time.monotonic() + timeout
-    while not os.path.exists(path) and time.monotonic() < deadline:
+    while not predicate() and time.monotonic() < deadline:
         time.sleep(0.02)
-    return os.path.exists(path)
+    return predicate()
+
+
+def wait_file(path, timeout=10):
+    return wait_for(lambda: os.path.exists(path), timeout)
 
 
 def check_state_shape(st, b):
@@ -202,6 +206,24 @@ def test_kill_stopped_container_errors(ct):
     ct.rt.wait_status(b.cid, "stopped")
     assert ct.rt("kill", b.cid, "KILL", check=False).rc != 0
     assert ct.rt.state(b.cid)["status"] == "stopped"
+
+
+@clause("runtime.kill.3")
+def test_kill_all_reaches_what_outlives_init(ct):
+    """Without a pid namespace, a container's processes outlive its init:
+    `kill --all` on the stopped container signals them (as runc's shim calls it)."""
+    b = ct.bundle("sleep 300 & echo $! > /out/bg")
+    b.drop_namespace("pid")
+    ct.create(b)
+    ct.rt("start", b.cid)
+    assert ct.rt.wait_status(b.cid, "stopped")["status"] == "stopped"
+    assert wait_file(os.path.join(b.out, "bg"))
+    bg = int(b.read_out("bg"))
+    assert pid_alive(bg)
+    ct.rt("kill", "--all", b.cid, "KILL")
+    assert wait_for(lambda: not pid_alive(bg))
+    ct.rt("kill", "--all", b.cid, "KILL")  # nothing left to signal is not an error
+    assert ct.rt("kill", b.cid, "KILL", check=False).rc != 0
 
 
 @clause("runtime.kill.3", "runtime.kill.4")

@@ -350,19 +350,44 @@ def test_seccomp_listener_unreachable_is_an_error(ct, tmp_path):
 # ------------------------------------------------------------------ propagation, masked, read-only
 
 @clause("runtime.lifecycle.create.1")
-@pytest.mark.parametrize("prop", ["shared", "slave", "private", "unbindable"])
+@pytest.mark.parametrize("prop", ["shared", "slave", "private", "unbindable",
+                                  "rshared", "rslave", "rprivate", "runbindable", ""])
 def test_rootfs_propagation(ct, prop):
+    """The spec's values, and the recursive ones and "" that runc accepts
+    (containerd's CRI sends rshared and rslave for hostPath propagation)."""
     b = ct.bundle("cat /proc/self/mountinfo")
     b.linux["rootfsPropagation"] = prop
     tags = [m for m in parse_mountinfo(ct.run(b).out) if m["point"] == "/"][-1]["tags"]
+    kind = prop.removeprefix("r") if prop else "slave"  # "": runc's default, rslave
     shared = any(t.startswith("shared:") for t in tags)
-    if prop == "shared":
+    if kind == "shared":
         assert shared, tags
-    elif prop == "unbindable":
+    elif kind == "unbindable":
         assert "unbindable" in tags, tags
     else:  # slave of the host's mount (master:N) when that is shared; never a peer itself
         assert not shared and "unbindable" not in tags, tags
-        assert prop == "slave" or not tags, tags
+        assert kind == "slave" or not tags, tags
+
+
+@clause("runtime.lifecycle.create.1")
+def test_bidirectional_mount_propagates_to_the_host(ct, tmp_path):
+    """What a CSI node plugin gets from Kubernetes (mountPropagation:
+    Bidirectional): rootfsPropagation rshared and an rshared bind of a shared
+    host mount; a mount the container makes below it appears on the host."""
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    subprocess.run(["mount", "--bind", str(vol), str(vol)], check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", str(vol)], check=True)
+        b = ct.bundle("mkdir -p /mnt/a/sub && mount -t tmpfs csi /mnt/a/sub && echo ok")
+        b.process["capabilities"] = dict.fromkeys(("bounding", "effective", "permitted"), ["CAP_SYS_ADMIN"])
+        b.linux["rootfsPropagation"] = "rshared"
+        b.mount("/mnt/a", "bind", str(vol), ["rbind", "rshared"])
+        assert ct.run(b).out.strip() == "ok"
+        seen = [m for m in mountinfo() if m["point"] == str(vol / "sub")]
+        assert seen and seen[-1]["fstype"] == "tmpfs", seen
+    finally:
+        subprocess.run(["umount", "-R", "-l", str(vol)], check=False)
 
 
 @clause("runtime.lifecycle.create.1")

@@ -19,7 +19,7 @@ _E4 = frozenset(['SCMP_ACT_KILL', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_KILL_THREAD
 _E5 = frozenset(['SCMP_ARCH_X86', 'SCMP_ARCH_X86_64', 'SCMP_ARCH_X32', 'SCMP_ARCH_ARM', 'SCMP_ARCH_AARCH64', 'SCMP_ARCH_LOONGARCH64', 'SCMP_ARCH_M68K', 'SCMP_ARCH_MIPS', 'SCMP_ARCH_MIPS64', 'SCMP_ARCH_MIPS64N32', 'SCMP_ARCH_MIPSEL', 'SCMP_ARCH_MIPSEL64', 'SCMP_ARCH_MIPSEL64N32', 'SCMP_ARCH_PPC', 'SCMP_ARCH_PPC64', 'SCMP_ARCH_PPC64LE', 'SCMP_ARCH_S390', 'SCMP_ARCH_S390X', 'SCMP_ARCH_SH', 'SCMP_ARCH_SHEB', 'SCMP_ARCH_PARISC', 'SCMP_ARCH_PARISC64', 'SCMP_ARCH_RISCV64'])
 _E6 = frozenset(['SECCOMP_FILTER_FLAG_TSYNC', 'SECCOMP_FILTER_FLAG_LOG', 'SECCOMP_FILTER_FLAG_SPEC_ALLOW', 'SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV'])
 _E7 = frozenset(['SCMP_CMP_NE', 'SCMP_CMP_LT', 'SCMP_CMP_LE', 'SCMP_CMP_EQ', 'SCMP_CMP_GE', 'SCMP_CMP_GT', 'SCMP_CMP_MASKED_EQ'])
-_E8 = frozenset(['private', 'shared', 'slave', 'unbindable'])
+_E8 = frozenset(['', 'private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave', 'unbindable', 'runbindable'])
 _E9 = frozenset(['LINUX', 'LINUX32'])
 _E10 = frozenset(['MPOL_DEFAULT', 'MPOL_BIND', 'MPOL_INTERLEAVE', 'MPOL_WEIGHTED_INTERLEAVE', 'MPOL_PREFERRED', 'MPOL_PREFERRED_MANY', 'MPOL_LOCAL'])
 _E11 = frozenset(['MPOL_F_NUMA_BALANCING', 'MPOL_F_RELATIVE_NODES', 'MPOL_F_STATIC_NODES'])
@@ -1101,7 +1101,7 @@ def check_config(v0):
             if type(v2) is not str:
                 return (('linux', 'rootfsPropagation'), 'must be a string')
             if v2 not in _E8:
-                return (('linux', 'rootfsPropagation'), 'unknown value %s (one of: private, shared, slave, unbindable)' % _q(v2))
+                return (('linux', 'rootfsPropagation'), 'unknown value %s (one of: , private, rprivate, rshared, rslave, runbindable, shared, slave, unbindable)' % _q(v2))
         v2 = v1.get('maskedPaths', _M)
         if v2 is not _M:
             if type(v2) is not list:

@@ -197,7 +197,7 @@ def _cgroup_v1_steps(m, o, dest, where, ctx):
 def rootfs_steps(spec, ctx):
     """Steps before the mounts: propagation and the rootfs bind."""
     linux = spec.get("linux") or {}
-    prop_name = linux.get("rootfsPropagation")
+    prop_name = linux.get("rootfsPropagation") or None  # "" is the default, as in runc
     if prop_name is not None and prop_name not in ROOTFS_PROPAGATION:
         raise OcirtError(f'unknown propagation "{prop_name}"', "linux.rootfsPropagation")
     prop = ROOTFS_PROPAGATION.get(prop_name, MS_SLAVE | MS_REC)

@@ -187,14 +187,24 @@ def test_generated_validator_agrees_with_jsonschema_and_upstream_on_mutations(ki
     assert counts[True] > 50 and counts[False] > 200, counts
 
 
+RUNC_PROPAGATION = {"": "slave", "rshared": "shared", "rslave": "slave", "rprivate": "private",
+                    "runbindable": "unbindable"}
+
+
 def upstream_view(doc):
-    """doc as upstream should judge it, given the project schema's one
-    deliberate widening (schemas/README.md): a device fileMode may carry the
-    file type bits of st_mode (podman --privileged), only 0-511 count."""
+    """doc as upstream should judge it, given the project schema's two
+    deliberate widenings (schemas/README.md): a device fileMode may carry the
+    file type bits of st_mode (podman --privileged), only 0-511 count; and
+    rootfsPropagation takes runc's recursive forms and ""."""
     linux = doc.get("linux") if isinstance(doc, dict) else None
-    if not isinstance(linux, dict) or not isinstance(linux.get("devices"), list):
+    if not isinstance(linux, dict):
         return doc
     doc = copy.deepcopy(doc)
+    prop = linux.get("rootfsPropagation")
+    if isinstance(prop, str) and prop in RUNC_PROPAGATION:
+        doc["linux"]["rootfsPropagation"] = RUNC_PROPAGATION[prop]
+    if not isinstance(linux.get("devices"), list):
+        return doc
     for d in doc["linux"]["devices"]:
         mode = d.get("fileMode") if isinstance(d, dict) else None
         if type(mode) is int and 511 < mode <= 65535:

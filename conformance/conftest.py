@@ -154,11 +154,11 @@ class Containers:
         self.bundles.append(b)
         return b
 
-    def run(self, b, check=True, extra=(), timeout=None):
+    def run(self, b, check=True, extra=(), timeout=None, prefix=()):
         """`run` the bundle (foreground): the result holds the container's stdout."""
         b.write()
         kw = {"timeout": timeout} if timeout else {}
-        return self.rt("run", "--bundle", b.path, *extra, b.cid, check=check, **kw)
+        return self.rt("run", "--bundle", b.path, *extra, b.cid, check=check, prefix=prefix, **kw)
 
     def create(self, b, check=True, extra=()):
         b.write()

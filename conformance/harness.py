@@ -89,10 +89,10 @@ class Runtime:
         self.binary, self.root = binary, root
         self.name = os.path.basename(binary)
 
-    def __call__(self, *args, check=True, stdin=None, timeout=TIMEOUT, env=None):
-        """Run one command; stdout/stderr go to files, as a container started by
-        create keeps them open long after the runtime has exited."""
-        argv = [self.binary, "--root", self.root, *args]
+    def __call__(self, *args, check=True, stdin=None, timeout=TIMEOUT, env=None, prefix=()):
+        """Run one command (under `prefix`, e.g. setpriv); stdout/stderr go to files,
+        as a container started by create keeps them open long after the runtime has exited."""
+        argv = [*prefix, self.binary, "--root", self.root, *args]
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             rc = subprocess.run(argv, stdin=stdin if stdin is not None else subprocess.DEVNULL,
                                 stdout=out, stderr=err, timeout=timeout, env=env).returncode

@@ -74,6 +74,8 @@ class Creation:
         steps = create_plan(spec, ctx)
         for where, why in ignored_without_mount_ns(spec):
             self.g.log.warn(str(OcirtError(why, where)))
+        for w in ungranted_caps(spec["process"]):
+            self.g.log.warn(str(w))
         try:
             self.session = Session(steps, keep_fds=[console_fd] if console_fd is not None else [],
                                    preserve_fds=ctx["preserve_fds"])
@@ -201,6 +203,13 @@ def compiled_seccomp(g, linux):
         return None
     from ocirt.plan.seccomp import compile_seccomp
     return compile_seccomp(sec, cache_dir=os.path.join(g.root, ".seccomp-cache"))
+
+
+def ungranted_caps(proc):
+    """Warnings for the capabilities of proc this runtime cannot grant."""
+    from ocirt.plan.host import bounding_set
+    from ocirt.plan.process import ungranted
+    return ungranted(proc.get("capabilities"), bounding_set())
 
 
 def _mount_name(ctrl):

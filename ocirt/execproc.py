@@ -103,6 +103,9 @@ class Exec:
             steps = exec_plan(self._namespaces(), self.proc, ctx)
         except OcirtError as e:
             raise self._blame(e) from None
+        from ocirt.container import ungranted_caps
+        for w in ungranted_caps(self.proc):
+            self.g.log.warn(str(self._blame(w)))
         try:
             session = Session(steps, keep_fds=[console_fd] if console_fd is not None else [],
                               preserve_fds=self.flags["preserve-fds"])

@@ -54,3 +54,12 @@ def selinux_enabled():
             return True
     except OSError:
         return False
+
+
+def bounding_set():
+    """The runtime's own capability bounding set: what it can grant."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapBnd:"):
+                return int(line.split()[1], 16)
+    return 0

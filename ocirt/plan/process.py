@@ -63,6 +63,21 @@ def cap_masks(caps, where="process.capabilities"):
     return masks
 
 
+def ungranted(caps, grantable, where="process.capabilities"):
+    """A warning (an OcirtError, at its first listing) for each capability
+    outside `grantable`, the runtime's own bounding set (which also lacks
+    what the kernel does not know): the helper leaves them out, and the
+    spec wants a warning rather than a failure. cap_masks checked the names."""
+    seen, out = set(), []
+    for s in CAP_SETS:
+        for i, name in enumerate((caps or {}).get(s) or []):
+            if name not in seen and not grantable >> CAPABILITIES.index(name) & 1:
+                seen.add(name)
+                out.append(OcirtError(f"{name}: not in the runtime's bounding set: not granted",
+                                      jpath(jpath(where, s), i)))
+    return out
+
+
 def _id(value, where):
     """A uid or gid to set: (uid_t)-1 would mean "unchanged" to the kernel,
     which keeps the runtime's root."""

@@ -294,6 +294,15 @@ def test_unknown_capability_is_rejected():
     assert where_error(process.cap_masks, caps) == "process.capabilities.effective[1]"
 
 
+def test_each_capability_outside_the_runtimes_bounding_set_is_warned_of_once():
+    caps = {"bounding": ["CAP_KILL", "CAP_SYS_RESOURCE"], "effective": ["CAP_SYS_RESOURCE", "CAP_BPF"]}
+    grantable = process.cap_masks({"bounding": ["CAP_KILL"]})["bounding"]
+    warned = process.ungranted(caps, grantable)
+    assert [w.where for w in warned] == ["process.capabilities.bounding[1]", "process.capabilities.effective[1]"]
+    assert "CAP_SYS_RESOURCE" in warned[0].msg and "CAP_BPF" in warned[1].msg
+    assert process.ungranted(caps, (1 << len(process.CAPABILITIES)) - 1) == []
+
+
 def test_ambient_needs_permitted_and_inheritable():
     m = process.cap_masks({"permitted": ["CAP_KILL"], "ambient": ["CAP_KILL", "CAP_CHOWN"]})
     assert m["ambient"] == 0

@@ -83,6 +83,18 @@ def test_memory_resources(ct):
         assert "oom_kill_disable 1" in value("memory", p, "memory.oom_control")
 
 
+@clause("runtime.warnings.1")
+def test_kernel_memory_limits_are_warned_of_and_ignored(ct):
+    """memory.kernel / kernelTCP (NOT RECOMMENDED since spec 1.1; no kernel
+    honours kernel memory limits now): runc and crun warn and go on."""
+    need("memory", "")
+    b = ct.bundle("echo ran")
+    b.linux["resources"]["memory"] = {"limit": 64 << 20, "kernel": 32 << 20, "kernelTCP": 16 << 20}
+    res = ct.run(b, check=False)
+    assert res.rc == 0 and res.out.strip() == "ran", res
+    assert "warn" in res.err.lower() and "kernel memory" in res.err.lower(), res.err
+
+
 @clause("runtime.lifecycle.create.1")
 def test_memory_swap(ct):
     need("memory", "")

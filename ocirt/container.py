@@ -58,6 +58,9 @@ class Creation:
         linux = self.spec["linux"]
         self.cgroup = cgroups.for_container(linux.get("cgroupsPath"), self.c.id)
         self.cgroup.create(linux.get("resources"))
+        from ocirt.cgroups.spec import ignored
+        for w in ignored(linux.get("resources")):
+            self.g.log.warn(str(w))
         if linux.get("intelRdt") is not None:
             from ocirt import intelrdt
             self.rdt = intelrdt.set_up(linux["intelRdt"], self.c.id)

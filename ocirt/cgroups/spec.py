@@ -67,3 +67,12 @@ def unsupported(section, keys, why):
         v = section.data.get(k)
         if v not in (None, [], {}):
             raise OcirtError(f"not supported {why}", section.at(k))
+
+
+def ignored(resources, where="linux.resources"):
+    """Warnings for the fields that are read and not applied: kernel memory
+    limits, which kernels no longer honour (v1 keeps the files and ignores
+    writes; v2 accounts kernel memory in memory.max). runc warns and goes on."""
+    m = Section(resources, where).sub("memory")
+    return [OcirtError("ignored: kernels no longer honour kernel memory limits", m.at(k))
+            for k in ("kernel", "kernelTCP") if m.int(k) is not None]

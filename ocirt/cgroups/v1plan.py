@@ -42,11 +42,6 @@ def _memory(r, host, updating):
         out += mem_w
     if m.int("reservation", -1):
         out.append(Write("memory", "memory.soft_limit_in_bytes", str(m.int("reservation")), m.at("reservation")))
-    # kernel memory limits: files kept by newer kernels that ignore writes, so read back
-    for key, file in (("kernel", "memory.kmem.limit_in_bytes"), ("kernelTCP", "memory.kmem.tcp.limit_in_bytes")):
-        v = m.int(key, -1)
-        if v:
-            out.append(Write("memory", file, str(v), m.at(key), check=v != -1))
     if "swappiness" in m:
         out.append(Write("memory", "memory.swappiness", str(m.int("swappiness", 0, 100)), m.at("swappiness")))
     if m.bool("disableOOMKiller"):

@@ -30,7 +30,6 @@ def _max(v):
 
 def _memory(r, host, updating):
     m = r.sub("memory")
-    unsupported(m, ["kernel", "kernelTCP"], V2 + " (kernel memory is accounted in memory.max)")
     unsupported(m, ["swappiness"], V2 + " (there is no per-cgroup swappiness)")
     if m.bool("disableOOMKiller"):
         raise OcirtError("not supported " + V2 + " (the OOM killer cannot be disabled per cgroup)", m.at("disableOOMKiller"))

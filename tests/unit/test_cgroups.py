@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from ocirt.cgroups import convert, devices, paths, stats, update, v1plan, v2plan
+from ocirt.cgroups import convert, devices, paths, spec, stats, update, v1plan, v2plan
 from ocirt.cgroupcmds import parse_duration
 from ocirt.errors import OcirtError
 
@@ -136,7 +136,17 @@ def test_v1_plan_files_and_fields():
     order = [w.file for w in plan]
     assert order.index("cpu.cfs_period_us") < order.index("cpu.cfs_quota_us") < order.index("cpu.cfs_burst_us")
     assert order.index("cpu.rt_period_us") < order.index("cpu.rt_runtime_us")
-    assert [w.check for w in plan if w.file in ("cpu.shares", "memory.kmem.limit_in_bytes")] == [True, True]
+    assert [w.check for w in plan if w.file == "cpu.shares"] == [True]
+    assert not any("kmem" in w.file for w in plan)    # ignored, with a warning
+
+
+@pytest.mark.parametrize("plan", [v1plan.plan, v2plan.plan])
+def test_kernel_memory_limits_are_warned_of_and_ignored(plan):
+    res = {"memory": {"limit": 1 << 20, "kernel": 4096, "kernelTCP": -1}}
+    host = V1Host() if plan is v1plan.plan else V2Host()
+    assert [w.file for w in plan(res, "r", host)] in (["memory.limit_in_bytes"], ["memory.max"])
+    assert [w.where for w in spec.ignored(res, "r")] == ["r.memory.kernel", "r.memory.kernelTCP"]
+    assert spec.ignored({"memory": {"limit": 1}}) == [] and spec.ignored(None) == []
 
 
 @pytest.mark.parametrize("res,where", [
@@ -194,8 +204,6 @@ def test_v2_plan_conversions():
 
 
 @pytest.mark.parametrize("res,where", [
-    ({"memory": {"kernel": 1}}, "r.memory.kernel"),
-    ({"memory": {"kernelTCP": 1}}, "r.memory.kernelTCP"),
     ({"memory": {"swappiness": 1}}, "r.memory.swappiness"),
     ({"memory": {"disableOOMKiller": True}}, "r.memory.disableOOMKiller"),
     ({"memory": {"useHierarchy": False}}, "r.memory.useHierarchy"),

@@ -3,6 +3,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
 
 import pytest
@@ -312,3 +313,20 @@ def test_state_output_is_one_json_object(ct):
     assert isinstance(st, dict)
     for key, kind in (("ociVersion", str), ("id", str), ("status", str), ("bundle", str), ("pid", int)):
         assert isinstance(st.get(key), kind), (key, st)
+
+
+@pytest.mark.parametrize("args", [["--version"], ["list"], ["state", "{cid}"]])
+def test_closed_stdout_ends_quietly_by_sigpipe(ct, args):
+    """`RUNTIME list | head -1`: a reader that went away is no error of the
+    runtime's; like a C tool (and runc) it ends by SIGPIPE, saying nothing."""
+    b = ct.bundle("sleep 30")
+    ct.create(b)
+    argv = [ct.rt.binary, "--root", ct.rt.root, *(a.format(cid=b.cid) for a in args)]
+    for _ in range(5):                  # the read end is closed before the runtime starts
+        r, w = os.pipe()
+        os.close(r)
+        try:
+            res = subprocess.run(argv, stdout=w, stderr=subprocess.PIPE, timeout=10)
+        finally:
+            os.close(w)
+        assert res.returncode == -signal.SIGPIPE and res.stderr == b"", res

@@ -12,13 +12,13 @@ import sysconfig
 TEMPLATE = """#!{python} -S
 import sys
 sys.path[0:1] = {paths!r}
-from ocirt.cli import main
+from ocirt.cli import main, die_if_stdout_closed
 rc = main() or 0
 try:
     sys.stdout.flush()
     sys.stderr.flush()
 except OSError:
-    pass
+    die_if_stdout_closed()
 import os
 os._exit(rc)
 """

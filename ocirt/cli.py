@@ -142,11 +142,29 @@ def main(argv=None):
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError as e:
+        die_if_stdout_closed()
+        _report(log, str(e.strerror).lower())
+        return 1
     except OSError as e:
         if log is not None and log.debug_on:
             raise
         _report(log, f"{e.filename + ': ' if e.filename else ''}{(e.strerror or str(e)).lower()}")
         return 1
+
+
+def die_if_stdout_closed():
+    """Our reader went away (`ocirt list | head -1`): end by SIGPIPE, quietly,
+    as a C tool or runc would. Only for stdout: EPIPE on the runtime's own
+    pipes and sockets (the helper, a console socket) stays an error."""
+    import os
+    import select
+    p = select.poll()
+    p.register(1, 0)
+    if any(ev & select.POLLERR for _, ev in p.poll(0)):
+        import _signal
+        _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
+        os.kill(os.getpid(), _signal.SIGPIPE)
 
 
 def _report(log, msg):

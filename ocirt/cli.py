@@ -72,26 +72,40 @@ class Globals:
         self.debug = flags["debug"]
         self.log = Log(flags["log"], flags["log-format"], flags["debug"])
         self.systemd_cgroup = flags["systemd-cgroup"]
+        self.command = None
 
 
 class UsageError(OcirtError):
-    pass
+    """The command line is wrong: exit 1 (3 for an unknown command), as runc."""
+
+    def __init__(self, msg, code=1):
+        super().__init__(msg)
+        self.code = code
 
 
-def parse_flags(argv, spec):
+def parse_flags(argv, spec, reorder=False):
     """-> (values, rest). Accepts --name value, --name=value, -n value,
-    and bools as --name or --name=true|false."""
+    and bools as --name or --name=true|false. Without `reorder` the flags
+    end at the first argument (global flags; exec and ps, whose arguments
+    are a command line); with it, as runc's other commands, the command's
+    flags may also follow the arguments (`kill ID 9 --all`) up to `--`, and
+    past the first argument what is not one of its flags is an argument."""
     vals = {k: (list(v[2]) if v[1] == "list" else v[2]) for k, v in spec.items()}
     short = {v[0]: k for k, v in spec.items() if v[0]}
+    rest = []
     i = 0
     while i < len(argv):
         a = argv[i]
         if a == "--":
-            return vals, argv[i + 1:]
-        if not a.startswith("-") or a == "-":
-            return vals, argv[i:]
+            return vals, rest + argv[i + 1:]
         name, eq, value = a.lstrip("-").partition("=")
         name = short.get(name, name) if not a.startswith("--") else name
+        if not a.startswith("-") or a == "-" or (rest and name not in spec):
+            if not reorder:
+                return vals, argv[i:]
+            rest.append(a)
+            i += 1
+            continue
         if name not in spec:
             raise UsageError(f"flag provided but not defined: -{a.lstrip('-').split('=')[0]}")
         kind = spec[name][1]
@@ -113,12 +127,12 @@ def parse_flags(argv, spec):
             else:
                 vals[name] = value
         i += 1
-    return vals, []
+    return vals, rest
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    log = None
+    log = g = None
     try:
         gflags, rest = parse_flags(argv, GLOBAL_FLAGS)
         if gflags["version"]:
@@ -127,30 +141,36 @@ def main(argv=None):
             return 0
         if gflags["help"] or not rest:
             print(usage())
-            return 0 if gflags["help"] else 1
+            return 0
         g = Globals(gflags)
         log = g.log
         if g.systemd_cgroup:
             raise OcirtError("--systemd-cgroup: the systemd cgroup driver is not supported; "
                              "use the cgroupfs driver (leave out --systemd-cgroup)")
         return dispatch(g, rest[0], rest[1:])
-    except OcirtError as e:
+    except UsageError as e:
         _report(log, str(e))
-        return 1
-    except ValueError as e:  # bad --log-format
+        return e.code
+    except (OcirtError, ValueError) as e:  # ValueError: bad --log-format
         _report(log, str(e))
-        return 1
+        return _failure(g)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError as e:
         die_if_stdout_closed()
         _report(log, str(e.strerror).lower())
-        return 1
+        return _failure(g)
     except OSError as e:
         if log is not None and log.debug_on:
             raise
         _report(log, f"{e.filename + ': ' if e.filename else ''}{(e.strerror or str(e)).lower()}")
-        return 1
+        return _failure(g)
+
+
+def _failure(g):
+    """The exit status of a failure of the runtime's own: 255 for exec, so
+    that its caller tells it from the program's status (as runc), else 1."""
+    return 255 if g is not None and g.command == "exec" else 1
 
 
 def die_if_stdout_closed():
@@ -175,15 +195,30 @@ def _report(log, msg):
 
 
 def dispatch(g, name, args):
+    if name == "help":
+        return cmd_help(args)
     if name not in COMMANDS:
-        raise UsageError(f"No help topic for '{name}'" if name != "help" else usage())
-    module, func, spec, pos, summary = COMMANDS[name]
-    flags, positional = parse_flags(args, dict(spec, help=("h", "bool", False)))
+        raise UsageError(f"No help topic for '{name}'", code=3)
+    module, func, spec = COMMANDS[name][:3]
+    flags, positional = parse_flags(args, dict(spec, help=("h", "bool", False)),
+                                    reorder=name not in ("exec", "ps"))
     if flags.pop("help"):
-        print(f"NAME:\n   ocirt {name} - {summary}\n\nUSAGE:\n   ocirt {name} [command options] {pos}")
-        return 0
+        return cmd_help([name])
+    g.command = name
     mod = sys.modules[__name__] if module == __name__ else __import__(module, fromlist=[func])
     return getattr(mod, func)(g, flags, positional)
+
+
+def cmd_help(args):
+    """`help [COMMAND]`, and `COMMAND --help`."""
+    if not args:
+        print(usage())
+        return 0
+    if args[0] not in COMMANDS:
+        raise UsageError(f"No help topic for '{args[0]}'", code=3)
+    pos, summary = COMMANDS[args[0]][3:]
+    print(f"NAME:\n   ocirt {args[0]} - {summary}\n\nUSAGE:\n   ocirt {args[0]} [command options] {pos}")
+    return 0
 
 
 def usage():
@@ -210,6 +245,11 @@ def need_id(args, name, extra=0):
     if len(args) > 1 + extra:
         raise UsageError(f'"{name}" takes at most {1 + extra} argument(s), got {len(args)}')
     return args[0]
+
+
+def no_args(args, name):
+    if args:
+        raise UsageError(f'"{name}" takes no arguments, got {len(args)}')
 
 
 def _options(flags):
@@ -253,6 +293,7 @@ def cmd_delete(g, flags, args):
 
 
 def cmd_list(g, flags, args):
+    no_args(args, "list")
     return _container().list_(g, flags["format"], flags["quiet"])
 
 

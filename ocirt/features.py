@@ -46,8 +46,7 @@ def features():
 
 
 def cmd_features(g, flags, args):
-    from ocirt.cli import UsageError
-    if args:
-        raise UsageError('"features" takes no arguments')
+    from ocirt.cli import no_args
+    no_args(args, "features")
     print(jsonio.dumps_indent(features()))
     return 0

@@ -68,6 +68,8 @@ def _make_rootless(spec):
 
 
 def cmd_spec(g, flags, args):
+    from ocirt.cli import no_args
+    no_args(args, "spec")
     bundle = flags["bundle"] or "."
     path = os.path.join(bundle, "config.json")
     if os.path.exists(path):

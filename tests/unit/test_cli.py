@@ -101,16 +101,41 @@ def test_help_and_no_command(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert all(f"   {name} " in out for name in ("create", "start", "state", "kill", "delete", "run", "list", "spec"))
-    assert main([]) == 1
+    assert main([]) == 0 and main(["help"]) == 0      # runc prints its help and exits 0
 
 
 def test_command_help(capsys):
     assert main(["kill", "--help"]) == 0
     assert "ocirt kill" in capsys.readouterr().out
+    assert main(["help", "delete"]) == 0
+    assert "ocirt delete" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["nosuch"], ["help", "nosuch"]])
+def test_unknown_command_exits_3(argv, capsys):
+    assert main(argv) == 3                          # urfave/cli's status, as runc
+    assert "No help topic for 'nosuch'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, flags, rest", [
+    (["ID", "9", "--all"], {"all": True}, ["ID", "9"]),
+    (["--all", "ID", "9"], {"all": True}, ["ID", "9"]),
+    (["ID", "-9"], {"all": False}, ["ID", "-9"]),             # not a flag past the id: an argument
+    (["ID", "--", "--all"], {"all": False}, ["ID", "--all"]),
+])
+def test_flags_may_follow_the_arguments(argv, flags, rest):
+    vals, got = parse_flags(argv, {"all": ("a", "bool", False)}, reorder=True)
+    assert (vals, got) == (flags, rest)
+    upd, got = parse_flags(["ID", "--cpu-quota", "-1", "--memory=1m"], COMMANDS["update"][2], reorder=True)
+    assert (upd["cpu-quota"], upd["memory"], got) == ("-1", "1m", ["ID"])
+
+
+def test_exec_arguments_are_a_command_line():
+    vals, rest = parse_flags(["ID", "ls", "--env", "A=1"], EXEC)
+    assert vals["env"] == [] and rest == ["ID", "ls", "--env", "A=1"]
 
 
 @pytest.mark.parametrize("argv, msg", [
-    (["nosuch"], "No help topic for 'nosuch'"),
     (["--bogus", "list"], "flag provided but not defined: -bogus"),
     (["state"], '"state" requires a container id'),
     (["kill", "a", "KILL", "x"], '"kill" takes at most 2 argument(s)'),

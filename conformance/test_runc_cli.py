@@ -1,0 +1,72 @@
+"""What runc's users rely on beyond the spec: exit statuses, flags after the
+arguments. Scripts and shims written for runc depend on each; the tests run on
+any runc-compatible runtime (runc 1.1.5 passes them)."""
+import os
+
+import pytest
+
+from .harness import cgroup_dir, cgroup_driver, cgroup_mounts, read
+
+
+def running(ct, script="sleep 30"):
+    b = ct.bundle(script)
+    ct.create(b)
+    ct.rt("start", b.cid)
+    return b
+
+
+@pytest.mark.parametrize("how", ["missing container", "paused", "no such program", "bad pid file"])
+def test_exec_failures_of_the_runtime_exit_255(ct, how):
+    """255, not 1: the caller tells the runtime's failure from the program's own status."""
+    b = running(ct)
+    args = ["exec", b.cid, "true"]
+    if how == "missing container":
+        args[1] = b.cid + "-nope"
+    elif how == "paused":
+        if "freezer" not in cgroup_mounts() and cgroup_driver() != "v2":
+            pytest.skip("no freezer cgroup here")
+        ct.rt("pause", b.cid)
+    elif how == "no such program":
+        args[2] = "/nope"
+    else:
+        args[1:1] = ["--pid-file", os.path.join(ct.base, "no", "such", "dir", "pid")]
+    res = ct.rt(*args, check=False)
+    assert res.rc == 255 and res.err.strip(), res
+    if how == "paused":
+        ct.rt("resume", b.cid)
+    assert ct.rt.state(b.cid)["status"] == "running"
+
+
+def test_exec_exits_with_the_programs_status(ct):
+    b = running(ct)
+    assert ct.rt("exec", b.cid, "sh", "-c", "exit 7", check=False).rc == 7
+    assert ct.rt("exec", b.cid, "sh", "-c", "exit 255", check=False).rc == 255
+
+
+@pytest.mark.parametrize("args, rc", [
+    (["nosuchcommand"], 3),                         # urfave/cli's status for an unknown command
+    (["start", "nosuch"], 1), (["state", "nosuch"], 1), (["delete", "nosuch"], 1),
+    (["kill", "nosuch"], 1), (["create", "--bundle", "/nonexistent", "x"], 1),
+    (["state"], 1), (["list", "extra"], 1), (["help"], 0),
+])
+def test_other_exit_statuses(rt, args, rc):
+    assert rt(*args, check=False).rc == rc
+
+
+def test_flags_after_the_container_id(ct):
+    """`update ID --pids-limit N`, `kill ID 0 --all`, `delete ID --force`."""
+    b = running(ct)
+    if "pids" in cgroup_mounts() or cgroup_driver() == "v2":
+        ct.rt("update", b.cid, "--pids-limit", "17")
+        d = cgroup_dir("" if cgroup_driver() == "v2" else "pids", b.linux["cgroupsPath"])
+        assert read(os.path.join(d, "pids.max")).strip() == "17"
+    ct.rt("kill", b.cid, "0", "--all")
+    ct.rt("delete", b.cid, "--force")
+    assert ct.rt.state_or_none(b.cid) is None
+
+
+def test_exec_and_ps_arguments_are_the_command_line(ct):
+    """exec's and ps's arguments after the id are a command line, flags and all."""
+    b = running(ct)
+    assert ct.rt("exec", b.cid, "echo", "--env", "A=1").out == "--env A=1\n"
+    assert ct.rt("ps", b.cid, "-o", "pid").out.split()[0] == "PID"

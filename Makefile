@@ -32,6 +32,7 @@ install: deps $(PY)
 # (PYTHONDONTWRITEBYTECODE would otherwise make every run do it).
 build: $(PY)
 	$(PY) setup.py -q build_ext --inplace
+	git describe --always --dirty --abbrev=12 > ocirt/COMMIT 2>/dev/null || echo unknown > ocirt/COMMIT
 	$(PY) -m compileall -q ocirt
 
 rootfs: $(ROOTFS)/bin/busybox
@@ -69,4 +70,4 @@ test: install rootfs
 	$(MAKE) clients
 
 clean:
-	rm -rf build *.egg-info ocirt/_native/_lib*.so ocirt/_native/_lib.c ocirt/_native/ocirt-init $(ROOTFS)
+	rm -rf build *.egg-info ocirt/COMMIT ocirt/_native/_lib*.so ocirt/_native/_lib.c ocirt/_native/ocirt-init $(ROOTFS)

@@ -1,6 +1,7 @@
 """What runc's users rely on beyond the spec: exit statuses, flags after the
 arguments. Scripts and shims written for runc depend on each; the tests run on
 any runc-compatible runtime (runc 1.1.5 passes them)."""
+import json
 import os
 
 import pytest
@@ -70,3 +71,23 @@ def test_exec_and_ps_arguments_are_the_command_line(ct):
     b = running(ct)
     assert ct.rt("exec", b.cid, "echo", "--env", "A=1").out == "--env A=1\n"
     assert ct.rt("ps", b.cid, "-o", "pid").out.split()[0] == "PID"
+
+
+def test_version_names_the_commit_and_the_spec(rt):
+    """runc's --version: "NAME version V", then "commit: ..." and "spec: ..." lines."""
+    lines = rt("--version").out.splitlines()
+    assert " version " in lines[0]
+    fields = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    assert fields.get("commit", "").strip() and fields.get("commit") != "unknown", lines
+    assert fields.get("spec", "").startswith("1."), lines
+
+
+def test_spec_is_the_starter_config_for_this_host(rt, tmp_path):
+    """A cgroup namespace only on a pure cgroup v2 host, as runc."""
+    rt("spec", "--bundle", str(tmp_path))
+    with open(tmp_path / "config.json") as f:
+        config = json.load(f)
+    types = [n["type"] for n in config["linux"]["namespaces"]]
+    assert ("cgroup" in types) == (cgroup_driver() == "v2"), types
+    assert {"pid", "network", "ipc", "uts", "mount"} <= set(types)
+    assert rt("spec", "--bundle", str(tmp_path), check=False).rc == 1     # will not overwrite

@@ -136,7 +136,7 @@ def main(argv=None):
     try:
         gflags, rest = parse_flags(argv, GLOBAL_FLAGS)
         if gflags["version"]:
-            print(f"ocirt version {__version__}\nspec: {SPEC_VERSION}\n"
+            print(f"ocirt version {__version__}\ncommit: {_commit()}\nspec: {SPEC_VERSION}\n"
                   f"python: {sys.version.split()[0]}")
             return 0
         if gflags["help"] or not rest:
@@ -165,6 +165,16 @@ def main(argv=None):
             raise
         _report(log, f"{e.filename + ': ' if e.filename else ''}{(e.strerror or str(e)).lower()}")
         return _failure(g)
+
+
+def _commit():
+    """The build's git commit, which `make build` records (runc's commit: line)."""
+    import os
+    try:
+        with open(os.path.join(os.path.dirname(__file__), "COMMIT")) as f:
+            return f.read().strip() or "unknown"
+    except OSError:
+        return "unknown"
 
 
 def _failure(g):

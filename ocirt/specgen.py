@@ -37,13 +37,17 @@ def default_spec(rootless=False):
         ],
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
             "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
                             "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
                             "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
         },
     }
+    # as runc: a cgroup namespace only where /sys/fs/cgroup is cgroup v2 alone
+    # (on v1 and hybrid hosts, runc 1.1's and newer runc's starter have none)
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        spec["linux"]["namespaces"].append({"type": "cgroup"})
     if rootless:
         _make_rootless(spec)
     return spec

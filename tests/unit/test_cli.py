@@ -93,7 +93,7 @@ def test_short_alias_is_not_a_long_name():
 def test_version(capsys):
     assert main(["--version"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"ocirt version {__version__}\n") and f"\nspec: {SPEC_VERSION}\n" in out
+    assert out.startswith(f"ocirt version {__version__}\ncommit: ") and f"\nspec: {SPEC_VERSION}\n" in out
     assert main(["-v"]) == 0
 
 

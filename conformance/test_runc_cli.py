@@ -3,10 +3,11 @@ arguments. Scripts and shims written for runc depend on each; the tests run on
 any runc-compatible runtime (runc 1.1.5 passes them)."""
 import json
 import os
+import subprocess
 
 import pytest
 
-from .harness import cgroup_dir, cgroup_driver, cgroup_mounts, read
+from .harness import cgroup_dir, cgroup_driver, cgroup_mounts, kill_pid, read
 
 
 def running(ct, script="sleep 30"):
@@ -91,3 +92,45 @@ def test_spec_is_the_starter_config_for_this_host(rt, tmp_path):
     assert ("cgroup" in types) == (cgroup_driver() == "v2"), types
     assert {"pid", "network", "ipc", "uts", "mount"} <= set(types)
     assert rt("spec", "--bundle", str(tmp_path), check=False).rc == 1     # will not overwrite
+
+
+def freezer_dir(ct, b):
+    """The freezer cgroup of b's cgroupsPath, made ahead of the runtime."""
+    v2 = cgroup_driver() == "v2"
+    if not v2 and "freezer" not in cgroup_mounts():
+        pytest.skip("no freezer cgroup here")
+    d = cgroup_dir("" if v2 else "freezer", b.linux["cgroupsPath"])
+    os.makedirs(d)
+    return d, ("cgroup.freeze", "1", "0") if v2 else ("freezer.state", "FROZEN", "THAWED")
+
+
+def test_a_frozen_cgroup_is_refused(ct):
+    """Not a hang in the freezer: an error, and the cgroup left as it was."""
+    b = ct.bundle("true")
+    d, (file, frozen, thawed) = freezer_dir(ct, b)
+    with open(os.path.join(d, file), "w") as f:
+        f.write(frozen)
+    try:
+        res = ct.run(b, check=False, timeout=20)
+        assert res.rc != 0 and "frozen" in res.err, res
+        assert ct.rt.state_or_none(b.cid) is None and os.path.isdir(d)
+    finally:
+        with open(os.path.join(d, file), "w") as f:
+            f.write(thawed)
+
+
+def test_a_cgroup_with_processes_is_warned_of(ct):
+    b = ct.bundle("sleep 30")
+    d, _ = freezer_dir(ct, b)
+    squatter = subprocess.Popen(["sleep", "30"])
+    try:
+        with open(os.path.join(d, "cgroup.procs"), "w") as f:
+            f.write(str(squatter.pid))
+        res = ct.create(b, check=False)
+        assert res.rc == 0, res
+        assert "warn" in res.err.lower() and "not empty" in res.err, res.err
+    finally:
+        with open(os.path.join(os.path.dirname(d), "cgroup.procs"), "w") as f:
+            f.write(str(squatter.pid))      # out again, before the clean-up's delete
+        kill_pid(squatter.pid)
+        squatter.wait()

@@ -56,8 +56,12 @@ class Creation:
         from ocirt.plan.build import create_plan, ignored_without_mount_ns
         from ocirt.spawn import Session
         linux = self.spec["linux"]
-        self.cgroup = cgroups.for_container(linux.get("cgroupsPath"), self.c.id)
-        self.cgroup.create(linux.get("resources"))
+        cgroup = cgroups.for_container(linux.get("cgroupsPath"), self.c.id)
+        found = cgroup.create(linux.get("resources"))   # undoes itself if it fails
+        self.cgroup = cgroup
+        if found:
+            self.g.log.warn(str(OcirtError(f"the container's cgroup is not empty: {found} process(es) found",
+                                           "linux.cgroupsPath")))
         from ocirt.cgroups.spec import ignored
         for w in ignored(linux.get("resources")):
             self.g.log.warn(str(w))

@@ -27,16 +27,30 @@ class Cgroup:
 
     # --- creation -----------------------------------------------------------
     def create(self, resources, where="linux.resources"):
+        """Make (or reuse) the cgroup and apply resources; -> the number of
+        processes already in a reused cgroup, which the caller warns of."""
         made = []
         try:
             for d in self.unique_dirs():
                 made += fs.make_dirs(d)
+            found = self._check_reused([d for d in self.unique_dirs() if d not in made])
             self._prepare(made)
             self._apply(resources or {}, where, updating=False)
         except BaseException:
             for d in reversed(made):
                 fs.remove_tree(d)
             raise
+        return found
+
+    def _check_reused(self, reused):
+        """A frozen cgroup would stop the helper as soon as it joins (runc
+        refuses it too); processes already there are the caller's to warn of."""
+        if not reused:
+            return 0
+        if self.is_frozen():
+            raise OcirtError("container's cgroup unexpectedly frozen (thaw it, or give another path)",
+                             "linux.cgroupsPath")
+        return len({p for d in reused for p in fs.procs(d)})
 
     def update(self, resources, where="linux.resources"):
         self._apply(resources, where, updating=True)

@@ -63,7 +63,7 @@ def bundle_configs():
 
 
 def client_configs():
-    return sorted(glob.glob(os.path.join(SHARED, "clients", "examples", "*-config.json")))
+    return sorted(glob.glob(os.path.join(ROOT, "conformance", "fixtures", "clients", "*-config.json")))
 
 
 def short(path):
@@ -114,7 +114,7 @@ def test_a_non_linux_section_is_what_upstream_rejects_in_the_freebsd_fixture(val
     assert upstream.is_valid(linux_part(doc)) and ours.is_valid(doc)
 
 
-@pytest.mark.parametrize("path", client_configs() + bundle_configs(), ids=lambda p: os.path.relpath(p, os.path.dirname(ROOT)))
+@pytest.mark.parametrize("path", client_configs() + bundle_configs(), ids=lambda p: os.path.relpath(p, ROOT))
 def test_real_configs_are_accepted(path, validators):
     doc = load(path)
     ours, upstream = validators["config"]

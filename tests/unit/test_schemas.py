@@ -21,8 +21,8 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHARED = os.path.join(os.path.dirname(ROOT), "shared")
-SPEC = os.path.join(SHARED, "runtime-spec-v1.3.0")
+# upstream's schemas and test fixtures, vendored (Apache-2.0, LICENSE inside)
+SPEC = os.path.join(ROOT, "tests", "fixtures", "runtime-spec-v1.3.0")
 OTHER_PLATFORMS = ("solaris", "windows", "vm", "zos", "freebsd")
 UPSTREAM_ROOTS = {"config": "config-schema.json", "state": "state-schema.json",
                   "features": "features-schema.json"}
@@ -67,7 +67,7 @@ def client_configs():
 
 
 def short(path):
-    return os.path.relpath(path, SHARED)
+    return os.path.relpath(path, os.path.dirname(SPEC))
 
 
 @pytest.fixture(scope="module")

@@ -109,6 +109,14 @@ def memory_limit(b):
     return int(cgroup_value(b, "memory", "memory.limit_in_bytes", "memory.max"))
 
 
+def assert_status_as_configured(pid, b):
+    """Seccomp mode, no_new_privs and bounding set of a container process, from the host."""
+    status = read(f"/proc/{pid}/status")
+    assert status_field(status, "Seccomp") == ("2" if b.linux.get("seccomp") else "0")
+    assert status_field(status, "NoNewPrivs") == ("1" if b.process.get("noNewPrivileges") else "0")
+    assert int(status_field(status, "CapBnd"), 16) == cap_mask(b.process["capabilities"]["bounding"])
+
+
 def cat_each(paths):
     return "".join(f"cat {p}; " for p in paths)
 
@@ -129,8 +137,7 @@ def test_podman_config(ct, tmp_path):
     assert set(b.files) == {"/etc/hostname", "/etc/hosts", "/run/.containerenv"}
     out = exec_sh(ct, b, "hostname; wc -c < /proc/timer_list; ls /sys/dev/block | wc -l; " + cat_each(b.files))
     assert out == "".join([b.config["hostname"] + "\n", "0\n", "0\n", *b.files.values()])
-    status = read(f"/proc/{pid}/status")
-    assert status_field(status, "Seccomp") == "2" and status_field(status, "NoNewPrivs") == "0"
+    assert_status_as_configured(pid, b)
     assert read(f"/proc/{pid}/cmdline").split("\0")[:-1] == b.process["args"]
 
     res = b.linux["resources"]
@@ -155,9 +162,7 @@ def test_containerd_config(ct, tmp_path):
     out = exec_sh(ct, b, "grep ' /run ' /proc/self/mountinfo; wc -c < /proc/timer_list")
     run, masked = out.splitlines()
     assert parse_mountinfo(run)[0]["fstype"] == "tmpfs" and masked == "0"
-    status = read(f"/proc/{pid}/status")
-    assert status_field(status, "Seccomp") == "0" and status_field(status, "NoNewPrivs") == "1"
-    assert int(status_field(status, "CapBnd"), 16) == cap_mask(b.process["capabilities"]["bounding"])
+    assert_status_as_configured(pid, b)
     assert memory_limit(b) == b.linux["resources"]["memory"]["limit"]
 
     kill_and_delete(ct, b, pid)
@@ -216,7 +221,7 @@ def test_cri_pod_sandbox_and_container(ct, tmp_path, shared_volumes):
             assert ns_of(cpid, name) == ns_of(spid, name), name
         assert ns_of(cpid, "mnt") != ns_of(spid, "mnt")
         assert read(f"/proc/{cpid}/oom_score_adj").strip() == str(c.process["oomScoreAdj"])
-        assert status_field(read(f"/proc/{cpid}/status"), "Seccomp") == "2"
+        assert_status_as_configured(cpid, c)
 
         # host mounts made after start reach the container through both propagations
         for v in shared_volumes:
@@ -238,8 +243,7 @@ def test_cri_pod_sandbox_and_container(ct, tmp_path, shared_volumes):
         uid, score, shm, mounts = out.split("\n", 3)
         assert [uid, score, shm] == [str(sb.process["user"]["uid"]), str(oom), "from-container"]
         assert root_is_readonly(mounts)
-        status = read(f"/proc/{spid}/status")
-        assert status_field(status, "Seccomp") == "2" and status_field(status, "NoNewPrivs") == "0"
+        assert_status_as_configured(spid, sb)
 
         kill_and_delete(ct, c, cpid)
         assert ct.rt.state(sb.cid)["status"] == "running"  # the pod outlives its container
@@ -261,8 +265,6 @@ def test_spec_output(ct, tmp_path):
     cmdline, hostname, mounts = out.split("\n", 2)
     assert cmdline == "sleep 600 " and hostname == config["hostname"]
     assert root_is_readonly(mounts) == bool(config["root"].get("readonly"))
-    status = read(f"/proc/{pid}/status")
-    assert status_field(status, "NoNewPrivs") == ("1" if config["process"].get("noNewPrivileges") else "0")
-    assert int(status_field(status, "CapBnd"), 16) == cap_mask(config["process"]["capabilities"]["bounding"])
+    assert_status_as_configured(pid, b)
     kill_and_delete(ct, b, pid)
     assert leftovers(ct.rt, b, ct.rootfs) == []

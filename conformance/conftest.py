@@ -10,7 +10,7 @@ import tomllib
 import pytest
 
 from .clauses import CONF_DIR, load_clauses
-from .harness import EXTRA_DIRS, Bundle, Runtime, remove_cgroup_tree
+from .harness import EXTRA_DIRS, EXTRA_FILES, Bundle, Runtime, remove_cgroup_tree
 
 REPO = os.path.dirname(CONF_DIR)
 DEVIATIONS = os.path.join(CONF_DIR, "deviations.toml")
@@ -118,6 +118,8 @@ def rootfs(session_dir):
     subprocess.run(["sh", os.path.join(REPO, "bundles", "mkrootfs.sh"), path], check=True)
     for d in EXTRA_DIRS:
         os.makedirs(os.path.join(path, d), exist_ok=True)
+    for f in EXTRA_FILES:
+        open(os.path.join(path, f), "a").close()
     return path
 
 

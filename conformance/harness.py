@@ -23,7 +23,9 @@ READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trig
 NSX = ["nosuid", "noexec", "nodev"]
 # Mount points added to the shared rootfs once, so that no runtime has to create them
 # in a rootfs that all bundles share read-only.
-EXTRA_DIRS = ["out", "mnt/a", "mnt/b", "mnt/c", "data"]
+EXTRA_DIRS = ["out", "mnt/a", "mnt/b", "mnt/c", "data", "var/run/secrets/kubernetes.io/serviceaccount"]
+# Files the clients' configs bind-mount over, present in the images they run.
+EXTRA_FILES = ["etc/hosts", "etc/hostname", "etc/resolv.conf", "run/.containerenv"]
 TIMEOUT = 30
 
 CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",

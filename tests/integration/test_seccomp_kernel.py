@@ -16,8 +16,8 @@ import pytest
 from ocirt._native._lib import ffi, lib
 from ocirt.plan.seccomp import compile_seccomp, notify_state
 
-PODMAN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
-                      "shared", "clients", "examples", "podman-config.json")
+PODMAN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                      "conformance", "fixtures", "clients", "podman-config.json")
 libc = ctypes.CDLL(None, use_errno=True)
 
 

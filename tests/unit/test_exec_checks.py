@@ -55,8 +55,7 @@ def test_process_json_is_validated(change, where):
 
 @pytest.mark.parametrize("client", ["podman", "containerd"])
 def test_what_the_clients_send_passes(client):
-    with open(os.path.join(os.path.dirname(REPO), "shared", "clients", "examples",
-                           f"{client}-exec-process.json")) as f:
+    with open(os.path.join(REPO, "conformance", "fixtures", "clients", f"{client}-exec-process.json")) as f:
         validate_process(json.load(f))
 
 

@@ -11,8 +11,8 @@ from ocirt.errors import OcirtError
 from ocirt.plan import seccomp as S
 from ocirt.plan.seccomp import compile_seccomp, notify_state
 
-PODMAN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
-                      "shared", "clients", "examples", "podman-config.json")
+PODMAN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                      "conformance", "fixtures", "clients", "podman-config.json")
 TSYNC, LOG, SPEC_ALLOW, NEW_LISTENER, TSYNC_ESRCH, WAIT_KILLABLE = 1, 2, 4, 8, 16, 32
 
 

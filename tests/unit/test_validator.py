@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_schemas import (ROOT, client_configs, fixtures, linux_part, load,  # noqa: E402
-                          project_validator, upstream_validator)
+                          project_validator, upstream_validator, upstream_view)
 
 from ocirt import _validator_gen  # noqa: E402
 from ocirt.errors import OcirtError  # noqa: E402
@@ -185,31 +185,6 @@ def test_generated_validator_agrees_with_jsonschema_and_upstream_on_mutations(ki
         assert (CHECKS[kind](doc) is None) == valid, label
         assert upstream.is_valid(upstream_view(doc)) == valid, label
     assert counts[True] > 50 and counts[False] > 200, counts
-
-
-RUNC_PROPAGATION = {"": "slave", "rshared": "shared", "rslave": "slave", "rprivate": "private",
-                    "runbindable": "unbindable"}
-
-
-def upstream_view(doc):
-    """doc as upstream should judge it, given the project schema's two
-    deliberate widenings (schemas/README.md): a device fileMode may carry the
-    file type bits of st_mode (podman --privileged), only 0-511 count; and
-    rootfsPropagation takes runc's recursive forms and ""."""
-    linux = doc.get("linux") if isinstance(doc, dict) else None
-    if not isinstance(linux, dict):
-        return doc
-    doc = copy.deepcopy(doc)
-    prop = linux.get("rootfsPropagation")
-    if isinstance(prop, str) and prop in RUNC_PROPAGATION:
-        doc["linux"]["rootfsPropagation"] = RUNC_PROPAGATION[prop]
-    if not isinstance(linux.get("devices"), list):
-        return doc
-    for d in doc["linux"]["devices"]:
-        mode = d.get("fileMode") if isinstance(d, dict) else None
-        if type(mode) is int and 511 < mode <= 65535:
-            d["fileMode"] = mode & 0o777
-    return doc
 
 
 @pytest.mark.parametrize("path", [p for p in fixtures() if "invalid-json" not in p],

@@ -437,14 +437,15 @@ def run(g, cid, opts):
         _release(cr.c)
         _poststart(g, cr.c)
         return 0
+    from ocirt.foreground import Forwarder, wait_for
+    forwarder = Forwarder()
     cr = Creation(g, cid, opts, foreground=True)
     cr.run()
-    from ocirt.foreground import wait_for
     try:
         cr.session.wait_exec()
         _poststart(g, cr.c)
         cr.c.unlock()  # while it runs, others may exec, kill, pause or delete it
-        code = wait_for(cr.session, cr.c.state["pid"], cr.master)
+        code = wait_for(cr.session, cr.c.state["pid"], cr.master, forwarder)
     finally:
         if not opts.keep:
             _destroy_if_ours(g, cr.c)

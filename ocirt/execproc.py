@@ -106,6 +106,10 @@ class Exec:
         from ocirt.container import ungranted_caps
         for w in ungranted_caps(self.proc):
             self.g.log.warn(str(self._blame(w)))
+        forwarder = None
+        if not self.detach:
+            from ocirt.foreground import Forwarder
+            forwarder = Forwarder()
         try:
             session = Session(steps, keep_fds=[console_fd] if console_fd is not None else [],
                               preserve_fds=self.flags["preserve-fds"])
@@ -125,7 +129,7 @@ class Exec:
             from ocirt.console import recv_master
             master = recv_master(self.console_ours)
         from ocirt.foreground import wait_for
-        return wait_for(session, pid, master)
+        return wait_for(session, pid, master, forwarder)
 
     def _started(self, session):
         pid = None

@@ -11,20 +11,39 @@ from ocirt.errors import OcirtError
 _KEEP = {_signal.SIGCHLD, _signal.SIGWINCH, _signal.SIGKILL, _signal.SIGSTOP, _signal.SIGURG}
 
 
-def wait_for(session, pid, master=None):
-    def forward(sig, _frame):
+class Forwarder:
+    """Signals to the runtime go to the process. Installed before the process
+    exists (as runc catches them from its start): one that comes meanwhile is
+    kept and sent once the process runs, instead of killing the runtime."""
+
+    def __init__(self):
+        self.pid, self.pending = None, []
+        for sig in range(1, _signal.NSIG):
+            if sig in _KEEP or sig in (32, 33):  # 32, 33: glibc's own real-time signals
+                continue
+            try:
+                _signal.signal(sig, self._on)
+            except (OSError, ValueError):
+                pass
+
+    def _on(self, sig, _frame):
+        if self.pid is None:
+            self.pending.append(sig)
+            return
         try:
-            os.kill(pid, sig)
+            os.kill(self.pid, sig)
         except ProcessLookupError:
             pass
 
-    for sig in range(1, _signal.NSIG):
-        if sig in _KEEP or sig in (32, 33):  # 32, 33: glibc's own real-time signals
-            continue
-        try:
-            _signal.signal(sig, forward)
-        except (OSError, ValueError):
-            pass
+    def start(self, pid):
+        self.pid = pid
+        for sig in self.pending:
+            self._on(sig, None)
+        self.pending = []
+
+
+def wait_for(session, pid, master=None, forwarder=None):
+    (forwarder or Forwarder()).start(pid)
     proxy = None
     if master is not None:
         from ocirt.console import Proxy

@@ -134,3 +134,25 @@ def test_a_cgroup_with_processes_is_warned_of(ct):
             f.write(str(squatter.pid))      # out again, before the clean-up's delete
         kill_pid(squatter.pid)
         squatter.wait()
+
+
+def test_runtime_namespace_hooks_run_in_the_bundle(ct, tmp_path):
+    """Hooks written for runc rely on its working directory: the bundle, but
+    the caller's own for poststop (run by delete)."""
+    b = ct.bundle("true")
+    script = os.path.join(str(tmp_path), "cwd-hook")
+    with open(script, "w") as f:
+        f.write('#!/bin/sh\ncat >/dev/null\necho "$1 $(pwd -P)" >> "$2"\n')
+    os.chmod(script, 0o755)
+    log = os.path.join(str(tmp_path), "cwd.log")
+    kinds = ("prestart", "createRuntime", "poststart", "poststop")
+    b.config["hooks"] = {k: [{"path": script, "args": ["cwd-hook", k, log]}] for k in kinds}
+    ct.create(b)
+    ct.rt("start", b.cid)
+    ct.rt.wait_status(b.cid, "stopped")
+    ct.rt("delete", b.cid)
+    with open(log) as f:
+        got = dict(line.split(" ", 1) for line in f.read().splitlines())
+    bundle = os.path.realpath(b.path)
+    assert got == {"prestart": bundle, "createRuntime": bundle, "poststart": bundle,
+                   "poststop": os.path.realpath(os.getcwd())}

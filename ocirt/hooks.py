@@ -11,10 +11,13 @@ def run(hooks, kind, state, warn=None):
     """Run hooks[kind] in order. A failure raises OcirtError, or is passed to
     warn(msg) for the kinds whose failure only warns (poststart, poststop)."""
     payload = jsonio.dumps(state).encode()
+    # as runc, which works in the bundle: hooks run there, but poststop
+    # (run by delete) in the caller's directory
+    cwd = state.get("bundle") if kind != "poststop" else None
     for i, h in enumerate(hooks.get(kind) or []):
         where = jpath(jpath("hooks", kind), i)
         try:
-            _run_one(h, payload)
+            _run_one(h, payload, cwd)
         except OcirtError as e:
             e.where = where
             if warn is None:
@@ -31,17 +34,24 @@ def container_side(state):
     return jsonio.dumps(rest)[:-1]
 
 
-def _run_one(h, payload):
+def _run_one(h, payload, cwd):
     path = h["path"]
     argv = h.get("args") or [path]
     r, w = os.pipe()
+    here = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if cwd else None
     try:
+        if cwd:
+            os.chdir(cwd)    # posix_spawn takes no working directory
         pid = os.posix_spawn(path, argv, dict(e.split("=", 1) for e in h.get("env") or [] if "=" in e),
                              file_actions=[(os.POSIX_SPAWN_DUP2, r, 0)])
     except OSError as e:
         os.close(r)
         os.close(w)
         raise OcirtError(f"hook {path}: {e.strerror.lower()}") from None
+    finally:
+        if here is not None:
+            os.fchdir(here)
+            os.close(here)
     os.close(r)
     try:
         os.write(w, payload)

@@ -133,7 +133,7 @@ class Creation:
             elif msg[0] == "error":
                 raise OcirtError(msg[2], msg[1] or None)
             else:
-                raise OcirtError("container init exited before it was ready")
+                raise self._died()
         if self.console_ours is not None:
             from ocirt.console import recv_master
             self.master = recv_master(self.console_ours)
@@ -142,6 +142,19 @@ class Creation:
         self.c.save()
         if self.opts.pid_file:
             write_pid_file(self.opts.pid_file, self.c.state["pid"])
+
+    def _died(self):
+        """Why the init died without a word: the OOM killer, when the
+        memory limit is below what it needs (the limit is set before it
+        joins, so the write itself cannot fail as it does in runc)."""
+        if self.cgroup.oom_count():
+            mem = (self.spec["linux"].get("resources") or {}).get("memory") or {}
+            field = next((k for k in ("limit", "swap") if k in mem), None)
+            value = f" ({mem[field]} bytes)" if field else ""
+            return OcirtError(f"the memory limit{value} is below what the container's init needs: "
+                              "the OOM killer ended it before it was ready",
+                              "linux.resources.memory" + (f".{field}" if field else ""))
+        return OcirtError("container init exited before it was ready")
 
     def _record(self, pid):
         start, _ = proc_start_time(pid)
@@ -172,26 +185,27 @@ class Creation:
         except OcirtError as e:
             self.session.send("E" + str(e))
             raise
-        self.session.send("go\n" + hooks.container_side(state))
+        self.session.send_long("go", hooks.container_side(state))
 
     def abort(self):
-        """Undo everything: the process, the cgroup, the state dir."""
-        if self.c.state and self.c.state.get("pid"):
-            kill_and_wait(self.c.state["pid"])
-        if self.session is not None:
-            self.session.reap()
-        if self.cgroup is not None:
-            self.cgroup.kill_all(SIGKILL)
-            self.cgroup.destroy()
-        if self.rdt is not None:
-            from ocirt import intelrdt
-            intelrdt.remove(self.rdt)
-        hs = self.spec.get("hooks") or {}
-        if self.c.state and hs.get("poststop"):
-            # runtime.md: a failed create continues the lifecycle at poststop.
-            from ocirt import hooks
-            hooks.run(hs, "poststop", dict(self.c.oci_state(), status="stopped"), warn=self.g.log.warn)
-        self.c.remove()
+        """Undo everything: the process, the cgroup, the state dir (that
+        last whatever failed before it: the id must stay free for reuse)."""
+        try:
+            if self.c.state and self.c.state.get("pid"):
+                kill_and_wait(self.c.state["pid"])
+            if self.session is not None:
+                self.session.reap()
+            if self.cgroup is not None:
+                self.cgroup.kill_all(SIGKILL)
+                self.cgroup.destroy()
+            if self.rdt is not None:
+                from ocirt import intelrdt
+                intelrdt.remove(self.rdt)
+            if self.c.state:
+                # runtime.md: a failed create continues the lifecycle at poststop.
+                _poststop(self.g, self.spec, self.c)
+        finally:
+            self.c.remove()
 
 
 def _listen_fds():
@@ -370,11 +384,13 @@ def delete(g, cid, force=False):
     c = Container(g.root, cid)
     try:
         c.load()
-    except OcirtError:
-        if force and not os.path.exists(os.path.join(c.dir, "state.json")):
-            c.remove()
-            return 0
-        raise
+    except OcirtError as e:
+        if not force or not os.path.isdir(c.dir):
+            raise
+        if os.path.exists(os.path.join(c.dir, "state.json")):  # corrupt: nothing to act on
+            g.log.warn(f"{e}: removing its state; its processes and cgroup, if any, are left")
+        c.remove()
+        return 0
     status = c.status()
     if status in ("running", "paused") and not force:
         raise OcirtError(f'cannot delete container "{cid}" that is not stopped: {status}')
@@ -393,11 +409,21 @@ def destroy(g, c):
     if c.state.get("intelRdt"):
         from ocirt import intelrdt
         intelrdt.remove(c.state["intelRdt"])
-    hs = (c.state.get("config") or {}).get("hooks") or {}
-    if hs.get("poststop"):
-        from ocirt import hooks
-        hooks.run(hs, "poststop", dict(c.oci_state(), status="stopped"), warn=g.log.warn)
+    _poststop(g, c.state.get("config") or {}, c)
     c.remove()
+
+
+def _poststop(g, spec, c):
+    """Poststop hooks; their failures are warnings (runtime.md), whatever
+    raised them: nothing may keep a container from being deleted."""
+    hs = spec.get("hooks") or {}
+    if not hs.get("poststop"):
+        return
+    from ocirt import hooks
+    try:
+        hooks.run(hs, "poststop", dict(c.oci_state(), status="stopped"), warn=g.log.warn)
+    except Exception as e:  # OcirtErrors were warned of; this is any other
+        g.log.warn(f"poststop hooks: {e}")
 
 
 def list_(g, fmt="table", quiet=False):

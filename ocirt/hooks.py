@@ -1,10 +1,15 @@
 """Run the hooks that execute in the runtime's namespaces (prestart,
 createRuntime, poststart, poststop) with the state JSON on stdin."""
+import _signal
 import os
 import select
+import time
 
 from ocirt import jsonio
 from ocirt.errors import OcirtError, jpath
+
+# A timeout beyond any real wait (31 years): keeps huge values finite
+FOREVER = 10**9
 
 
 def run(hooks, kind, state, warn=None):
@@ -36,29 +41,15 @@ def container_side(state):
 
 def _run_one(h, payload, cwd):
     path = h["path"]
-    argv = h.get("args") or [path]
     r, w = os.pipe()
-    here = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if cwd else None
     try:
-        if cwd:
-            os.chdir(cwd)    # posix_spawn takes no working directory
-        pid = os.posix_spawn(path, argv, dict(e.split("=", 1) for e in h.get("env") or [] if "=" in e),
-                             file_actions=[(os.POSIX_SPAWN_DUP2, r, 0)])
-    except OSError as e:
-        os.close(r)
+        pid = _spawn(path, h.get("args") or [path], h.get("env") or [], r, cwd)
+    except BaseException:
         os.close(w)
-        raise OcirtError(f"hook {path}: {e.strerror.lower()}") from None
+        raise
     finally:
-        if here is not None:
-            os.fchdir(here)
-            os.close(here)
-    os.close(r)
-    try:
-        os.write(w, payload)
-    except BrokenPipeError:
-        pass  # a hook need not read its stdin
-    os.close(w)
-    status = _wait(pid, h.get("timeout"))
+        os.close(r)
+    status = _feed_and_wait(pid, w, payload, h.get("timeout"))
     if status is None:
         raise OcirtError(f"hook {path}: timed out after {h['timeout']} s")
     code = os.waitstatus_to_exitcode(status)
@@ -67,15 +58,64 @@ def _run_one(h, payload, cwd):
         raise OcirtError(f"hook {path} failed: {what}")
 
 
-def _wait(pid, timeout):
-    if timeout:
-        fd = os.pidfd_open(pid)
-        p = select.poll()
-        p.register(fd, select.POLLIN)
-        ready = p.poll(timeout * 1000)
-        os.close(fd)
-        if not ready:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            return None
-    return os.waitpid(pid, 0)[1]
+def _spawn(path, argv, env, stdin, cwd):
+    here = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if cwd else None
+    try:
+        if cwd:
+            os.chdir(cwd)    # posix_spawn takes no working directory
+        # SIGPIPE back to its default: Python ignores it, and an ignored
+        # signal stays ignored across execve
+        return os.posix_spawn(path, argv, dict(e.split("=", 1) for e in env if "=" in e),
+                              file_actions=[(os.POSIX_SPAWN_DUP2, stdin, 0)], setsigdef=[_signal.SIGPIPE])
+    except OSError as e:
+        raise OcirtError(f"hook {path}: {e.strerror.lower()}") from None
+    except ValueError as e:  # a NUL byte (refused in config.json, but a state may be older)
+        raise OcirtError(f"hook {path}: {e}") from None
+    finally:
+        if here is not None:
+            os.fchdir(here)
+            os.close(here)
+
+
+def _feed_and_wait(pid, w, payload, timeout):
+    """Write the state to the hook's stdin and wait for its end, the two
+    within timeout seconds: a hook that reads nothing cannot block us once
+    the state is over the pipe's size. The wait status, or None on timeout."""
+    pidfd = os.pidfd_open(pid)
+    os.set_blocking(w, False)
+    p = select.poll()
+    p.register(pidfd, select.POLLIN)
+    p.register(w, select.POLLOUT)
+    view = memoryview(payload)
+    end = time.monotonic() + min(timeout, FOREVER) if timeout else None
+    try:
+        while True:
+            ms = _ms_left(end)
+            if ms == 0:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                return None
+            for fd, _ in p.poll(ms):
+                if fd == pidfd:
+                    return os.waitpid(pid, 0)[1]
+                try:
+                    view = view[os.write(w, view):]
+                except BrokenPipeError:
+                    view = view[:0]  # a hook need not read its stdin
+                if not view:
+                    p.unregister(w)
+                    os.close(w)
+                    w = None
+    finally:
+        os.close(pidfd)
+        if w is not None:
+            os.close(w)
+
+
+def _ms_left(end):
+    """poll's timeout until end (-1: none); poll takes at most 2^31-1 ms, so
+    a longer wait goes in slices."""
+    if end is None:
+        return -1
+    left = end - time.monotonic()
+    return 0 if left <= 0 else min(int(left * 1000) + 1, 2**31 - 1)

@@ -109,6 +109,14 @@ class Session:
     def send(self, text):
         self.sock.send(text.encode())
 
+    def send_long(self, head, body):
+        """"HEAD LEN", then body in messages of 64 KiB: one datagram is
+        bounded by the socket's buffer (about 208 KiB)."""
+        data = body.encode()
+        self.send(f"{head} {len(data)}")
+        for i in range(0, len(data), 1 << 16):
+            self.sock.send(data[i:i + (1 << 16)])
+
     def reap(self):
         """Collect the helper's exit status."""
         try:

@@ -19,7 +19,7 @@
  *
  * Sync socket (SOCK_SEQPACKET) to the runtime: we send "pid N", "hooks",
  * "ready", "exec" (the program is being executed), "exit N" and
- * "E<where>\t<message>"; the runtime answers "hooks" with "go\n<state json>".
+ * "E<where>\t<message>"; the runtime answers "hooks" with "go LEN" and the state json.
  *
  * Exec fifo (create/start): the init opens it for writing once `start`
  * reads it, writes "0", and then only an error "E<where>\t<message>";
@@ -62,6 +62,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef CLONE_NEWTIME
@@ -1080,23 +1081,83 @@ static void op_ready(char **a)
     }
 }
 
-/* Ask the runtime to run its hooks; it answers with the state JSON. */
+/* Ask the runtime to run its hooks; it answers "go LEN" and then the state
+ * JSON in messages of at most 64 KiB (one datagram is bounded by the
+ * socket's buffer; annotations alone may be 256 KiB), or "E<error>". */
 static void op_hooks(char **a)
 {
     (void)a;
     send_msg("hooks", 5);
-    char *buf = malloc(1 << 20);
-    recv_msg(buf, 1 << 20);
-    if (strncmp(buf, "go\n", 3))
-        die("%s", buf[0] == 'E' ? buf + 1 : "hooks failed");
-    state_json = buf + 3;
+    char head[1 << 16];
+    recv_msg(head, sizeof head);
+    size_t len, off = 0;
+    if (sscanf(head, "go %zu", &len) != 1)
+        die("%s", head[0] == 'E' ? head + 1 : "hooks failed");
+    char *buf = malloc(len + 1);
+    CHECK(buf ? 0 : -1, "state for the hooks: %zu bytes", len);
+    while (off < len)
+        off += recv_msg(buf + off, len - off + 1);
+    state_json = buf;
+}
+
+/* Milliseconds on the monotonic clock. */
+static long long now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
+}
+
+/* Write DATA to the hook's stdin (fd IN) and wait for the hook to end, the
+ * two within TIMEOUT seconds (0: none), so that a hook that reads nothing
+ * cannot block us once the state is over the pipe's size. Returns its wait
+ * status, or -1 when it was killed for the timeout. */
+static int hook_wait(pid_t pid, int in, const char *data, size_t len, long long timeout)
+{
+    int pfd = syscall(SYS_pidfd_open, pid, 0);
+    CHECK(pfd, "pidfd_open hook");
+    fcntl(in, F_SETFL, O_NONBLOCK);
+    struct pollfd pf[2] = {{.fd = pfd, .events = POLLIN}, {.fd = in, .events = POLLOUT}};
+    int n = 2, st;
+    long long end = timeout > 0 ? now_ms() + timeout * 1000 : -1;
+    signal(SIGPIPE, SIG_IGN); /* a hook need not read its stdin */
+    while (!pf[0].revents) {
+        int wait = -1;
+        if (end >= 0) {
+            long long left = end - now_ms();
+            if (left <= 0) {
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+                return -1;
+            }
+            wait = left > INT_MAX ? INT_MAX : (int)left;
+        }
+        if (poll(pf, n, wait) < 0 || n < 2 || !pf[1].revents)
+            continue;
+        ssize_t w = write(in, data, len);
+        if (w < 0 && errno == EAGAIN)
+            continue;
+        data += w > 0 ? w : 0;
+        len = w > 0 ? len - w : 0;
+        if (!len) {
+            close(in);
+            n = 1;
+        }
+    }
+    signal(SIGPIPE, SIG_DFL);
+    if (n == 2)
+        close(in);
+    close(pfd);
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return st;
 }
 
 /* Run one hook with the state (as this process sees it) on its stdin.
  * a: where timeout status path argc args... envc env... */
 static void op_hook(char **a)
 {
-    int timeout = num(a[2]);
+    long long timeout = snum(a[2]);
     const char *status = a[3], *path = a[4];
     int argc = num(a[5]);
     int envc = num(a[6 + argc]);
@@ -1108,33 +1169,33 @@ static void op_hook(char **a)
     argv[argc] = NULL;
     memcpy(envp, &a[7 + num(a[5])], envc * sizeof *envp);
     envp[envc] = NULL;
-    int in[2];
+    char *data = NULL;
+    int len = state_json ? asprintf(&data, "%s,\"status\":\"%s\",\"pid\":%d}", state_json, status, getpid()) : 0;
+    CHECK(len, "state for hook %s", path);
+    int in[2], ep[2];
     CHECK(pipe2(in, O_CLOEXEC), "pipe");
+    CHECK(pipe2(ep, O_CLOEXEC), "pipe");
     pid_t pid = fork();
     CHECK(pid, "fork hook");
     if (pid == 0) {
         dup2(in[0], 0);
         execve(path, argv, envp);
-        dprintf(2, "exec %s: %s\n", path, err(errno));
+        int e = errno; /* told through the close-on-exec pipe: one error, from the parent */
+        (void)!write(ep[1], &e, sizeof e);
         _exit(127);
     }
     close(in[0]);
-    signal(SIGPIPE, SIG_IGN); /* a hook need not read its stdin */
-    if (state_json)
-        dprintf(in[1], "%s,\"status\":\"%s\",\"pid\":%d}", state_json, status, getpid());
-    close(in[1]);
-    signal(SIGPIPE, SIG_DFL);
-    int pfd = syscall(SYS_pidfd_open, pid, 0);
-    struct pollfd pf = {.fd = pfd, .events = POLLIN};
-    if (timeout > 0 && poll(&pf, 1, timeout * 1000) == 0) {
-        kill(pid, SIGKILL);
+    close(ep[1]);
+    int e;
+    if (read(ep[0], &e, sizeof e) == sizeof e) {
         waitpid(pid, NULL, 0);
-        die("hook %s: timed out after %d s", path, timeout);
+        die("hook %s: %s", path, err(e));
     }
-    close(pfd);
-    int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
+    close(ep[0]);
+    int st = hook_wait(pid, in[1], data, len, timeout);
+    free(data);
+    if (st < 0)
+        die("hook %s: timed out after %lld s", path, timeout);
     if (!WIFEXITED(st) || WEXITSTATUS(st))
         die("hook %s failed: %s %d", path, WIFEXITED(st) ? "exit status" : "signal",
             WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));

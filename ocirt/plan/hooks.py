@@ -2,6 +2,7 @@
 the container side (they run in the container's namespaces), the others are
 run by the runtime (ocirt/hooks.py)."""
 from ocirt.errors import OcirtError, jpath
+from ocirt.hooks import FOREVER
 from ocirt.plan import argv_fields
 
 KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
@@ -28,6 +29,6 @@ STATUS = {"createContainer": "creating", "startContainer": "created"}
 def hook_steps(hooks, kind):
     steps = []
     for i, h in enumerate(hooks.get(kind) or []):
-        steps.append(("hook", jpath(jpath("hooks", kind), i), h.get("timeout", 0), STATUS[kind],
+        steps.append(("hook", jpath(jpath("hooks", kind), i), min(h.get("timeout", 0), FOREVER), STATUS[kind],
                       h["path"], *argv_fields(h.get("args") or []), *argv_fields(h.get("env") or [])))
     return steps

@@ -10,15 +10,18 @@ def load(bundle):
     bundle = os.path.abspath(bundle)
     path = os.path.join(bundle, "config.json")
     try:
-        spec = jsonio.load_file(path)
+        data = jsonio.read_file(path)
+        spec = jsonio.loads(data)
     except FileNotFoundError:
         raise OcirtError(f"{path}: no such file or directory") from None
     except OSError as e:
         raise OcirtError(f"{path}: {e.strerror.lower()}") from None
     except ValueError as e:
         raise OcirtError(f"config.json: invalid JSON: {e}") from None
-    from ocirt.validate import validate_config
+    from ocirt.validate import check_strings, validate_config
     validate_config(spec)
+    if jsonio.may_hold_nul_or_surrogate(data):
+        check_strings(spec)
     if "linux" not in spec:
         raise OcirtError("missing: this runtime runs Linux containers", "linux")
     if "process" not in spec:

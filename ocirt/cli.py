@@ -199,7 +199,8 @@ def die_if_stdout_closed():
 
 def _report(log, msg):
     if log is None:
-        sys.stderr.write(f"ocirt: {msg}\n")
+        from ocirt.log import one_line
+        sys.stderr.write(f"ocirt: {one_line(msg)}\n")
     else:
         log.error(msg)
 

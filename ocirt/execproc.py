@@ -29,13 +29,16 @@ def _process(c, flags, argv):
     process with the command line's changes (what runc does)."""
     if flags["process"]:
         try:
-            proc = jsonio.load_file(flags["process"])
+            data = jsonio.read_file(flags["process"])
+            proc = jsonio.loads(data)
         except OSError as e:
             raise OcirtError(f"--process {flags['process']}: {e.strerror.lower()}") from None
         except ValueError as e:
             raise OcirtError(f"--process {flags['process']}: invalid JSON: {e}") from None
-        from ocirt.validate import validate_process
+        from ocirt.validate import check_strings, validate_process
         validate_process(proc)
+        if jsonio.may_hold_nul_or_surrogate(data):
+            check_strings(proc, "process.json")
         if not proc.get("args"):
             raise OcirtError("must name the program to run", "process.args", "process.json")
         return proc

@@ -5,6 +5,10 @@ expressions (importing `re`, `enum`, ...); a runtime is started 3-4 times
 per container, so that matters more than anything it computes. The output
 format matches the json module's (and runc's for `state`)."""
 import _json
+import os
+import stat
+
+from ocirt.errors import OcirtError
 
 
 class _Ctx:
@@ -35,6 +39,8 @@ def loads(text):
         obj, end = _scan(s, 0)
     except StopIteration as e:
         raise ValueError(f"invalid JSON at offset {e.value}") from None
+    except RecursionError:
+        raise ValueError("arrays or objects nested too deeply") from None
     except SystemError:
         # _json reports most syntax errors through json.decoder.JSONDecodeError,
         # found only if json.decoder is already imported; without it: SystemError
@@ -44,9 +50,33 @@ def loads(text):
     return obj
 
 
+# Far above any real document (Kubernetes bounds annotations to 256 KiB),
+# and a bound on what a symlink to /dev/zero or a huge file can make us hold
+MAX_FILE = 64 << 20
+
+
 def load_file(path):
-    with open(path, "rb") as f:
-        return loads(f.read())
+    return loads(read_file(path))
+
+
+def read_file(path):
+    """A JSON file's bytes. Only a regular file, opened without blocking (a
+    fifo would block; a device might never end), of at most MAX_FILE bytes."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OcirtError(f"{path}: not a regular file")
+        data = f.read(MAX_FILE + 1)
+    if len(data) > MAX_FILE:
+        raise OcirtError(f"{path}: larger than {MAX_FILE >> 20} MiB")
+    return data
+
+
+def may_hold_nul_or_surrogate(data):
+    """Whether a JSON text may decode to a string with a NUL or a lone
+    surrogate: those come only from \\u escapes (a raw NUL is invalid JSON,
+    a surrogate invalid UTF-8), so most documents need no walk."""
+    return b"\\u0000" in data or b"\\ud" in data or b"\\uD" in data
 
 
 _compact = _json.make_encoder(None, None, _json.encode_basestring, None, ":", ",",

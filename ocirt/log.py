@@ -35,7 +35,7 @@ class Log:
 
     def error(self, msg):
         self._write("error", msg)
-        sys.stderr.write(f"ocirt: {msg}\n")
+        sys.stderr.write(f"ocirt: {one_line(msg)}\n")
         sys.stderr.flush()
 
     def warn(self, msg):
@@ -43,10 +43,16 @@ class Log:
         # of an error run; warnings go to stderr only there.
         if self.fmt != "json":
             self._write("warning", msg)
-        sys.stderr.write(f"ocirt: warning: {msg}\n")
+        sys.stderr.write(f"ocirt: warning: {one_line(msg)}\n")
         sys.stderr.flush()
 
     def debug(self, msg):
         if self.debug_on:
             self._write("debug", msg)
             sys.stderr.write(f"ocirt: debug: {msg}\n")
+
+
+def one_line(msg):
+    """A message is one line on stderr, whatever values it quotes (callers
+    read the last line; a newline in a config value must not split it)."""
+    return msg.replace("\r", "\\r").replace("\n", "\\n")

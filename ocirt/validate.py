@@ -49,3 +49,31 @@ def _raise(error, source):
         for key in keys:
             where = jpath(where, key)
         raise OcirtError(msg, where=where, source=source)
+
+
+def check_strings(doc, source="config.json"):
+    """No string may hold a NUL (the kernel's strings end there: "a\\0b"
+    would silently run or set "a") or a lone surrogate (not encodable, so
+    it would fail late, after the cgroups were made). Iterative: the depth
+    is only bounded by the JSON parser's."""
+    todo = [(doc, "")]
+    while todo:
+        value, where = todo.pop()
+        if isinstance(value, dict):
+            for k, v in value.items():
+                _check_string(k, where, source)
+                todo.append((v, jpath(where, k)))
+        elif isinstance(value, list):
+            todo.extend((v, jpath(where, i)) for i, v in enumerate(value))
+        elif isinstance(value, str):
+            _check_string(value, where, source)
+
+
+def _check_string(s, where, source):
+    if "\0" in s:
+        raise OcirtError("a NUL byte is not allowed in a string", where, source)
+    if not s.isascii():
+        try:
+            s.encode()
+        except UnicodeEncodeError:
+            raise OcirtError("a lone UTF-16 surrogate is not allowed in a string", where, source) from None

@@ -345,3 +345,22 @@ def test_unsupported_versions(version):
         validate_config({"ociVersion": version})
     assert info.value.where == "ociVersion"
     assert f'"{version}"' in info.value.msg
+
+
+@pytest.mark.parametrize("doc, where", [
+    ({"a": [{"b": "x"}, {"c": "y\0"}]}, "a[1].c"),
+    ({"a": {"k\0": "v"}}, "a"),
+    ({"a": ["\udfff"]}, "a[0]"),
+])
+def test_check_strings_names_the_string_at_fault(doc, where):
+    from ocirt.jsonio import may_hold_nul_or_surrogate
+    from ocirt.validate import check_strings
+    assert may_hold_nul_or_surrogate(json.dumps(doc).encode())
+    with pytest.raises(OcirtError) as e:
+        check_strings(doc)
+    assert e.value.where == where
+
+
+def test_check_strings_accepts_what_encodes():
+    from ocirt.validate import check_strings
+    check_strings({"a": ["é", "\U0001f600", "\ud7ff"], "n": [1, None, True]})

@@ -42,7 +42,7 @@ def _run_one(h, payload, cwd):
     try:
         if cwd:
             os.chdir(cwd)    # posix_spawn takes no working directory
-        pid = os.posix_spawn(path, argv, dict(e.split("=", 1) for e in h.get("env") or [] if "=" in e),
+        pid = os.posix_spawn(path, argv, _env(h),
                              file_actions=[(os.POSIX_SPAWN_DUP2, r, 0)])
     except OSError as e:
         os.close(r)
@@ -65,6 +65,14 @@ def _run_one(h, payload, cwd):
     if code:
         what = f"exit status {code}" if code > 0 else f"signal {-code}"
         raise OcirtError(f"hook {path} failed: {what}")
+
+
+def _env(h):
+    """The hook's `env`; without one (not even []), the runtime's own, as
+    runc gives (hooks such as nvidia's find their tools on its PATH)."""
+    if h.get("env") is None:
+        return os.environ
+    return dict(e.split("=", 1) for e in h["env"] if "=" in e)
 
 
 def _wait(pid, timeout):

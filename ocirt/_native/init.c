@@ -1092,21 +1092,24 @@ static void op_hooks(char **a)
     state_json = buf + 3;
 }
 
-/* Run one hook with the state (as this process sees it) on its stdin.
- * a: where timeout status path argc args... envc env... */
+/* Run one hook with the state (as this process sees it) on its stdin, in
+ * the container's root (in_root, createContainer: runc's cwd there) or in
+ * our cwd (startContainer: the process's).
+ * a: where timeout status in_root path argc args... envc env... */
 static void op_hook(char **a)
 {
     int timeout = num(a[2]);
-    const char *status = a[3], *path = a[4];
-    int argc = num(a[5]);
-    int envc = num(a[6 + argc]);
+    const char *status = a[3], *path = a[5];
+    int in_root = num(a[4]);
+    int argc = num(a[6]);
+    int envc = num(a[7 + argc]);
     char *argv[argc + 2], *envp[envc + 1];
     if (argc == 0)
         argv[argc++] = (char *)path;
     else
-        memcpy(argv, &a[6], argc * sizeof *argv);
+        memcpy(argv, &a[7], argc * sizeof *argv);
     argv[argc] = NULL;
-    memcpy(envp, &a[7 + num(a[5])], envc * sizeof *envp);
+    memcpy(envp, &a[8 + num(a[6])], envc * sizeof *envp);
     envp[envc] = NULL;
     int in[2];
     CHECK(pipe2(in, O_CLOEXEC), "pipe");
@@ -1114,6 +1117,10 @@ static void op_hook(char **a)
     CHECK(pid, "fork hook");
     if (pid == 0) {
         dup2(in[0], 0);
+        if (in_root && fchdir(root_fd) < 0) {
+            dprintf(2, "hook %s: chdir to the container's root: %s\n", path, err(errno));
+            _exit(127);
+        }
         execve(path, argv, envp);
         dprintf(2, "exec %s: %s\n", path, err(errno));
         _exit(127);

@@ -267,3 +267,41 @@ def test_ridmap_maps_the_mounts_below_and_idmap_only_the_top(ct, tmp_path, opt):
         subprocess.run(["umount", "-l", str(src / "sub")], check=True)
     if out is not None:
         assert out.split() == ["1000", "1000" if opt == "ridmap" else "0"]
+
+
+def test_bind_source_only_the_hosts_root_may_enter_mounts_in_a_user_namespace(ct, tmp_path):
+    """Bind sources are opened as the host's root (as runc does), not as the
+    container's mapped root (host uid 100000), which may not enter this
+    directory: it mounts, shows as the overflow id's, and stays closed."""
+    src = tmp_path / "closed"
+    src.mkdir()
+    (src / "file").write_text("x")
+    os.chmod(src, 0o700)
+    b = userns_bundle(ct, "stat -c '%u:%g %a' /data; ls /data 2>&1; echo rc=$?")
+    b.mount("/data", "bind", str(src), ["rbind"])
+    assert ct.run(b).out.splitlines() == ["65534:65534 700", "ls: can't open '/data': Permission denied", "rc=1"]
+
+
+def test_bind_of_a_read_only_host_mount_stays_read_only_in_a_user_namespace(ct, tmp_path):
+    """The sources opened as the host's root are the container's copies of
+    the host's mounts (as with runc), whose read-only flag the kernel locks
+    for a less privileged mount namespace: the container's root, who may
+    remount its other binds, cannot make this one writable."""
+    src, rw = tmp_path / "ro", tmp_path / "rw"
+    src.mkdir()
+    rw.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(src)], check=True)
+    try:
+        # read-only as a mount, not as a filesystem: what the lock keeps
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(src)], check=True)
+        b = userns_bundle(ct, "mount -o remount,bind,ro /mnt/a && mount -o remount,bind,rw /mnt/a && echo own; "
+                              "mount -o remount,bind,rw /data 2>/dev/null || echo locked; touch /data/new 2>/dev/null")
+        for k in ("bounding", "effective", "permitted"):
+            b.process["capabilities"][k].append("CAP_SYS_ADMIN")
+        b.mount("/data", "bind", str(src), ["rbind"])
+        b.mount("/mnt/a", "bind", str(rw), ["rbind"])
+        res = ct.run(b, check=False)
+        assert not (src / "new").exists()
+    finally:
+        subprocess.run(["umount", "-l", str(src)], check=True)
+    assert res.out.split() == ["own", "locked"], res

@@ -136,23 +136,79 @@ def test_a_cgroup_with_processes_is_warned_of(ct):
         squatter.wait()
 
 
-def test_runtime_namespace_hooks_run_in_the_bundle(ct, tmp_path):
-    """Hooks written for runc rely on its working directory: the bundle, but
-    the caller's own for poststop (run by delete)."""
-    b = ct.bundle("true")
-    script = os.path.join(str(tmp_path), "cwd-hook")
-    with open(script, "w") as f:
-        f.write('#!/bin/sh\ncat >/dev/null\necho "$1 $(pwd -P)" >> "$2"\n')
-    os.chmod(script, 0o755)
-    log = os.path.join(str(tmp_path), "cwd.log")
-    kinds = ("prestart", "createRuntime", "poststart", "poststop")
-    b.config["hooks"] = {k: [{"path": script, "args": ["cwd-hook", k, log]}] for k in kinds}
+HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+# Writes its working directory and environment to $2/$1.cwd and $1.env ($2: the
+# bundle's out/, /out inside); absolute paths, for hooks given a PATH of their own.
+PROBE = '#!/bin/sh\n/bin/cat >/dev/null\npwd -P > "$2/$1.cwd"\n/bin/env > "$2/$1.env"\n'
+SHELL_VARS = {"PWD", "OLDPWD", "SHLVL", "_"}  # what the hook's own shell adds
+
+
+def probe_hooks(ct, b, env=None):
+    """Each kind of hook runs PROBE (named as its kind), with `env` if given."""
+    for d in (b.out, b.path):
+        with open(os.path.join(d, "probe"), "w") as f:
+            f.write(PROBE)
+        os.chmod(os.path.join(d, "probe"), 0o755)
+    b.config["hooks"] = {}
+    for kind in HOOK_KINDS:
+        inside = kind == "startContainer"
+        hook = {"path": "/out/probe" if inside else os.path.join(b.path, "probe"),
+                "args": ["probe", kind, "/out" if inside else b.out]}
+        if env is not None:
+            hook["env"] = env
+        b.config["hooks"][kind] = [hook]
     ct.create(b)
     ct.rt("start", b.cid)
     ct.rt.wait_status(b.cid, "stopped")
     ct.rt("delete", b.cid)
-    with open(log) as f:
-        got = dict(line.split(" ", 1) for line in f.read().splitlines())
+
+
+def probed_env(b, name):
+    with open(os.path.join(b.out, name + ".env")) as f:
+        env = dict(line.split("=", 1) for line in f.read().splitlines() if "=" in line)
+    return {k: v for k, v in env.items() if k not in SHELL_VARS}
+
+
+def test_hooks_run_where_runc_runs_them(ct):
+    """Hooks written for runc rely on its working directory: the bundle, but
+    the caller's own for poststop (run by delete); createContainer in the
+    rootfs (runc's cwd before pivot_root), startContainer in process.cwd."""
+    b = ct.bundle("true")
+    b.process["cwd"] = "/etc"
+    probe_hooks(ct, b)
+    got = {k: b.read_out(k + ".cwd").strip() for k in HOOK_KINDS}
     bundle = os.path.realpath(b.path)
-    assert got == {"prestart": bundle, "createRuntime": bundle, "poststart": bundle,
-                   "poststop": os.path.realpath(os.getcwd())}
+    assert got == {"prestart": bundle, "createRuntime": bundle, "createContainer": os.path.realpath(ct.rootfs),
+                   "startContainer": "/etc", "poststart": bundle, "poststop": os.path.realpath(os.getcwd())}
+
+
+def test_hooks_without_env_get_runcs_environment(ct, monkeypatch):
+    """Without `env`, hooks in the runtime's namespaces get the runtime's own
+    environment (hooks find their tools on its PATH), those in the container
+    the process's."""
+    monkeypatch.setenv("PROBE_RUNTIME", "runtime")
+    b = ct.bundle("/bin/env > /out/program.env")
+    b.process["env"].append("PROBE_PROCESS=process")
+    probe_hooks(ct, b)
+    for kind in ("prestart", "createRuntime", "poststart", "poststop"):
+        env = probed_env(b, kind)
+        assert env.get("PROBE_RUNTIME") == "runtime" and "PROBE_PROCESS" not in env, (kind, env)
+    env = probed_env(b, "createContainer")
+    assert "PROBE_RUNTIME" not in env, env
+    assert all(env.get(k) == v for k, v in (e.split("=", 1) for e in b.process["env"])), env
+    # startContainer runs as the program does, with its environment
+    assert probed_env(b, "startContainer") == probed_env(b, "program")
+
+
+@pytest.mark.parametrize("env", [[], ["FOO=bar", "PATH=/nowhere"]], ids=["empty", "given"])
+def test_hooks_with_env_get_exactly_it(ct, monkeypatch, env):
+    monkeypatch.setenv("PROBE_RUNTIME", "runtime")
+    b = ct.bundle("true")
+    b.process["env"].append("PROBE_PROCESS=process")
+    probe_hooks(ct, b, env)
+    want = dict(e.split("=", 1) for e in env)
+    for kind in HOOK_KINDS:
+        got = probed_env(b, kind)
+        if kind == "startContainer" and not env:
+            got.pop("PATH", None)  # busybox's shell sets its default PATH
+        assert got == want, (kind, got)

@@ -43,7 +43,7 @@ def _run_one(h, payload, cwd):
     path = h["path"]
     r, w = os.pipe()
     try:
-        pid = _spawn(path, h.get("args") or [path], h.get("env") or [], r, cwd)
+        pid = _spawn(path, h.get("args") or [path], _env(h), r, cwd)
     except BaseException:
         os.close(w)
         raise
@@ -65,7 +65,7 @@ def _spawn(path, argv, env, stdin, cwd):
             os.chdir(cwd)    # posix_spawn takes no working directory
         # SIGPIPE back to its default: Python ignores it, and an ignored
         # signal stays ignored across execve
-        return os.posix_spawn(path, argv, dict(e.split("=", 1) for e in env if "=" in e),
+        return os.posix_spawn(path, argv, env,
                               file_actions=[(os.POSIX_SPAWN_DUP2, stdin, 0)], setsigdef=[_signal.SIGPIPE])
     except OSError as e:
         raise OcirtError(f"hook {path}: {e.strerror.lower()}") from None
@@ -75,6 +75,14 @@ def _spawn(path, argv, env, stdin, cwd):
         if here is not None:
             os.fchdir(here)
             os.close(here)
+
+
+def _env(h):
+    """The hook's `env`; without one (not even []), the runtime's own, as
+    runc gives (hooks such as nvidia's find their tools on its PATH)."""
+    if h.get("env") is None:
+        return os.environ
+    return dict(e.split("=", 1) for e in h["env"] if "=" in e)
 
 
 def _feed_and_wait(pid, w, payload, timeout):

@@ -214,6 +214,37 @@ static void read_plan(int fd)
     }
 }
 
+/* One sendmsg of LEN bytes of MSG carrying FD. */
+static ssize_t send_fd(int sock, int fd, const void *msg, size_t len)
+{
+    char cbuf[CMSG_SPACE(sizeof(int))] = {0};
+    struct iovec iov = {.iov_base = (void *)msg, .iov_len = len};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    return sendmsg(sock, &mh, MSG_NOSIGNAL);
+}
+
+/* The fd a send_fd() on SOCK carries, or -1. */
+static int recv_fd(int sock)
+{
+    char byte, cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+    ssize_t n;
+    while ((n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+        ;
+    struct cmsghdr *c = n == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
+    if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)))
+        return -1;
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    return fd;
+}
+
 /* Receive one message from the runtime; returns its length. */
 static ssize_t recv_msg(char *buf, size_t cap)
 {
@@ -505,6 +536,61 @@ static void remount_bind(int fd, const char *target, unsigned long flags, const 
     die("remount %s: %s", dst, err(e));
 }
 
+/* Bind sources are host paths, opened by the helper as the host's root
+ * (the container's root may be a mapped user that cannot reach them), as
+ * runc does: in the child's mount namespace, whose copies of the host's
+ * mounts a bind needs as its source (and keeps locked, ro stays ro), and
+ * handed to the child over the go socket, in plan order. */
+static int *bind_fds;
+static int n_binds, next_bind;
+
+static int is_bind(struct rec *r)
+{
+    return !strcmp(r->argv[0], "mount") && (num(r->argv[5]) & MS_BIND) && !has_word(r->argv[12], "idmapped");
+}
+
+/* Helper: open the bind sources of the steps after FIRST in PID's mount
+ * namespace and send them on SOCK. */
+static void send_bind_sources(pid_t pid, int first, int sock)
+{
+    int own = -1;
+    const char *where = cur_where;
+    for (int j = first; j < nrecs; j++) {
+        if (!is_bind(&plan[j]))
+            continue;
+        cur_where = plan[j].argv[1];
+        if (own < 0) {
+            char path[64];
+            snprintf(path, sizeof path, "/proc/%d/ns/mnt", pid);
+            own = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+            int ns = open(path, O_RDONLY | O_CLOEXEC);
+            CHECK(own < 0 ? own : ns, "open %s", path);
+            CHECK(setns(ns, CLONE_NEWNS), "join the container's mount namespace");
+            close(ns);
+        }
+        int fd = open(plan[j].argv[2], O_PATH | O_CLOEXEC);
+        CHECK(fd, "open bind source %s", plan[j].argv[2]);
+        CHECK(send_fd(sock, fd, "", 1), "send bind source %s", plan[j].argv[2]);
+        close(fd);
+    }
+    if (own >= 0) {
+        CHECK(setns(own, CLONE_NEWNS), "return to the runtime's mount namespace");
+        close(own);
+    }
+    cur_where = where;
+}
+
+/* Child: receive what send_bind_sources sends. */
+static void recv_bind_sources(int first, int sock)
+{
+    for (int j = first; j < nrecs; j++)
+        n_binds += is_bind(&plan[j]);
+    bind_fds = calloc(n_binds + 1, sizeof *bind_fds);
+    for (int k = 0; k < n_binds; k++)
+        if ((bind_fds[k] = recv_fd(sock)) < 0)
+            _exit(1); /* the helper failed: it reports why */
+}
+
 /* mount SRC on container path DST.
  * a: where src dst fstype flags data mkkind remount_flags propagation attr_set attr_clr extra
  * extra: "in-proc" (check the destination is on procfs), "tmpcopyup",
@@ -535,10 +621,9 @@ static void op_mount(char **a)
     char srcpath[64];
     int sfd = -1;
     if ((flags & MS_BIND) && !has_word(extra, "idmapped")) {
-        /* Bind sources are host paths, opened now so the mount uses exactly
-         * what we checked. */
-        sfd = open(src, O_PATH | O_CLOEXEC);
-        CHECK(sfd, "open bind source %s", src);
+        if (next_bind >= n_binds)
+            die("no bind source for %s", dst);
+        sfd = bind_fds[next_bind++];
         fdpath(srcpath, sizeof srcpath, sfd);
         msrc = srcpath;
     }
@@ -1153,21 +1238,24 @@ static int hook_wait(pid_t pid, int in, const char *data, size_t len, long long 
     return st;
 }
 
-/* Run one hook with the state (as this process sees it) on its stdin.
- * a: where timeout status path argc args... envc env... */
+/* Run one hook with the state (as this process sees it) on its stdin, in
+ * the container's root (in_root, createContainer: runc's cwd there) or in
+ * our cwd (startContainer: the process's).
+ * a: where timeout status in_root path argc args... envc env... */
 static void op_hook(char **a)
 {
     long long timeout = snum(a[2]);
-    const char *status = a[3], *path = a[4];
-    int argc = num(a[5]);
-    int envc = num(a[6 + argc]);
+    const char *status = a[3], *path = a[5];
+    int in_root = num(a[4]);
+    int argc = num(a[6]);
+    int envc = num(a[7 + argc]);
     char *argv[argc + 2], *envp[envc + 1];
     if (argc == 0)
         argv[argc++] = (char *)path;
     else
-        memcpy(argv, &a[6], argc * sizeof *argv);
+        memcpy(argv, &a[7], argc * sizeof *argv);
     argv[argc] = NULL;
-    memcpy(envp, &a[7 + num(a[5])], envc * sizeof *envp);
+    memcpy(envp, &a[8 + num(a[6])], envc * sizeof *envp);
     envp[envc] = NULL;
     char *data = NULL;
     int len = state_json ? asprintf(&data, "%s,\"status\":\"%s\",\"pid\":%d}", state_json, status, getpid()) : 0;
@@ -1179,8 +1267,13 @@ static void op_hook(char **a)
     CHECK(pid, "fork hook");
     if (pid == 0) {
         dup2(in[0], 0);
-        execve(path, argv, envp);
-        int e = errno; /* told through the close-on-exec pipe: one error, from the parent */
+        /* errors are told through the close-on-exec pipe (one error, from
+         * the parent): errno, negated for the chdir */
+        int e = in_root && fchdir(root_fd) < 0 ? -errno : 0;
+        if (!e) {
+            execve(path, argv, envp);
+            e = errno;
+        }
         (void)!write(ep[1], &e, sizeof e);
         _exit(127);
     }
@@ -1189,7 +1282,7 @@ static void op_hook(char **a)
     int e;
     if (read(ep[0], &e, sizeof e) == sizeof e) {
         waitpid(pid, NULL, 0);
-        die("hook %s: %s", path, err(e));
+        die("hook %s: %s%s", path, e < 0 ? "chdir to the container's root: " : "", err(e < 0 ? -e : e));
     }
     close(ep[0]);
     int st = hook_wait(pid, in[1], data, len, timeout);
@@ -1222,15 +1315,7 @@ static char *notify_payload(char **parts, int n, size_t *len)
  * rest of the payload (if any) without, then close the connection. */
 static void send_listener(int nfd, const char *msg, size_t len)
 {
-    char cbuf[CMSG_SPACE(sizeof(int))] = {0};
-    struct iovec iov = {.iov_base = (void *)msg, .iov_len = len};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &nfd, sizeof(int));
-    ssize_t n = sendmsg(listener_fd, &mh, MSG_NOSIGNAL);
+    ssize_t n = send_fd(listener_fd, nfd, msg, len);
     CHECK(n, "send the seccomp listener fd");
     for (size_t off = n; off < len; off += n)
         CHECK(n = send(listener_fd, msg + off, len - off, MSG_NOSIGNAL), "send the seccomp state");
@@ -1440,6 +1525,7 @@ static void do_clone(int i)
             close(leave_fds[j]); /* the helper's, as well */
         if (read(go[1], &host_pid, sizeof host_pid) != sizeof host_pid)
             _exit(1); /* the helper died: nothing to report to */
+        recv_bind_sources(i + 1, go[1]);
         close(go[1]);
         if (flags & CLONE_NEWUSER) {
             CHECK(setresgid(0, 0, 0), "setgid 0 in the user namespace");
@@ -1467,6 +1553,7 @@ static void do_clone(int i)
     char msg[32];
     send_msg(msg, snprintf(msg, sizeof msg, "pid %d", pid));
     CHECK(write(go[0], &pid, sizeof pid), "release child");
+    send_bind_sources(pid, i + 1, go[0]);
     close(go[0]);
     int ran = mode == 0 ? -1 : report_exec(pid, failed[0]);
     if (mode != 1) {

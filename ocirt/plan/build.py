@@ -62,7 +62,8 @@ def create_plan(spec, ctx):
     if any(hooks_.get(k) for k in hooks.KINDS) or linux.get("netDevices"):
         # the runtime moves the devices, then runs its hooks (ocirt/container.py)
         steps.append(("hooks", "hooks"))
-    steps += hooks.hook_steps(hooks_, "createContainer")
+    proc_env = process.env_of(proc)
+    steps += hooks.hook_steps(hooks_, "createContainer", proc_env)
     if mount_ns:
         steps.append(("chroot-move" if ctx.get("no_pivot") else "pivot", "root.path", ctx["rootfs"]))
     steps += sysctl.sysctl_steps(linux, ns)
@@ -75,7 +76,7 @@ def create_plan(spec, ctx):
     # start returns once the program runs (execve closes the fifo), or
     # reads why not from the fifo; with a seccomp agent, which may be what
     # calls start, once the startContainer hooks are to be run.
-    after_ready = hooks.hook_steps(hooks_, "startContainer")
+    after_ready = hooks.hook_steps(hooks_, "startContainer", proc_env)
     if ctx.get("fifo"):
         after_ready = [("fifo-wait", "process"), *after_ready]
         if _notify(ctx):

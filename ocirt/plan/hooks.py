@@ -26,9 +26,14 @@ def check_hooks(spec):
 STATUS = {"createContainer": "creating", "startContainer": "created"}
 
 
-def hook_steps(hooks, kind):
+def hook_steps(hooks, kind, proc_env):
+    """As runc: createContainer runs in the container's root (before
+    pivot_root), startContainer in the process's cwd; a hook without `env`
+    gets the process's environment (proc_env)."""
     steps = []
+    in_root = int(kind == "createContainer")
     for i, h in enumerate(hooks.get(kind) or []):
-        steps.append(("hook", jpath(jpath("hooks", kind), i), min(h.get("timeout", 0), FOREVER), STATUS[kind],
-                      h["path"], *argv_fields(h.get("args") or []), *argv_fields(h.get("env") or [])))
+        env = proc_env if h.get("env") is None else h["env"]
+        steps.append(("hook", jpath(jpath("hooks", kind), i), min(h.get("timeout", 0), FOREVER), STATUS[kind], in_root,
+                      h["path"], *argv_fields(h.get("args") or []), *argv_fields(env)))
     return steps

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from .harness import applied_or_rejected, leftovers, parse_mountinfo, userns_bundle
+from .harness import applied_or_rejected, leftovers, parse_mountinfo, read_only_dev, userns_bundle
 
 clause = pytest.mark.clause
 
@@ -267,3 +267,21 @@ def test_ridmap_maps_the_mounts_below_and_idmap_only_the_top(ct, tmp_path, opt):
         subprocess.run(["umount", "-l", str(src / "sub")], check=True)
     if out is not None:
         assert out.split() == ["1000", "1000" if opt == "ridmap" else "0"]
+
+
+# ------------------------------------------------------------------ /dev and /proc as runc's users set them
+
+@clause("runtime.lifecycle.create.1", "linux.default-devices.1", "linux.devices.1")
+def test_read_only_dev_is_filled_then_read_only(ct):
+    b = read_only_dev(ct.bundle(
+        "{ echo x > /dev/x; } 2>&1; echo y > /dev/null && echo > /dev/mynull && echo null-ok; "
+        "echo z > /dev/shm/z && echo shm-ok; test -c /dev/pts/ptmx && echo pts-ok; "
+        "readlink /dev/fd; readlink /dev/ptmx; cat /proc/self/mountinfo"))
+    out = ct.run(b).out
+    lines = out.splitlines()
+    assert "Read-only file system" in lines[0], lines[0]
+    assert lines[1:6] == ["null-ok", "shm-ok", "pts-ok", "/proc/self/fd", "pts/ptmx"], out
+    mounts = {m["point"]: m for m in parse_mountinfo(out)}
+    assert {"ro", "nosuid"} <= set(mounts["/dev"]["opts"]), mounts["/dev"]  # its other flags kept
+    for point in ("/dev/pts", "/dev/shm", "/dev/mqueue"):
+        assert "rw" in mounts[point]["opts"], mounts[point]

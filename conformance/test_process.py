@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from .harness import applied_or_rejected, cap_mask, leftovers, read, status_field
+from .harness import applied_or_rejected, cap_mask, leftovers, read, read_only_dev, status_field
 
 clause = pytest.mark.clause
 
@@ -98,6 +98,15 @@ def test_terminal_is_a_pty_on_stdio_and_dev_console(ct, tmp_path):
     assert out[0].startswith("/dev/pts/"), out
     assert out[1] == "all-tty"
     assert out[2] == out[3], "/dev/console is not the container's pty"
+
+
+@clause("runtime.lifecycle.create.1")
+def test_terminal_with_read_only_dev(ct, tmp_path):
+    """/dev/console is made before /dev becomes read-only."""
+    b = read_only_dev(ct.bundle('stat -c "%t:%T" /dev/console "$(tty)"; touch /dev/x'))
+    out = run_with_terminal(ct, b, tmp_path).split("\n")
+    assert out[0] == out[1], "/dev/console is not the container's pty"
+    assert "Read-only file system" in out[2], out
 
 
 @clause("runtime.lifecycle.create.1")

@@ -706,6 +706,23 @@ static void check_fs(int fd, const char *path)
         die("%s is not on procfs", path);
 }
 
+/* Make the mount at PATH read-only (not those under it), keeping its
+ * nosuid, nodev and noexec: a bind remount clears what it does not repeat
+ * (and the atime flags are kept when none is given). */
+static void remount_ro(const char *path)
+{
+    int fd = open_in_root(path, O_PATH);
+    CHECK(fd, "open %s", path);
+    char target[64];
+    fdpath(target, sizeof target, fd);
+    struct statfs sf;
+    CHECK(fstatfs(fd, &sf), "statfs %s", path);
+    unsigned long keep = sf.f_flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
+    CHECK(mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL),
+          "remount %s read-only", path);
+    close(fd);
+}
+
 static void op_readonly(char **a)
 {
     int fd = open_in_root(a[2], O_PATH);
@@ -718,15 +735,7 @@ static void op_readonly(char **a)
     fdpath(target, sizeof target, fd);
     CHECK(mount(target, target, NULL, MS_BIND | MS_REC, NULL), "bind %s", a[2]);
     close(fd);
-    fd = open_in_root(a[2], O_PATH);
-    CHECK(fd, "open %s", a[2]);
-    fdpath(target, sizeof target, fd);
-    struct statfs sf;
-    CHECK(fstatfs(fd, &sf), "statfs %s", a[2]);
-    unsigned long keep = sf.f_flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
-    CHECK(mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | keep, NULL),
-          "remount %s read-only", a[2]);
-    close(fd);
+    remount_ro(a[2]);
 }
 
 static void op_mask(char **a)
@@ -870,8 +879,8 @@ static void op_console(char **a)
     int slave = open(name, O_RDWR | O_NOCTTY);
     CHECK(slave, "open %s", name);
     if (!strcmp(a[5], "1")) {
-        /* The init's terminal is also /dev/console, as runc makes it. */
-        touch_in_root("/dev/console");
+        /* The init's terminal is also /dev/console, as runc makes it (the
+         * plan made the file, before /dev may have become read-only). */
         int fd = open_in_root("/dev/console", O_PATH);
         CHECK(fd, "open /dev/console");
         char target[64];
@@ -1225,6 +1234,7 @@ static void run_child_op(struct rec *r)
     else if (!strcmp(op, "mknod")) op_mknod(a);
     else if (!strcmp(op, "binddev")) op_binddev(a);
     else if (!strcmp(op, "symlink")) op_symlink(a);
+    else if (!strcmp(op, "mkfile")) touch_in_root(a[2]);
     else if (!strcmp(op, "rootprop")) op_rootprop(a);
     else if (!strcmp(op, "parent-private")) op_parent_private(a);
     else if (!strcmp(op, "bindroot")) op_bindroot(a);
@@ -1232,6 +1242,7 @@ static void run_child_op(struct rec *r)
     else if (!strcmp(op, "chroot-move")) op_chroot_move(a);
     else if (!strcmp(op, "root-ro")) op_root_ro(a);
     else if (!strcmp(op, "readonly")) op_readonly(a);
+    else if (!strcmp(op, "remount-ro")) remount_ro(a[2]);
     else if (!strcmp(op, "mask")) op_mask(a);
     else if (!strcmp(op, "sysctl")) op_sysctl(a);
     else if (!strcmp(op, "hostname")) op_hostname(a);

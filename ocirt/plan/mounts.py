@@ -115,6 +115,8 @@ def mount_step(m, i, ctx):
     if mtype == "bind":
         mtype = ""
         o["flags"] |= MS_BIND
+    if dest == "/dev" and not bind:
+        o["flags"] &= ~MS_RDONLY  # filled first, made read-only last (finish_steps), as runc does
     _check_proc_dest(dest, mtype, where)
     idmap = _idmap(m, o, bind, where, ctx)
     if mtype == "cgroup" and not ctx.get("cgroup2_host"):
@@ -211,11 +213,24 @@ def rootfs_steps(spec, ctx):
     return steps
 
 
+def dev_mount(spec):
+    """(index, is a bind, read-only) of the mount that ends up at /dev, or None."""
+    ms = spec.get("mounts") or []
+    for i in range(len(ms) - 1, -1, -1):
+        if clean_dest(ms[i].get("destination", ""), "") == "/dev":
+            flags = parse_options(ms[i].get("options"), jpath(jpath("mounts", i), "options"))["flags"]
+            return i, bool(flags & MS_BIND) or ms[i].get("type") == "bind", bool(flags & MS_RDONLY)
+    return None
+
+
 def dev_steps(spec, ctx, devices):
-    """Default devices and /dev symlinks, unless /dev is the host's."""
+    """Default devices and /dev symlinks, unless /dev is the host's; the
+    file the console is bound on, made now as /dev may become read-only."""
     if not ctx.get("dev_is_tmpfs"):
         return []
     steps = []
+    if (spec.get("process") or {}).get("terminal"):
+        steps.append(("mkfile", "process.terminal", "/dev/console"))
     listed = {d["path"] for d in devices}
     for path, major, minor in DEFAULT_DEVICES:
         if path in listed:
@@ -233,9 +248,13 @@ def dev_steps(spec, ctx, devices):
 
 
 def finish_steps(spec, linux):
-    """After pivot_root: read-only root, then readonlyPaths and maskedPaths
+    """After pivot_root: a read-only /dev (everything in it made, its
+    console file too), read-only root, then readonlyPaths and maskedPaths
     (the spec wants them last, over every mount), then the propagation of /."""
     steps = []
+    dev = dev_mount(spec)
+    if dev and dev[2] and not dev[1]:
+        steps.append(("remount-ro", jpath("mounts", dev[0]), "/dev"))
     if (spec.get("root") or {}).get("readonly"):
         steps.append(("root-ro", "root.readonly"))
     for i, p in enumerate(linux.get("readonlyPaths") or []):

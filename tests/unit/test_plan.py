@@ -104,6 +104,19 @@ def test_default_devices_and_console_unless_dev_is_a_bind():
     assert [x for x in steps if x[0] == "console"][0][-1] == 0
 
 
+def test_read_only_dev_is_filled_then_remounted_read_only():
+    s = spec(process__terminal=True)
+    s["mounts"][1]["options"] = ["nosuid", "ro"]
+    steps = plan(s, console_fd=5)
+    n = names(steps)
+    dev = [x for x in steps if x[0] == "mount" and x[3] == "/dev"][0]
+    assert not dev[5] & mounts.MS_RDONLY and dev[5] & mounts.MS_NOSUID
+    assert n.index("mkfile") < n.index("pivot") < n.index("remount-ro") < n.index("console")
+    assert steps[n.index("remount-ro")] == ("remount-ro", "mounts[1]", "/dev")
+    s["mounts"][1]["options"] = ["nosuid"]
+    assert "remount-ro" not in names(plan(s, console_fd=5))
+
+
 # ---------------------------------------------------------------- hooks
 
 def test_hooks_steps_status_and_fifo_around_start_container():

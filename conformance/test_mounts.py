@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from .harness import applied_or_rejected, leftovers, parse_mountinfo, read_only_dev, userns_bundle
+from .harness import MASKED, applied_or_rejected, leftovers, parse_mountinfo, read_only_dev, userns_bundle
 
 clause = pytest.mark.clause
 
@@ -285,3 +285,33 @@ def test_read_only_dev_is_filled_then_read_only(ct):
     assert {"ro", "nosuid"} <= set(mounts["/dev"]["opts"]), mounts["/dev"]  # its other flags kept
     for point in ("/dev/pts", "/dev/shm", "/dev/mqueue"):
         assert "rw" in mounts[point]["opts"], mounts[point]
+
+
+def proc_mount(b, **m):
+    b.config["mounts"][0] = {"destination": "/proc", **m}
+    return b
+
+
+@clause("runtime.lifecycle.create.1", "linux.maskedPaths.1", "linux.readonlyPaths.1")
+@pytest.mark.parametrize("mtype", ["bind", "none"])
+def test_proc_as_rbind_of_the_hosts_proc_keeps_masks(ct, mtype):
+    masked = [p for p in MASKED if p.startswith("/proc/") and os.path.isfile(p)]
+    assert masked, "no masked /proc file on this host"
+    b = proc_mount(ct.bundle("stat -c %t:%T " + " ".join(masked) + "; { echo x > /proc/sys/kernel/hostname; } 2>&1;"
+                             "cat /proc/self/mountinfo"),
+                   type=mtype, source="/proc", options=["rbind", "nosuid"])
+    out = ct.run(b).out
+    lines = out.splitlines()
+    assert lines[:len(masked)] == ["1:3"] * len(masked), out  # /dev/null over each
+    assert "Read-only file system" in lines[len(masked)], out
+    assert [m["fstype"] for m in parse_mountinfo(out) if m["point"] == "/proc"] == ["proc"]
+
+
+@clause("runtime.errors.1")
+@pytest.mark.parametrize("m", [dict(type="tmpfs", source="tmpfs"),
+                               dict(type="bind", source="/etc", options=["rbind"])], ids=["tmpfs", "bind-of-etc"])
+def test_only_procfs_at_proc(ct, m):
+    b = proc_mount(ct.bundle("true"), **m)
+    res = ct.run(b, check=False)
+    assert res.rc != 0 and res.err.strip(), res
+    assert leftovers(ct.rt, b, ct.rootfs) == []

@@ -78,6 +78,7 @@
 #define PR_CAP_AMBIENT_RAISE 2
 #endif
 #define PROC_SUPER_MAGIC 0x9fa0
+#define PROC_ROOT_INO 1
 #define INIT_COMM "ocirt-init" /* our name (comm) until execve */
 #define SYSFS_MAGIC 0x62656572
 
@@ -504,9 +505,22 @@ static void remount_bind(int fd, const char *target, unsigned long flags, const 
     die("remount %s: %s", dst, err(e));
 }
 
+/* Only procfs goes at /proc: a bind there must be of a procfs' root (a
+ * part of one would not be the /proc the masks and the runtime expect). */
+static void check_procfs_root(int fd, const char *src)
+{
+    struct statfs sf;
+    struct stat st;
+    CHECK(fstatfs(fd, &sf), "statfs %s", src);
+    CHECK(fstat(fd, &st), "stat %s", src);
+    if (sf.f_type != PROC_SUPER_MAGIC || st.st_ino != PROC_ROOT_INO)
+        die("bind source %s is not the root of a procfs: only proc may be mounted at /proc", src);
+}
+
 /* mount SRC on container path DST.
  * a: where src dst fstype flags data mkkind remount_flags propagation attr_set attr_clr extra
- * extra: "in-proc" (check the destination is on procfs), "tmpcopyup",
+ * extra: "in-proc" (check the destination is on procfs), "proc-source" (the
+ *        bind source must be a procfs: the mount is at /proc), "tmpcopyup",
  *        "idmapped" (attach the next idmapped tree instead of mounting src) */
 static void op_mount(char **a)
 {
@@ -538,6 +552,8 @@ static void op_mount(char **a)
          * what we checked. */
         sfd = open(src, O_PATH | O_CLOEXEC);
         CHECK(sfd, "open bind source %s", src);
+        if (has_word(extra, "proc-source"))
+            check_procfs_root(sfd, src);
         fdpath(srcpath, sizeof srcpath, sfd);
         msrc = srcpath;
     }

@@ -117,8 +117,10 @@ def mount_step(m, i, ctx):
         o["flags"] |= MS_BIND
     if dest == "/dev" and not bind:
         o["flags"] &= ~MS_RDONLY  # filled first, made read-only last (finish_steps), as runc does
-    _check_proc_dest(dest, mtype, where)
+    _check_proc_dest(dest, mtype, bind, where)
     idmap = _idmap(m, o, bind, where, ctx)
+    if idmap and dest == "/proc":
+        raise OcirtError("/proc cannot be an idmapped mount", jpath(where, "options"))
     if mtype == "cgroup" and not ctx.get("cgroup2_host"):
         return _cgroup_v1_steps(m, o, dest, where, ctx)
     if mtype == "cgroup":
@@ -140,7 +142,7 @@ def mount_step(m, i, ctx):
         flags &= MS_BIND | MS_REC
     if "tmpcopyup" in o["ext"] and mtype != "tmpfs":
         raise OcirtError("tmpcopyup needs a tmpfs mount", jpath(where, "options"))
-    extra = [x for x, on in (("in-proc", dest.startswith("/proc/")),
+    extra = [x for x, on in (("in-proc", dest.startswith("/proc/")), ("proc-source", bind and dest == "/proc"),
                              ("tmpcopyup", "tmpcopyup" in o["ext"]), ("idmapped", idmap)) if on]
     step = ("mount", where, src, dest, mtype, flags, ",".join(o["data"]), kind, remount,
             o["prop"], o["attr_set"], o["attr_clr"], ",".join(extra))
@@ -170,11 +172,13 @@ def _idmap(m, o, bind, where, ctx):
                      "or a new user namespace whose mappings it takes", jpath(where, "options"))
 
 
-def _check_proc_dest(dest, mtype, where):
-    """Only procfs itself or a short list of files may go over /proc."""
+def _check_proc_dest(dest, mtype, bind, where):
+    """Only procfs itself or a short list of files may go over /proc. A
+    bind at /proc (of the host's, as rootless and nested setups do) must be
+    of a procfs' root: the helper checks the source it opened."""
     if dest == "/proc":
-        if mtype != "proc":
-            raise OcirtError(f"/proc must be a proc mount, not {mtype or 'bind'}",
+        if mtype != "proc" and not bind:
+            raise OcirtError(f"/proc must be a proc mount or a bind of a procfs, not {mtype}",
                              jpath(where, "type"))
     elif dest.startswith("/proc/") and dest not in PROC_ALLOWED:
         raise OcirtError(f"mount destination {dest} is inside /proc and not allowed",

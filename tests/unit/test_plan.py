@@ -263,6 +263,10 @@ def test_proc_destinations():
     assert where_error(mounts.mount_step, m, 1, {}) == "mounts[1].destination"
     m = {"destination": "/proc/uptime", "type": "bind", "source": "/etc/hostname", "options": ["bind"]}
     assert mounts.mount_step(m, 0, {"bundle": "/b"})[0][-1] == "in-proc"
+    m = {"destination": "/proc", "type": "none", "source": "/proc", "options": ["rbind"]}
+    assert mounts.mount_step(m, 0, {})[0][-1] == "proc-source"  # the helper checks it is a procfs
+    m["uidMappings"] = m["gidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
+    assert where_error(mounts.mount_step, m, 2, {}) == "mounts[2].options"
 
 
 def test_cgroup_v1_mount_binds_each_hierarchy():

@@ -880,6 +880,7 @@ static void op_lsm(char **a)
 
 /* ---- terminal ---- */
 
+/* a: where sock rows cols uid dev_console */
 static void op_console(char **a)
 {
     int sock = num(a[2]);
@@ -894,7 +895,10 @@ static void op_console(char **a)
         CHECK(ioctl(master, TIOCSWINSZ, &ws), "set console size");
     int slave = open(name, O_RDWR | O_NOCTTY);
     CHECK(slave, "open %s", name);
-    if (!strcmp(a[5], "1")) {
+    /* The process's user may use its terminal: it gets the pty, whose group
+     * stays the one devpts gave it (its gid= option: tty), as runc does. */
+    CHECK(fchown(slave, num(a[5]), -1), "chown %s to uid %s", name, a[5]);
+    if (!strcmp(a[6], "1")) {
         /* The init's terminal is also /dev/console, as runc makes it (the
          * plan made the file, before /dev may have become read-only). */
         int fd = open_in_root("/dev/console", O_PATH);

@@ -94,9 +94,9 @@ def test_without_a_mount_namespace_nothing_is_mounted():
 
 
 def test_default_devices_and_console_unless_dev_is_a_bind():
-    s = spec(process__terminal=True)
+    s = spec(process__terminal=True, process__user={"uid": 1000, "gid": 1000})
     steps = plan(s, console_fd=5)
-    assert [x for x in steps if x[0] == "console"][0][-1] == 1
+    assert [x for x in steps if x[0] == "console"][0] == ("console", "process.terminal", 5, 0, 0, 1000, 1)
     assert {x[2] for x in steps if x[0] == "mknod"} >= {"/dev/null", "/dev/tty"}
     s["mounts"].append({"destination": "/dev", "type": "bind", "source": "/dev", "options": ["rbind"]})
     steps = plan(s, console_fd=5)

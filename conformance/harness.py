@@ -200,6 +200,16 @@ def userns_bundle(ct, script):
     return b
 
 
+def read_only_dev(b):
+    """`ro` on the /dev tmpfs (runc fills /dev first, then makes it read-only),
+    and a device of linux.devices to be made in it."""
+    for m in b.config["mounts"]:
+        if m["destination"] == "/dev":
+            m["options"].append("ro")
+    b.linux["devices"] = [{"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3}]
+    return b
+
+
 def mountinfo(pid="self"):
     """Mount entries of a process: dicts with point, opts, tags, fstype, source, super."""
     return parse_mountinfo(read(f"/proc/{pid}/mountinfo"))

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from .harness import applied_or_rejected, leftovers, parse_mountinfo, userns_bundle
+from .harness import MASKED, applied_or_rejected, leftovers, parse_mountinfo, read_only_dev, userns_bundle
 
 clause = pytest.mark.clause
 
@@ -305,3 +305,51 @@ def test_bind_of_a_read_only_host_mount_stays_read_only_in_a_user_namespace(ct, 
     finally:
         subprocess.run(["umount", "-l", str(src)], check=True)
     assert res.out.split() == ["own", "locked"], res
+
+
+# ------------------------------------------------------------------ /dev and /proc as runc's users set them
+
+@clause("runtime.lifecycle.create.1", "linux.default-devices.1", "linux.devices.1")
+def test_read_only_dev_is_filled_then_read_only(ct):
+    b = read_only_dev(ct.bundle(
+        "{ echo x > /dev/x; } 2>&1; echo y > /dev/null && echo > /dev/mynull && echo null-ok; "
+        "echo z > /dev/shm/z && echo shm-ok; test -c /dev/pts/ptmx && echo pts-ok; "
+        "readlink /dev/fd; readlink /dev/ptmx; cat /proc/self/mountinfo"))
+    out = ct.run(b).out
+    lines = out.splitlines()
+    assert "Read-only file system" in lines[0], lines[0]
+    assert lines[1:6] == ["null-ok", "shm-ok", "pts-ok", "/proc/self/fd", "pts/ptmx"], out
+    mounts = {m["point"]: m for m in parse_mountinfo(out)}
+    assert {"ro", "nosuid"} <= set(mounts["/dev"]["opts"]), mounts["/dev"]  # its other flags kept
+    for point in ("/dev/pts", "/dev/shm", "/dev/mqueue"):
+        assert "rw" in mounts[point]["opts"], mounts[point]
+
+
+def proc_mount(b, **m):
+    b.config["mounts"][0] = {"destination": "/proc", **m}
+    return b
+
+
+@clause("runtime.lifecycle.create.1", "linux.maskedPaths.1", "linux.readonlyPaths.1")
+@pytest.mark.parametrize("mtype", ["bind", "none"])
+def test_proc_as_rbind_of_the_hosts_proc_keeps_masks(ct, mtype):
+    masked = [p for p in MASKED if p.startswith("/proc/") and os.path.isfile(p)]
+    assert masked, "no masked /proc file on this host"
+    b = proc_mount(ct.bundle("stat -c %t:%T " + " ".join(masked) + "; { echo x > /proc/sys/kernel/hostname; } 2>&1;"
+                             "cat /proc/self/mountinfo"),
+                   type=mtype, source="/proc", options=["rbind", "nosuid"])
+    out = ct.run(b).out
+    lines = out.splitlines()
+    assert lines[:len(masked)] == ["1:3"] * len(masked), out  # /dev/null over each
+    assert "Read-only file system" in lines[len(masked)], out
+    assert [m["fstype"] for m in parse_mountinfo(out) if m["point"] == "/proc"] == ["proc"]
+
+
+@clause("runtime.errors.1")
+@pytest.mark.parametrize("m", [dict(type="tmpfs", source="tmpfs"),
+                               dict(type="bind", source="/etc", options=["rbind"])], ids=["tmpfs", "bind-of-etc"])
+def test_only_procfs_at_proc(ct, m):
+    b = proc_mount(ct.bundle("true"), **m)
+    res = ct.run(b, check=False)
+    assert res.rc != 0 and res.err.strip(), res
+    assert leftovers(ct.rt, b, ct.rootfs) == []

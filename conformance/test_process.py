@@ -1,5 +1,6 @@
 """config.md: process, root, hostname, domainname, annotations, extensibility."""
 import os
+import pty
 import resource
 import select
 import socket
@@ -7,7 +8,7 @@ import time
 
 import pytest
 
-from .harness import applied_or_rejected, cap_mask, leftovers, read, status_field
+from .harness import applied_or_rejected, cap_mask, kill_pid, leftovers, read, read_only_dev, status_field
 
 clause = pytest.mark.clause
 
@@ -98,6 +99,79 @@ def test_terminal_is_a_pty_on_stdio_and_dev_console(ct, tmp_path):
     assert out[0].startswith("/dev/pts/"), out
     assert out[1] == "all-tty"
     assert out[2] == out[3], "/dev/console is not the container's pty"
+
+
+@clause("runtime.lifecycle.create.1")
+def test_terminal_with_read_only_dev(ct, tmp_path):
+    """/dev/console is made before /dev becomes read-only."""
+    b = read_only_dev(ct.bundle('stat -c "%t:%T" /dev/console "$(tty)"; touch /dev/x'))
+    out = run_with_terminal(ct, b, tmp_path).split("\n")
+    assert out[0] == out[1], "/dev/console is not the container's pty"
+    assert "Read-only file system" in out[2], out
+
+
+def on_a_terminal(argv, timeout=30):
+    """Run argv as from a user's shell: a new pty as its controlling terminal
+    and stdio. Returns (exit status, output)."""
+    pid, master = pty.fork()
+    if pid == 0:
+        try:
+            os.execv(argv[0], argv)
+        finally:
+            os._exit(127)
+    try:
+        out = read_all(master, timeout)
+    finally:
+        os.close(master)
+    kill_pid(pid)  # only if still running after the timeout (else a zombie)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), out
+
+
+OWNERS = 'stat -c %u:%g "$(tty)"'
+
+
+def non_root(b):
+    b.process["user"] = {"uid": 1000, "gid": 1000}
+    return b
+
+
+# What runc's users rely on: a non-root process can use its terminal. It owns
+# the pty; the group stays the one devpts gives it (gid=5 in the config: tty).
+@clause("runtime.lifecycle.create.1")
+def test_terminal_belongs_to_the_process_user(ct, tmp_path):
+    b = non_root(ct.bundle(OWNERS + " /dev/console"))
+    assert run_with_terminal(ct, b, tmp_path).split() == ["1000:5", "1000:5"]
+
+
+@clause("runtime.lifecycle.create.1")
+def test_run_on_the_callers_terminal_gives_the_pty_to_the_process_user(ct):
+    b = non_root(ct.bundle(OWNERS))
+    b.process["terminal"] = True
+    b.write()
+    rc, out = on_a_terminal([ct.rt.binary, "--root", ct.rt.root, "run", "--bundle", b.path, b.cid])
+    assert (rc, out.split()) == (0, ["1000:5"]), out
+
+
+@pytest.mark.parametrize("how", ["console-socket", "foreground"])
+def test_exec_tty_belongs_to_the_exec_user(ct, tmp_path, how):
+    b = ct.bundle("sleep 30")
+    ct.create(b)
+    ct.rt("start", b.cid)
+    args = ["exec", "-t", "-u", "1000:1000"]
+    if how == "foreground":
+        rc, out = on_a_terminal([ct.rt.binary, "--root", ct.rt.root, *args, b.cid, "sh", "-c", OWNERS])
+        assert (rc, out.split()) == (0, ["1000:5"]), out
+        return
+    sock = str(tmp_path / "console.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as srv:
+        srv.bind(sock)
+        srv.listen(1)
+        ct.rt(*args, "-d", "--console-socket", sock, b.cid, "sh", "-c", OWNERS)
+        master = recv_console(srv)
+    try:
+        assert read_all(master).split() == ["1000:5"]
+    finally:
+        os.close(master)
 
 
 @clause("runtime.lifecycle.create.1")

@@ -79,6 +79,7 @@
 #define PR_CAP_AMBIENT_RAISE 2
 #endif
 #define PROC_SUPER_MAGIC 0x9fa0
+#define PROC_ROOT_INO 1
 #define INIT_COMM "ocirt-init" /* our name (comm) until execve */
 #define SYSFS_MAGIC 0x62656572
 
@@ -591,9 +592,22 @@ static void recv_bind_sources(int first, int sock)
             _exit(1); /* the helper failed: it reports why */
 }
 
+/* Only procfs goes at /proc: a bind there must be of a procfs' root (a
+ * part of one would not be the /proc the masks and the runtime expect). */
+static void check_procfs_root(int fd, const char *src)
+{
+    struct statfs sf;
+    struct stat st;
+    CHECK(fstatfs(fd, &sf), "statfs %s", src);
+    CHECK(fstat(fd, &st), "stat %s", src);
+    if (sf.f_type != PROC_SUPER_MAGIC || st.st_ino != PROC_ROOT_INO)
+        die("bind source %s is not the root of a procfs: only proc may be mounted at /proc", src);
+}
+
 /* mount SRC on container path DST.
  * a: where src dst fstype flags data mkkind remount_flags propagation attr_set attr_clr extra
- * extra: "in-proc" (check the destination is on procfs), "tmpcopyup",
+ * extra: "in-proc" (check the destination is on procfs), "proc-source" (the
+ *        bind source must be a procfs: the mount is at /proc), "tmpcopyup",
  *        "idmapped" (attach the next idmapped tree instead of mounting src) */
 static void op_mount(char **a)
 {
@@ -624,6 +638,8 @@ static void op_mount(char **a)
         if (next_bind >= n_binds)
             die("no bind source for %s", dst);
         sfd = bind_fds[next_bind++];
+        if (has_word(extra, "proc-source"))
+            check_procfs_root(sfd, src);
         fdpath(srcpath, sizeof srcpath, sfd);
         msrc = srcpath;
     }
@@ -792,6 +808,23 @@ static void check_fs(int fd, const char *path)
         die("%s is not on procfs", path);
 }
 
+/* Make the mount at PATH read-only (not those under it), keeping its
+ * nosuid, nodev and noexec: a bind remount clears what it does not repeat
+ * (and the atime flags are kept when none is given). */
+static void remount_ro(const char *path)
+{
+    int fd = open_in_root(path, O_PATH);
+    CHECK(fd, "open %s", path);
+    char target[64];
+    fdpath(target, sizeof target, fd);
+    struct statfs sf;
+    CHECK(fstatfs(fd, &sf), "statfs %s", path);
+    unsigned long keep = sf.f_flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
+    CHECK(mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL),
+          "remount %s read-only", path);
+    close(fd);
+}
+
 static void op_readonly(char **a)
 {
     int fd = open_in_root(a[2], O_PATH);
@@ -804,15 +837,7 @@ static void op_readonly(char **a)
     fdpath(target, sizeof target, fd);
     CHECK(mount(target, target, NULL, MS_BIND | MS_REC, NULL), "bind %s", a[2]);
     close(fd);
-    fd = open_in_root(a[2], O_PATH);
-    CHECK(fd, "open %s", a[2]);
-    fdpath(target, sizeof target, fd);
-    struct statfs sf;
-    CHECK(fstatfs(fd, &sf), "statfs %s", a[2]);
-    unsigned long keep = sf.f_flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
-    CHECK(mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | keep, NULL),
-          "remount %s read-only", a[2]);
-    close(fd);
+    remount_ro(a[2]);
 }
 
 static void op_mask(char **a)
@@ -941,6 +966,7 @@ static void op_lsm(char **a)
 
 /* ---- terminal ---- */
 
+/* a: where sock rows cols uid dev_console */
 static void op_console(char **a)
 {
     int sock = num(a[2]);
@@ -955,9 +981,12 @@ static void op_console(char **a)
         CHECK(ioctl(master, TIOCSWINSZ, &ws), "set console size");
     int slave = open(name, O_RDWR | O_NOCTTY);
     CHECK(slave, "open %s", name);
-    if (!strcmp(a[5], "1")) {
-        /* The init's terminal is also /dev/console, as runc makes it. */
-        touch_in_root("/dev/console");
+    /* The process's user may use its terminal: it gets the pty, whose group
+     * stays the one devpts gave it (its gid= option: tty), as runc does. */
+    CHECK(fchown(slave, num(a[5]), -1), "chown %s to uid %s", name, a[5]);
+    if (!strcmp(a[6], "1")) {
+        /* The init's terminal is also /dev/console, as runc makes it (the
+         * plan made the file, before /dev may have become read-only). */
         int fd = open_in_root("/dev/console", O_PATH);
         CHECK(fd, "open /dev/console");
         char target[64];
@@ -1371,6 +1400,7 @@ static void run_child_op(struct rec *r)
     else if (!strcmp(op, "mknod")) op_mknod(a);
     else if (!strcmp(op, "binddev")) op_binddev(a);
     else if (!strcmp(op, "symlink")) op_symlink(a);
+    else if (!strcmp(op, "mkfile")) touch_in_root(a[2]);
     else if (!strcmp(op, "rootprop")) op_rootprop(a);
     else if (!strcmp(op, "parent-private")) op_parent_private(a);
     else if (!strcmp(op, "bindroot")) op_bindroot(a);
@@ -1378,6 +1408,7 @@ static void run_child_op(struct rec *r)
     else if (!strcmp(op, "chroot-move")) op_chroot_move(a);
     else if (!strcmp(op, "root-ro")) op_root_ro(a);
     else if (!strcmp(op, "readonly")) op_readonly(a);
+    else if (!strcmp(op, "remount-ro")) remount_ro(a[2]);
     else if (!strcmp(op, "mask")) op_mask(a);
     else if (!strcmp(op, "sysctl")) op_sysctl(a);
     else if (!strcmp(op, "hostname")) op_hostname(a);

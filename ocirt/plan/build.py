@@ -137,11 +137,8 @@ def _rootfs(spec, linux, ctx, userns):
 def _dev_is_bind(spec):
     """Is the container's /dev a bind of a host directory (left as it is)?"""
     from ocirt.plan import mounts
-    for m in reversed(spec.get("mounts") or []):
-        if mounts.clean_dest(m.get("destination", ""), "") == "/dev":
-            opts = m.get("options") or []
-            return "bind" in opts or "rbind" in opts or m.get("type") == "bind"
-    return False
+    dev = mounts.dev_mount(spec)
+    return bool(dev and dev[1])
 
 
 def _uts_step(ns, key, value):

@@ -115,8 +115,12 @@ def mount_step(m, i, ctx):
     if mtype == "bind":
         mtype = ""
         o["flags"] |= MS_BIND
-    _check_proc_dest(dest, mtype, where)
+    if dest == "/dev" and not bind:
+        o["flags"] &= ~MS_RDONLY  # filled first, made read-only last (finish_steps), as runc does
+    _check_proc_dest(dest, mtype, bind, where)
     idmap = _idmap(m, o, bind, where, ctx)
+    if idmap and dest == "/proc":
+        raise OcirtError("/proc cannot be an idmapped mount", jpath(where, "options"))
     if mtype == "cgroup" and not ctx.get("cgroup2_host"):
         return _cgroup_v1_steps(m, o, dest, where, ctx)
     if mtype == "cgroup":
@@ -138,7 +142,7 @@ def mount_step(m, i, ctx):
         flags &= MS_BIND | MS_REC
     if "tmpcopyup" in o["ext"] and mtype != "tmpfs":
         raise OcirtError("tmpcopyup needs a tmpfs mount", jpath(where, "options"))
-    extra = [x for x, on in (("in-proc", dest.startswith("/proc/")),
+    extra = [x for x, on in (("in-proc", dest.startswith("/proc/")), ("proc-source", bind and dest == "/proc"),
                              ("tmpcopyup", "tmpcopyup" in o["ext"]), ("idmapped", idmap)) if on]
     step = ("mount", where, src, dest, mtype, flags, ",".join(o["data"]), kind, remount,
             o["prop"], o["attr_set"], o["attr_clr"], ",".join(extra))
@@ -168,11 +172,13 @@ def _idmap(m, o, bind, where, ctx):
                      "or a new user namespace whose mappings it takes", jpath(where, "options"))
 
 
-def _check_proc_dest(dest, mtype, where):
-    """Only procfs itself or a short list of files may go over /proc."""
+def _check_proc_dest(dest, mtype, bind, where):
+    """Only procfs itself or a short list of files may go over /proc. A
+    bind at /proc (of the host's, as rootless and nested setups do) must be
+    of a procfs' root: the helper checks the source it opened."""
     if dest == "/proc":
-        if mtype != "proc":
-            raise OcirtError(f"/proc must be a proc mount, not {mtype or 'bind'}",
+        if mtype != "proc" and not bind:
+            raise OcirtError(f"/proc must be a proc mount or a bind of a procfs, not {mtype}",
                              jpath(where, "type"))
     elif dest.startswith("/proc/") and dest not in PROC_ALLOWED:
         raise OcirtError(f"mount destination {dest} is inside /proc and not allowed",
@@ -211,11 +217,24 @@ def rootfs_steps(spec, ctx):
     return steps
 
 
+def dev_mount(spec):
+    """(index, is a bind, read-only) of the mount that ends up at /dev, or None."""
+    ms = spec.get("mounts") or []
+    for i in range(len(ms) - 1, -1, -1):
+        if clean_dest(ms[i].get("destination", ""), "") == "/dev":
+            flags = parse_options(ms[i].get("options"), jpath(jpath("mounts", i), "options"))["flags"]
+            return i, bool(flags & MS_BIND) or ms[i].get("type") == "bind", bool(flags & MS_RDONLY)
+    return None
+
+
 def dev_steps(spec, ctx, devices):
-    """Default devices and /dev symlinks, unless /dev is the host's."""
+    """Default devices and /dev symlinks, unless /dev is the host's; the
+    file the console is bound on, made now as /dev may become read-only."""
     if not ctx.get("dev_is_tmpfs"):
         return []
     steps = []
+    if (spec.get("process") or {}).get("terminal"):
+        steps.append(("mkfile", "process.terminal", "/dev/console"))
     listed = {d["path"] for d in devices}
     for path, major, minor in DEFAULT_DEVICES:
         if path in listed:
@@ -233,9 +252,13 @@ def dev_steps(spec, ctx, devices):
 
 
 def finish_steps(spec, linux):
-    """After pivot_root: read-only root, then readonlyPaths and maskedPaths
+    """After pivot_root: a read-only /dev (everything in it made, its
+    console file too), read-only root, then readonlyPaths and maskedPaths
     (the spec wants them last, over every mount), then the propagation of /."""
     steps = []
+    dev = dev_mount(spec)
+    if dev and dev[2] and not dev[1]:
+        steps.append(("remount-ro", jpath("mounts", dev[0]), "/dev"))
     if (spec.get("root") or {}).get("readonly"):
         steps.append(("root-ro", "root.readonly"))
     for i, p in enumerate(linux.get("readonlyPaths") or []):

@@ -275,8 +275,10 @@ def cwd_step(proc, where="process", create=True):
 
 
 def console_step(proc, sock_fd, where="process", dev_console=False):
-    """Make a pty, send its master to sock_fd, use it as stdio (and bind it
-    on /dev/console for the container's init)."""
+    """Make a pty owned by the process's user (as runc), send its master to
+    sock_fd, use it as stdio (and bind it on /dev/console for the
+    container's init)."""
     size = proc.get("consoleSize") or {}
+    uid = _id((proc.get("user") or {}).get("uid", 0), jpath(where, "user.uid"))
     return ("console", jpath(where, "terminal"), sock_fd, size.get("height", 0), size.get("width", 0),
-            int(dev_console))
+            uid, int(dev_console))

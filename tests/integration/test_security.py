@@ -556,13 +556,21 @@ def test_proc_as_a_symlink_out_of_proc(oci):
     assert not os.path.ismount(os.path.join(rootfs, "etc"))
 
 
-def test_tmpfs_over_proc_is_refused(oci):
+@pytest.mark.parametrize("kind", ["tmpfs", "dir-named-proc", "part-of-procfs"])
+def test_only_procfs_goes_over_proc(oci, tmp_path, kind):
+    """A bind at /proc must be of a procfs' root, by its filesystem, not its name."""
+    (tmp_path / "proc").mkdir()
+    new = {"tmpfs": dict(type="tmpfs", source="tmpfs"),
+           "dir-named-proc": dict(type="bind", source=str(tmp_path / "proc"), options=["rbind"]),
+           "part-of-procfs": dict(type="none", source="/proc/sys", options=["rbind"])}[kind]
     b = oci.bundle("true")
-    for m in b.config["mounts"]:
-        if m["destination"] == "/proc":
-            m.update(type="tmpfs", source="tmpfs")
+    i = [m["destination"] for m in b.config["mounts"]].index("/proc")
+    b.config["mounts"][i] = dict(destination="/proc", **new)
+    before = oci.host_view()
     res = oci.run(b, check=False)
-    assert res.rc != 0 and "/proc" in res.err
+    where = f"mounts[{i}].type: " if kind == "tmpfs" else f"mounts[{i}]: bind source {new['source']} "
+    assert res.rc == 1 and res.err.count("\n") == 1 and f"config.json: {where}" in res.err, res
+    assert oci.host_view() == before
 
 
 # ---------------------------------------------------------------- masked and read-only paths

@@ -94,14 +94,27 @@ def test_without_a_mount_namespace_nothing_is_mounted():
 
 
 def test_default_devices_and_console_unless_dev_is_a_bind():
-    s = spec(process__terminal=True)
+    s = spec(process__terminal=True, process__user={"uid": 1000, "gid": 1000})
     steps = plan(s, console_fd=5)
-    assert [x for x in steps if x[0] == "console"][0][-1] == 1
+    assert [x for x in steps if x[0] == "console"][0] == ("console", "process.terminal", 5, 0, 0, 1000, 1)
     assert {x[2] for x in steps if x[0] == "mknod"} >= {"/dev/null", "/dev/tty"}
     s["mounts"].append({"destination": "/dev", "type": "bind", "source": "/dev", "options": ["rbind"]})
     steps = plan(s, console_fd=5)
     assert "mknod" not in names(steps)
     assert [x for x in steps if x[0] == "console"][0][-1] == 0
+
+
+def test_read_only_dev_is_filled_then_remounted_read_only():
+    s = spec(process__terminal=True)
+    s["mounts"][1]["options"] = ["nosuid", "ro"]
+    steps = plan(s, console_fd=5)
+    n = names(steps)
+    dev = [x for x in steps if x[0] == "mount" and x[3] == "/dev"][0]
+    assert not dev[5] & mounts.MS_RDONLY and dev[5] & mounts.MS_NOSUID
+    assert n.index("mkfile") < n.index("pivot") < n.index("remount-ro") < n.index("console")
+    assert steps[n.index("remount-ro")] == ("remount-ro", "mounts[1]", "/dev")
+    s["mounts"][1]["options"] = ["nosuid"]
+    assert "remount-ro" not in names(plan(s, console_fd=5))
 
 
 # ---------------------------------------------------------------- hooks
@@ -252,6 +265,10 @@ def test_proc_destinations():
     assert where_error(mounts.mount_step, m, 1, {}) == "mounts[1].destination"
     m = {"destination": "/proc/uptime", "type": "bind", "source": "/etc/hostname", "options": ["bind"]}
     assert mounts.mount_step(m, 0, {"bundle": "/b"})[0][-1] == "in-proc"
+    m = {"destination": "/proc", "type": "none", "source": "/proc", "options": ["rbind"]}
+    assert mounts.mount_step(m, 0, {})[0][-1] == "proc-source"  # the helper checks it is a procfs
+    m["uidMappings"] = m["gidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
+    assert where_error(mounts.mount_step, m, 2, {}) == "mounts[2].options"
 
 
 def test_cgroup_v1_mount_binds_each_hierarchy():

@@ -3,6 +3,7 @@ arguments. Scripts and shims written for runc depend on each; the tests run on
 any runc-compatible runtime (runc 1.1.5 passes them)."""
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -212,3 +213,49 @@ def test_hooks_with_env_get_exactly_it(ct, monkeypatch, env):
         if kind == "startContainer" and not env:
             got.pop("PATH", None)  # busybox's shell sets its default PATH
         assert got == want, (kind, got)
+
+
+def log_lines(path, fmt):
+    """The --log file's lines as (level, msg): JSON objects or logrus text."""
+    out = []
+    with open(path) as f:
+        for line in f:
+            if fmt == "json":
+                obj = json.loads(line)
+                assert isinstance(obj["time"], str), line
+                out.append((obj["level"], obj["msg"]))
+            else:
+                m = re.match(r'time="[^"]+" level=(\w+) msg="((?:[^"\\]|\\.)*)"', line)
+                assert m, line
+                out.append((m.group(1), m.group(2)))
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_debug_logs_every_stage_to_the_log(ct, tmp_path, fmt):
+    """--debug --log FILE: the progress of create, start and delete, at
+    debug level, in the --log-format; nothing of it on stderr."""
+    log = tmp_path / "log"
+    b = ct.bundle("true")
+    b.write()
+    res = ct.rt("--debug", "--log", str(log), "--log-format", fmt, "run", "--bundle", b.path, b.cid)
+    lines = log_lines(log, fmt)
+    assert sum(level == "debug" for level, _ in lines) >= 10, lines
+    assert "level=debug" not in res.err and '"level":"debug"' not in res.err, res
+
+
+def test_without_debug_the_log_holds_only_the_error(ct, tmp_path):
+    log = tmp_path / "log"
+    b = ct.bundle("true")
+    b.process["args"] = ["/nonexistent"]
+    b.write()
+    res = ct.rt("--log", str(log), "--log-format", "json", "run", "--bundle", b.path, b.cid, check=False)
+    assert res.rc != 0
+    assert [level for level, _ in log_lines(log, "json")] == ["error"]
+
+
+def test_debug_without_log_goes_to_stderr(ct):
+    b = ct.bundle("true")
+    b.write()
+    res = ct.rt("--debug", "run", "--bundle", b.path, b.cid)
+    assert res.err.count("level=debug") >= 10, res

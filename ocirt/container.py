@@ -59,6 +59,7 @@ class Creation:
         cgroup = cgroups.for_container(linux.get("cgroupsPath"), self.c.id)
         found = cgroup.create(linux.get("resources"))   # undoes itself if it fails
         self.cgroup = cgroup
+        self.g.log.debug(f"create {self.c.id}: cgroup {' '.join(sorted(set(cgroup.dirs.values())))}")
         if found:
             self.g.log.warn(str(OcirtError(f"the container's cgroup is not empty: {found} process(es) found",
                                            "linux.cgroupsPath")))
@@ -84,8 +85,9 @@ class Creation:
         for w in ungranted_caps(spec["process"]):
             self.g.log.warn(str(w))
         try:
+            self.g.log.debug(f"create {self.c.id}: a plan of {len(steps)} steps for the helper")
             self.session = Session(steps, keep_fds=[console_fd] if console_fd is not None else [],
-                                   preserve_fds=ctx["preserve_fds"])
+                                   preserve_fds=ctx["preserve_fds"], log=self.g.log)
         finally:
             if console_fd is not None:
                 os.close(console_fd)
@@ -129,6 +131,7 @@ class Creation:
             elif msg[0] == "hooks":
                 self._hooks()
             elif msg[0] == "ready":
+                self.g.log.debug(f"create {self.c.id}: the init is ready")
                 break
             elif msg[0] == "error":
                 raise OcirtError(msg[2], msg[1] or None)
@@ -157,6 +160,7 @@ class Creation:
         return OcirtError("container init exited before it was ready")
 
     def _record(self, pid):
+        self.g.log.debug(f"create {self.c.id}: init pid {pid}")
         start, _ = proc_start_time(pid)
         proc = self.spec["process"]
         self.c.state = {
@@ -176,12 +180,13 @@ class Creation:
         state = dict(self.c.oci_state(), status="creating")
         hs = self.spec.get("hooks") or {}
         devices = self.spec["linux"].get("netDevices")
+        self.g.log.debug(f"create {self.c.id}: the init waits for the runtime's hooks")
         try:
             if devices:
                 from ocirt import netdevices
                 netdevices.move(devices, self.c.state["pid"])
-            hooks.run(hs, "prestart", state)
-            hooks.run(hs, "createRuntime", state)
+            hooks.run(hs, "prestart", state, log=self.g.log)
+            hooks.run(hs, "createRuntime", state, log=self.g.log)
         except OcirtError as e:
             self.session.send("E" + str(e))
             raise
@@ -283,7 +288,9 @@ def start(g, cid):
         if status == "stopped":
             raise OcirtError("cannot start a container that has stopped")
         raise OcirtError("cannot start an already running container")
+    g.log.debug(f"start {cid}: releasing the init (pid {c.state['pid']})")
     _release(c)
+    g.log.debug(f"start {cid}: the program runs")
     _poststart(g, c)
     return 0
 
@@ -351,7 +358,7 @@ def _poststart(g, c):
     if hs.get("poststart"):
         from ocirt import hooks
         try:
-            hooks.run(hs, "poststart", c.oci_state())
+            hooks.run(hs, "poststart", c.oci_state(), log=g.log)
         except OcirtError:
             kill_and_wait(c.state["pid"])
             raise
@@ -369,6 +376,7 @@ def kill(g, cid, sig, all_=False):
     # of its own, its processes outlive init (runc's shim relies on this)
     if c.status() == "stopped" and not all_:
         raise OcirtError("container not running")
+    g.log.debug(f"kill {cid}: signal {sig} to {'every process of the cgroup' if all_ else c.state['pid']}")
     if all_:
         from ocirt import cgroups
         cgroups.from_state(c.state["cgroup"]).kill_all(sig)
@@ -385,7 +393,7 @@ def delete(g, cid, force=False):
     try:
         c.load()
     except OcirtError as e:
-        if not force or not os.path.isdir(c.dir):
+        if not force:
             raise
         if os.path.exists(os.path.join(c.dir, "state.json")):  # corrupt: nothing to act on
             g.log.warn(f"{e}: removing its state; its processes and cgroup, if any, are left")
@@ -406,6 +414,7 @@ def destroy(g, c):
     if c.init_alive():
         kill_and_wait(c.state["pid"])
     cg.destroy()
+    g.log.debug(f"delete {c.id}: processes killed, cgroup removed")
     if c.state.get("intelRdt"):
         from ocirt import intelrdt
         intelrdt.remove(c.state["intelRdt"])
@@ -421,7 +430,7 @@ def _poststop(g, spec, c):
         return
     from ocirt import hooks
     try:
-        hooks.run(hs, "poststop", dict(c.oci_state(), status="stopped"), warn=g.log.warn)
+        hooks.run(hs, "poststop", dict(c.oci_state(), status="stopped"), warn=g.log.warn, log=g.log)
     except Exception as e:  # OcirtErrors were warned of; this is any other
         g.log.warn(f"poststop hooks: {e}")
 

@@ -113,14 +113,16 @@ class Exec:
         if not self.detach:
             from ocirt.foreground import Forwarder
             forwarder = Forwarder()
+        self.g.log.debug(f"exec {self.c.id}: {self.proc['args'][0]}, a plan of {len(steps)} steps")
         try:
             session = Session(steps, keep_fds=[console_fd] if console_fd is not None else [],
-                              preserve_fds=self.flags["preserve-fds"])
+                              preserve_fds=self.flags["preserve-fds"], log=self.g.log)
         finally:
             if console_fd is not None:
                 os.close(console_fd)
         self.c.unlock()
         pid = self._started(session)
+        self.g.log.debug(f"exec {self.c.id}: the program runs, pid {pid}")
         if self.flags["pid-file"]:
             from ocirt.container import write_pid_file
             write_pid_file(self.flags["pid-file"], pid)

@@ -12,7 +12,7 @@ from ocirt.errors import OcirtError, jpath
 FOREVER = 10**9
 
 
-def run(hooks, kind, state, warn=None):
+def run(hooks, kind, state, warn=None, log=None):
     """Run hooks[kind] in order. A failure raises OcirtError, or is passed to
     warn(msg) for the kinds whose failure only warns (poststart, poststop)."""
     payload = jsonio.dumps(state).encode()
@@ -21,6 +21,8 @@ def run(hooks, kind, state, warn=None):
     cwd = state.get("bundle") if kind != "poststop" else None
     for i, h in enumerate(hooks.get(kind) or []):
         where = jpath(jpath("hooks", kind), i)
+        if log is not None:
+            log.debug(f"{state['id']}: running hook {where}: {h['path']}")
         try:
             _run_one(h, payload, cwd)
         except OcirtError as e:

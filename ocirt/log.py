@@ -2,7 +2,9 @@
 
 JSON lines carry level, msg and an RFC 3339 time (containerd reads the last
 "error" line; podman reads the whole file as one object, so an error run
-writes exactly one line). Errors also go to stderr."""
+writes exactly one line: warnings stay out of a JSON log unless --debug
+asked for every line). Errors also go to stderr; debug lines go to the log,
+else to stderr. The helper writes its own debug lines the same way."""
 import os
 import sys
 import time
@@ -18,20 +20,27 @@ class Log:
         self.fmt = fmt
         self.debug_on = debug
 
+    def _line(self, level, msg):
+        t = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if self.fmt == "json":
+            return jsonio.dumps({"level": level, "msg": msg, "time": t})
+        return f"time={jsonio.dumps(t)} level={level} msg={jsonio.dumps(msg)}"
+
     def _write(self, level, msg):
         if not self.path:
             return
-        t = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        if self.fmt == "json":
-            line = jsonio.dumps({"level": level, "msg": msg, "time": t})
-        else:
-            line = f"time={jsonio.dumps(t)} level={level} msg={jsonio.dumps(msg)}"
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            os.write(fd, (line + "\n").encode())
+            fd = self.open()
+            os.write(fd, (self._line(level, msg) + "\n").encode())
             os.close(fd)
         except OSError:
             pass  # logging must never turn a result into a failure
+
+    def open(self):
+        """A new fd on the log (on our stderr without --log), for appending."""
+        if not self.path:
+            return os.dup(2)
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
     def error(self, msg):
         self._write("error", msg)
@@ -41,15 +50,20 @@ class Log:
     def warn(self, msg):
         # In JSON mode a warning line would break podman's one-object read
         # of an error run; warnings go to stderr only there.
-        if self.fmt != "json":
+        if self.fmt != "json" or self.debug_on:
             self._write("warning", msg)
         sys.stderr.write(f"ocirt: warning: {one_line(msg)}\n")
         sys.stderr.flush()
 
     def debug(self, msg):
-        if self.debug_on:
+        """What a stage does (--debug): to the log, else to stderr, as runc."""
+        if not self.debug_on:
+            return
+        if self.path:
             self._write("debug", msg)
-            sys.stderr.write(f"ocirt: debug: {msg}\n")
+        else:
+            sys.stderr.write(self._line("debug", msg) + "\n")
+            sys.stderr.flush()
 
 
 def one_line(msg):

@@ -64,22 +64,26 @@ def _check_preserved(n):
 class Session:
     """A running helper: its pid and our end of the sync socket."""
 
-    def __init__(self, steps, keep_fds=(), preserve_fds=0, env=None):
+    def __init__(self, steps, keep_fds=(), preserve_fds=0, env=None, log=None):
         _check_preserved(preserve_fds)
         low = 3 + preserve_fds
         parent, child = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         self.sock = parent
         helper = _above(_sealed_helper(), low)
+        debug = []
+        if log is not None and log.debug_on:  # the helper logs its stages too
+            debug = [_above(log.open(), low)]
+            steps = [("debug", "", debug[0], log.fmt == "json"), *steps]
         plan = _above(_plan_fd(steps), low)
         cfd = _above(child.detach(), low)
-        passed = [plan, cfd, *keep_fds] + list(range(3, low))
+        passed = [plan, cfd, *keep_fds, *debug] + list(range(3, low))
         for fd in passed:
             os.set_inheritable(fd, True)
         try:
             self.pid = os.posix_spawn(f"/proc/self/fd/{helper}", ["ocirt-init", str(plan), str(cfd)],
                                       env if env is not None else {})
         finally:
-            for fd in (helper, plan, cfd):
+            for fd in (helper, plan, cfd, *debug):
                 os.close(fd)
         self.init_pid = None
 

@@ -153,6 +153,48 @@ static const char *err(int e)
     return buf;
 }
 
+/* --debug: where each stage goes (the runtime's --log, else its stderr),
+ * in the runtime's format; -1 (no cost) without --debug. Never after the
+ * seccomp filter is loaded: nothing but execve may run under it. */
+static int debug_fd = -1;
+static int debug_json;
+
+static void __attribute__((format(printf, 1, 2))) debug(const char *fmt, ...)
+{
+    if (debug_fd < 0)
+        return;
+    char msg[1024], line[2200], t[32];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = snprintf(msg, sizeof msg, "ocirt-init[%d]: ", getpid());
+    vsnprintf(msg + n, sizeof msg - n, fmt, ap);
+    va_end(ap);
+    char esc[2 * sizeof msg], *o = esc;
+    for (const char *c = msg; *c; c++) { /* a JSON string (and Go's %q, for text) */
+        if (*c == '"' || *c == '\\')
+            *o++ = '\\';
+        *o++ = (unsigned char)*c < 0x20 ? ' ' : *c;
+    }
+    *o = 0;
+    time_t now = time(NULL);
+    strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    int len = debug_json ? snprintf(line, sizeof line, "{\"level\":\"debug\",\"msg\":\"%s\",\"time\":\"%s\"}\n", esc, t)
+                         : snprintf(line, sizeof line, "time=\"%s\" level=debug msg=\"%s\"\n", t, esc);
+    (void)!write(debug_fd, line, len < (int)sizeof line ? len : (int)sizeof line - 1);
+}
+
+/* Log one step of the plan, with its first argument (a mount's: its
+ * destination) when that is text. */
+static void debug_step(const char *stage, struct rec *r)
+{
+    if (debug_fd < 0)
+        return;
+    char **a = r->argv;
+    int k = !strcmp(a[0], "mount") ? 3 : 2;
+    const char *arg = r->argc > k && r->len[k] < 200 && !memchr(a[k], 0, r->len[k]) ? a[k] : "";
+    debug("%s: %s %s%s%s", stage, a[0], a[1], *arg ? ": " : "", arg);
+}
+
 #define CHECK(expr, ...)                                                    \
     do {                                                                    \
         if ((expr) < 0) {                                                   \
@@ -1396,6 +1438,7 @@ static void run_child_op(struct rec *r)
     char **a = r->argv;
     const char *op = a[0];
     cur_where = a[1];
+    debug_step("init", r);
     if (!strcmp(op, "mount")) op_mount(a);
     else if (!strcmp(op, "mknod")) op_mknod(a);
     else if (!strcmp(op, "binddev")) op_binddev(a);
@@ -1433,7 +1476,10 @@ static void run_child_op(struct rec *r)
     else if (!strcmp(op, "ready")) op_ready(a);
     else if (!strcmp(op, "hooks")) op_hooks(a);
     else if (!strcmp(op, "hook")) op_hook(a);
-    else if (!strcmp(op, "seccomp")) op_seccomp(a, r->len[3]);
+    else if (!strcmp(op, "seccomp")) {
+        debug_fd = -1;
+        op_seccomp(a, r->len[3]);
+    }
     else if (!strcmp(op, "close-fds")) op_close_fds(a);
     else if (!strcmp(op, "exec")) op_exec(a);
     else die("unknown plan step %s", op);
@@ -1582,6 +1628,7 @@ static void do_clone(int i)
         if (is_parent_op(plan[j].argv[0]))
             map_ids(pid, &plan[j]);
     char msg[32];
+    debug("helper: cloned the init, pid %d (flags %#llx)", pid, (unsigned long long)ca.flags);
     send_msg(msg, snprintf(msg, sizeof msg, "pid %d", pid));
     CHECK(write(go[0], &pid, sizeof pid), "release child");
     send_bind_sources(pid, i + 1, go[0]);
@@ -1607,6 +1654,7 @@ static void do_clone(int i)
         if (errno != EINTR)
             die("waitpid: %s", err(errno));
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    debug("helper: the process exited, status %d", code);
     send_msg(msg, snprintf(msg, sizeof msg, "exit %d", code));
     _exit(0);
 }
@@ -1627,7 +1675,13 @@ int main(int argc, char **argv)
     for (int i = 0; i < nrecs; i++) {
         char **a = plan[i].argv;
         cur_where = a[1];
-        if (!strcmp(a[0], "setns")) op_setns(a);
+        debug_step("helper", &plan[i]);
+        if (!strcmp(a[0], "debug")) {
+            debug_fd = num(a[2]);
+            debug_json = num(a[3]);
+            fcntl(debug_fd, F_SETFD, FD_CLOEXEC); /* not for hooks or the program */
+        }
+        else if (!strcmp(a[0], "setns")) op_setns(a);
         else if (!strcmp(a[0], "timens")) op_timens(a);
         else if (!strcmp(a[0], "seccomp-listener")) op_seccomp_listener(a);
         else if (!strcmp(a[0], "cgroup")) write_file(a[2], "0", 1);

@@ -520,6 +520,40 @@ def test_json_log_of_a_failed_create(oci, tmp_path):
     assert json.loads(lines[0])["msg"] in res.err
 
 
+@pytest.mark.parametrize("command", ["run", "exec"])
+def test_debug_log_follows_the_helper_and_the_init(oci, tmp_path, command):
+    """--debug: the C helper's stages are in the log too, in its format, up
+    to the seccomp filter (under which nothing but execve may run)."""
+    log = tmp_path / "ocirt.log"
+    b = oci.bundle("sleep 30" if command == "exec" else "true")
+    b.config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                                    "syscalls": [{"names": ["acct"], "action": "SCMP_ACT_ERRNO"}]}
+    flags = ["--debug", "--log", str(log), "--log-format", "json"]
+    if command == "run":
+        b.write()
+        oci(*flags, "run", "--bundle", b.path, b.cid)
+    else:
+        oci.create(b)
+        oci("start", b.cid)
+        oci(*flags, "exec", b.cid, "true")
+    msgs = [json.loads(line)["msg"] for line in log.read_text().splitlines()]
+    assert any(re.match(r"ocirt-init\[\d+\]: helper: clone ", m) for m in msgs), msgs
+    steps = [m.split(": ", 1)[1] for m in msgs if re.match(r"ocirt-init\[\d+\]: init: ", m)]
+    assert any(m.startswith("init: caps ") for m in steps), steps
+    assert steps[-1].startswith("init: seccomp "), steps
+    if command == "run":
+        assert "ocirt-init[1]: init: mount mounts[0]: /proc" in msgs
+
+
+def test_no_debug_line_without_debug(oci, tmp_path):
+    log = tmp_path / "ocirt.log"
+    b = oci.bundle("true")
+    b.write()
+    res = oci("--log", str(log), "run", "--bundle", b.path, b.cid)
+    assert not log.exists() or "level=debug" not in log.read_text()
+    assert "debug" not in res.err
+
+
 def test_delete_force_of_a_created_container_kills_it(oci):
     b = oci.bundle("sleep 30")
     before = oci.host_view()

@@ -259,3 +259,18 @@ def test_debug_without_log_goes_to_stderr(ct):
     b.write()
     res = ct.rt("--debug", "run", "--bundle", b.path, b.cid)
     assert res.err.count("level=debug") >= 10, res
+
+
+@pytest.mark.parametrize("uid, env, home", [
+    (0, [], "/root"), (1000, [], "/home/tester"), (4242, [], "/"), (1000, ["HOME=/mine"], "/mine"),
+])
+def test_home_comes_from_the_containers_passwd(ct, uid, env, home):
+    """As runc: without HOME in process.env, the user's home in the image's
+    /etc/passwd, else "/"; for exec too."""
+    b = ct.bundle("echo $HOME > /out/home; sleep 30")
+    b.process["user"] = {"uid": uid, "gid": uid}
+    b.process["env"] = [e for e in b.process["env"] if not e.startswith("HOME=")] + env
+    ct.create(b)
+    ct.rt("start", b.cid)
+    out = ct.rt("exec", b.cid, "sh", "-c", "echo $HOME").out
+    assert (b.read_out("home").strip(), out.strip()) == (home, home)

@@ -1417,15 +1417,54 @@ static void op_close_fds(char **a)
     CHECK(syscall(SYS_close_range, (unsigned)num(a[2]), ~0U, CLOSE_RANGE_CLOEXEC), "close_range");
 }
 
+/* "HOME=..." for a process.env without HOME (runc's), or empty. */
+static char home_env[PATH_MAX + 8];
+
+/* The home of UID in the container's /etc/passwd, else "/". Read with care:
+ * the image's file may be a fifo, a device or a procfs file (a symlink). */
+static void op_home(char **a)
+{
+    uid_t uid = num(a[2]);
+    char buf[1 << 16] = {0}, *home = "/";
+    ssize_t n = 0;
+    struct stat st;
+    struct statfs sf;
+    int fd = open("/etc/passwd", O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd >= 0 && !fstat(fd, &st) && S_ISREG(st.st_mode) && !fstatfs(fd, &sf) &&
+        sf.f_type != PROC_SUPER_MAGIC && sf.f_type != SYSFS_MAGIC)
+        n = read(fd, buf, sizeof buf - 1);
+    if (fd >= 0)
+        close(fd);
+    for (char *line = n > 0 ? buf : NULL, *next; line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = 0;
+        char *f[7] = {0}, *p = line; /* name:password:uid:gid:gecos:home:shell */
+        for (int i = 0; i < 7 && p; i++) {
+            f[i] = p;
+            p = strchr(p, ':');
+            if (p)
+                *p++ = 0;
+        }
+        if (f[5] && *f[2] && strtoul(f[2], NULL, 10) == uid && *f[5]) {
+            home = f[5];
+            break;
+        }
+    }
+    snprintf(home_env, sizeof home_env, "HOME=%s", home);
+}
+
 /* a: where argc args... envc env... */
 static void __attribute__((noreturn)) op_exec(char **a)
 {
     int argc = num(a[2]);
     int envc = num(a[3 + argc]);
-    char *argv[argc + 1], *envp[envc + 1];
+    char *argv[argc + 1], *envp[envc + 2];
     memcpy(argv, &a[3], argc * sizeof *argv);
     argv[argc] = NULL;
     memcpy(envp, &a[4 + argc], envc * sizeof *envp);
+    if (home_env[0])
+        envp[envc++] = home_env;
     envp[envc] = NULL;
     execve(exec_path, argv, envp);
     die("exec: \"%s\": %s", argv[0], err(errno));
@@ -1470,6 +1509,7 @@ static void run_child_op(struct rec *r)
     else if (!strcmp(op, "caps")) op_caps(a);
     else if (!strcmp(op, "nnp")) op_nnp(a);
     else if (!strcmp(op, "cwd")) op_cwd(a);
+    else if (!strcmp(op, "home")) op_home(a);
     else if (!strcmp(op, "lookup")) op_lookup(a);
     else if (!strcmp(op, "fifo-wait")) op_fifo_wait(a);
     else if (!strcmp(op, "fifo-go")) op_fifo_go(a);

@@ -168,6 +168,7 @@ def process_steps(proc, ctx, where="process", init_steps=(), after_ready=(), dev
     nnp = bool(proc.get("noNewPrivileges"))
     seccomp = ctx.get("seccomp")
     notify = _notify(ctx)
+    steps += process.home_steps(proc, where)
     steps += process.cred_steps(proc, where, keep_admin=seccomp is not None and not nnp)
     lookup, exec_ = process.exec_steps(proc, where)
     steps += lookup

@@ -247,6 +247,16 @@ def env_of(proc):
     return list(proc.get("env") or [])
 
 
+def home_steps(proc, where="process"):
+    """Without HOME in process.env, the user's home from the container's
+    /etc/passwd (else "/"), as runc gives it (read as root, before the
+    credentials change)."""
+    if any(e.startswith("HOME=") for e in env_of(proc)):
+        return []
+    uid = _id((proc.get("user") or {}).get("uid", 0), jpath(where, "user.uid"))
+    return [("home", jpath(where, "env"), uid)]
+
+
 def path_of(env):
     for e in reversed(env):
         if e.startswith("PATH="):

@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from .harness import cgroup_dir, cgroup_driver, cgroup_mounts, kill_pid, read
+from .harness import (cgroup_dir, cgroup_dirs_existing, cgroup_driver, cgroup_mounts, kill_pid, read,
+                      remove_cgroup_tree)
 
 
 def running(ct, script="sleep 30"):
@@ -156,3 +157,68 @@ def test_runtime_namespace_hooks_run_in_the_bundle(ct, tmp_path):
     bundle = os.path.realpath(b.path)
     assert got == {"prestart": bundle, "createRuntime": bundle, "poststart": bundle,
                    "poststop": os.path.realpath(os.getcwd())}
+
+
+def sub_cgroup(ct, b, name="sub"):
+    """b running, a sub-cgroup `name` made in its memory and pids hierarchies
+    (the one on cgroup v2) -> (--cgroup argument, {controller: cgroup path})."""
+    path = b.linux["cgroupsPath"]
+    if cgroup_driver() == "v2":
+        ctrls, arg = [""], name
+    else:
+        ctrls = [c for c in ("memory", "pids") if c in cgroup_mounts()]
+        if not ctrls:
+            pytest.skip("no memory or pids cgroup here")
+        arg = ",".join(ctrls) + ":" + name
+    for c in ctrls:
+        os.mkdir(os.path.join(cgroup_dir(c, path), name))
+    return arg, {c: f"{path}/{name}" for c in ctrls}
+
+
+def proc_cgroups(text):
+    """/proc/PID/cgroup -> {controller ("" for cgroup2): path}."""
+    out = {}
+    for line in text.splitlines():
+        _, ctrls, path = line.split(":", 2)
+        out.update(dict.fromkeys(ctrls.split(",") if ctrls else [""], path))
+    return out
+
+
+def test_exec_runs_the_process_in_a_sub_cgroup(ct):
+    """--cgroup [CONTROLLER[,CONTROLLER]:]PATH: the process is there before
+    the program runs; the other hierarchies stay the container's own."""
+    b = running(ct)
+    arg, want = sub_cgroup(ct, b)
+    got = proc_cgroups(ct.rt("exec", "--cgroup", arg, b.cid, "cat", "/proc/self/cgroup").out)
+    assert {c: got[c] for c in want} == want, got
+    init = proc_cgroups(read(f"/proc/{ct.rt.state(b.cid)['pid']}/cgroup"))
+    assert {c: p for c, p in got.items() if c not in want} == {c: p for c, p in init.items() if c not in want}
+
+
+@pytest.mark.parametrize("how", ["no such sub-cgroup", "escapes", "unknown controller", "two colons"])
+def test_exec_refuses_a_bad_sub_cgroup(ct, how):
+    b = running(ct)
+    arg, _ = sub_cgroup(ct, b)
+    ctrls, colon, name = arg.rpartition(":")
+    bad = {"no such sub-cgroup": f"{ctrls}{colon}nosuch", "escapes": f"{ctrls}{colon}../..",
+           "unknown controller": "bogus:sub" if colon else "memory:sub",
+           "two colons": "memory:sub:x"}[how]
+    res = ct.rt("exec", "--cgroup", bad, b.cid, "true", check=False)
+    assert res.rc == 255 and res.err.strip(), res
+    assert ct.rt.state(b.cid)["status"] == "running"
+    assert not cgroup_dirs_existing(b.linux["cgroupsPath"] + "/nosuch")     # not made by exec
+
+
+def test_exec_refuses_a_sibling_of_the_container_cgroup(ct):
+    """"../ID-x" names a cgroup beside the container's, not inside it."""
+    b = running(ct)
+    arg, want = sub_cgroup(ct, b)
+    sibling = os.path.basename(b.linux["cgroupsPath"]) + "-x"
+    ctrls, colon, _ = arg.rpartition(":")
+    for c in want:
+        os.mkdir(os.path.join(cgroup_dir(c, ct.cg_parent), sibling))
+    try:
+        res = ct.rt("exec", "--cgroup", f"{ctrls}{colon}../{sibling}", b.cid, "true", check=False)
+        assert res.rc == 255 and res.err.strip(), res
+    finally:
+        remove_cgroup_tree(f"{ct.cg_parent}/{sibling}")

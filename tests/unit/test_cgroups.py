@@ -62,6 +62,39 @@ def test_dirs_absolute_relative_and_mount_root():
     assert paths.v2_dir("/u", "/a", "/x/y", parent_of_own=True) == "/u/x/y"
 
 
+
+@pytest.mark.parametrize("args,want", [
+    (["sub"], {"": "sub"}), (["memory:a"], {"memory": "a"}),
+    (["memory,pids:a/b", "cpu:c"], {"memory": "a/b", "pids": "a/b", "cpu": "c"}),
+    (["memory:"], {"memory": ""})])
+def test_exec_sub_cgroup_arguments(args, want):
+    assert paths.parse_sub_cgroups(args) == want
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["a:b:c"], "invalid --cgroup argument: a:b:c"), (["a", "memory:b"], "missing <controller>: prefix"),
+    ([":a"], "empty <controller> prefix"), (["memory,:a"], "empty <controller> prefix"),
+    (["memory:a", "pids,memory:b"], "controller memory specified multiple times")])
+def test_exec_sub_cgroup_argument_errors(args, msg):
+    with pytest.raises(OcirtError, match=msg):
+        paths.parse_sub_cgroups(args)
+
+
+def test_exec_sub_cgroup_dirs():
+    v1 = {"cpu": "/m/cpu,cpuacct/c", "cpuacct": "/m/cpu,cpuacct/c", "memory": "/m/memory/c", "": "/u/c"}
+    assert paths.sub_dirs(v1, {"": "s"}) == {k: v + "/s" for k, v in v1.items()}
+    # co-mounted controllers move together; "/x" and "../c/x" are inside too
+    assert paths.sub_dirs(v1, {"cpu": "/x", "memory": "../c/x/"}) == dict(
+        v1, cpu="/m/cpu,cpuacct/c/x", cpuacct="/m/cpu,cpuacct/c/x", memory="/m/memory/c/x")
+    assert paths.sub_dirs({"": "/u/c"}, {"": "a/b"}) == {"": "/u/c/a/b"}
+    for subs, msg in (({"memory": ".."}, "not a sub cgroup"), ({"memory": "../c-other"}, "not a sub cgroup"),
+                      ({"bogus": "x"}, "unknown controller bogus$"), ({"cpu": "a", "cpuacct": "b"}, "two sub"),
+                      ({"": "../../x"}, "not a sub cgroup")):
+        with pytest.raises(OcirtError, match=msg):
+            paths.sub_dirs(v1, subs)
+    with pytest.raises(OcirtError, match="unknown controller memory .on cgroup v2"):
+        paths.sub_dirs({"": "/u/c"}, {"memory": "x"})
+
 # --- conversions -------------------------------------------------------------
 def test_cpu_shares_to_weight_fixed_points_and_monotonic():
     assert [convert.cpu_shares_to_weight(s) for s in (0, 1, 2, 1024, 262144, 10 ** 6)] == [0, 1, 1, 100, 10000, 10000]

@@ -56,8 +56,7 @@ class Cgroup:
         self._apply(resources, where, updating=True)
 
     def _apply(self, resources, where, updating):
-        for w in self._plan(resources, where, updating):
-            self._write(w)
+        fs.write_all(self._plan(resources, where, updating), self._write)
         if not updating or (resources.get("devices") is not None):
             from . import devices
             self._set_devices(devices.rules(resources.get("devices"), where + ".devices"), where + ".devices")

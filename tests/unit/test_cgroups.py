@@ -1,13 +1,14 @@
 """Pure parts of ocirt.cgroups: paths, conversions, resource plans, device
 rules (the eBPF program is run by a small interpreter here), stats parsing,
 and what `update` and `events` parse."""
+import errno
 import itertools
 import random
 import struct
 
 import pytest
 
-from ocirt.cgroups import convert, devices, paths, spec, stats, update, v1plan, v2plan
+from ocirt.cgroups import convert, devices, fs, paths, spec, stats, update, v1plan, v2plan
 from ocirt.cgroupcmds import parse_duration
 from ocirt.errors import OcirtError
 
@@ -143,6 +144,55 @@ def test_v1_memory_swap_order_follows_current_limit():
     unlimited = v1plan.plan({"memory": {"limit": -1}}, "r", V1Host())
     assert files(unlimited) == [("memory.memsw.limit_in_bytes", "-1"), ("memory.limit_in_bytes", "-1")]
 
+
+
+class CfsFiles:
+    """cpu.cfs_* files as the kernel checks them: quota/period within the
+    parent's ratio (0.5 CPU here), burst <= quota."""
+
+    def __init__(self, period, quota, burst=0):
+        self.v = {"cpu.cfs_period_us": period, "cpu.cfs_quota_us": quota, "cpu.cfs_burst_us": burst}
+        self.log = []
+
+    def write(self, w):
+        self.log.append(w.file)
+        new = dict(self.v, **{w.file: int(w.value)})
+        p, q, b = new["cpu.cfs_period_us"], new["cpu.cfs_quota_us"], new["cpu.cfs_burst_us"]
+        if w.file == "cpu.rt_period_us":
+            raise fs.WriteError("busy", "x", errno.EBUSY)
+        if q > p // 2 or b > q:
+            raise fs.WriteError(f"{w.file}: invalid", "x", errno.EINVAL)
+        self.v = new
+
+
+def cfs(period, quota, burst=None):
+    return [fs.Write("cpu", f"cpu.cfs_{k}_us", str(v), k) for k, v in
+            (("period", period), ("quota", quota), ("burst", burst)) if v is not None]
+
+
+@pytest.mark.parametrize("old,new", [
+    ((100000, 50000), (10000, 5000)),          # period first fails: quota, then period again
+    ((10000, 5000), (100000, 50000)),          # plan order works
+    ((100000, 50000, 40000), (100000, 20000, 10000)),   # quota below the old burst: burst first
+    ((100000, 20000, 10000), (100000, 50000, 40000))])
+def test_dependent_cgroup_writes_are_retried_in_the_other_order(old, new):
+    files = CfsFiles(*old)
+    fs.write_all(cfs(*new), files.write)
+    want = dict(zip(["cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.cfs_burst_us"], new + (old[2:] or (0,))))
+    assert files.v == want
+
+
+def test_dependent_cgroup_writes_fail_when_no_order_works():
+    files = CfsFiles(100000, 50000)
+    with pytest.raises(fs.WriteError, match="cpu.cfs_quota_us: invalid"):
+        fs.write_all(cfs(100000, 90000), files.write)        # no partner write to wait for
+    with pytest.raises(fs.WriteError, match="cfs_period_us: invalid"):
+        fs.write_all(cfs(1000, 800), files.write)            # refused either way, tried twice
+    assert files.log[-3:] == ["cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.cfs_period_us"]
+    with pytest.raises(fs.WriteError, match="busy"):         # only EINVAL is a matter of order
+        fs.write_all([fs.Write("cpu", "cpu.rt_period_us", "1", "x"),
+                      fs.Write("cpu", "cpu.rt_runtime_us", "1", "x")], files.write)
+    assert files.log[-1] == "cpu.rt_period_us"
 
 def test_v1_plan_files_and_fields():
     res = {"memory": {"reservation": 5, "kernel": 4096, "swappiness": 10, "disableOOMKiller": True,

@@ -327,10 +327,20 @@ static int ns_type(const char *name)
     return 0;
 }
 
+/* A cgroup namespace to join is joined by the child, after the clone: with
+ * nsdelegate (systemd's cgroup2 mount) CLONE_INTO_CGROUP from inside the
+ * container's cgroup namespace is refused (ENOENT), the helper's own cgroup
+ * being outside it. */
+static int cgroupns_fd = -1;
+
 static void op_setns(char **a)
 {
     int fd = open(a[2], O_RDONLY | O_CLOEXEC);
     CHECK(fd, "open %s", a[2]);
+    if (!strcmp(a[3], "cgroup")) {
+        cgroupns_fd = fd;
+        return;
+    }
     CHECK(setns(fd, ns_type(a[3])), "setns %s namespace %s", a[3], a[2]);
     close(fd);
 }
@@ -1375,6 +1385,12 @@ static void do_clone(int i)
         failed_fd = failed[1];
         if (cgroup_fd >= 0)
             close(cgroup_fd); /* a host directory: not to be reachable from in here */
+        if (cgroupns_fd >= 0) {
+            cur_where = "linux.namespaces";
+            CHECK(setns(cgroupns_fd, CLONE_NEWCGROUP), "setns cgroup namespace");
+            close(cgroupns_fd);
+            cur_where = r->argv[1];
+        }
         for (int j = 0; j < n_leave; j++)
             close(leave_fds[j]); /* the helper's, as well */
         if (read(go[1], &host_pid, sizeof host_pid) != sizeof host_pid)

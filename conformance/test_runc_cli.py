@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from .harness import cgroup_dir, cgroup_driver, cgroup_mounts, kill_pid, read
+from .harness import (cgroup_dir, cgroup_dirs_existing, cgroup_driver, cgroup_mounts, kill_pid, read,
+                      remove_cgroup_tree)
 
 
 def running(ct, script="sleep 30"):
@@ -274,3 +275,151 @@ def test_home_comes_from_the_containers_passwd(ct, uid, env, home):
     ct.rt("start", b.cid)
     out = ct.rt("exec", b.cid, "sh", "-c", "echo $HOME").out
     assert (b.read_out("home").strip(), out.strip()) == (home, home)
+
+
+def sub_cgroup(ct, b, name="sub"):
+    """b running, a sub-cgroup `name` made in its memory and pids hierarchies
+    (the one on cgroup v2) -> (--cgroup argument, {controller: cgroup path})."""
+    path = b.linux["cgroupsPath"]
+    if cgroup_driver() == "v2":
+        ctrls, arg = [""], name
+    else:
+        ctrls = [c for c in ("memory", "pids") if c in cgroup_mounts()]
+        if not ctrls:
+            pytest.skip("no memory or pids cgroup here")
+        arg = ",".join(ctrls) + ":" + name
+    for c in ctrls:
+        os.mkdir(os.path.join(cgroup_dir(c, path), name))
+    return arg, {c: f"{path}/{name}" for c in ctrls}
+
+
+def proc_cgroups(text):
+    """/proc/PID/cgroup -> {controller ("" for cgroup2): path}."""
+    out = {}
+    for line in text.splitlines():
+        _, ctrls, path = line.split(":", 2)
+        out.update(dict.fromkeys(ctrls.split(",") if ctrls else [""], path))
+    return out
+
+
+def test_exec_runs_the_process_in_a_sub_cgroup(ct):
+    """--cgroup [CONTROLLER[,CONTROLLER]:]PATH: the process is there before
+    the program runs; the other hierarchies stay the container's own."""
+    b = running(ct)
+    arg, want = sub_cgroup(ct, b)
+    got = proc_cgroups(ct.rt("exec", "--cgroup", arg, b.cid, "cat", "/proc/self/cgroup").out)
+    assert {c: got[c] for c in want} == want, got
+    init = proc_cgroups(read(f"/proc/{ct.rt.state(b.cid)['pid']}/cgroup"))
+    assert {c: p for c, p in got.items() if c not in want} == {c: p for c, p in init.items() if c not in want}
+
+
+@pytest.mark.parametrize("how", ["no such sub-cgroup", "escapes", "unknown controller", "two colons"])
+def test_exec_refuses_a_bad_sub_cgroup(ct, how):
+    b = running(ct)
+    arg, _ = sub_cgroup(ct, b)
+    ctrls, colon, name = arg.rpartition(":")
+    bad = {"no such sub-cgroup": f"{ctrls}{colon}nosuch", "escapes": f"{ctrls}{colon}../..",
+           "unknown controller": "bogus:sub" if colon else "memory:sub",
+           "two colons": "memory:sub:x"}[how]
+    res = ct.rt("exec", "--cgroup", bad, b.cid, "true", check=False)
+    assert res.rc == 255 and res.err.strip(), res
+    assert ct.rt.state(b.cid)["status"] == "running"
+    assert not cgroup_dirs_existing(b.linux["cgroupsPath"] + "/nosuch")     # not made by exec
+
+
+def test_exec_refuses_a_sibling_of_the_container_cgroup(ct):
+    """"../ID-x" names a cgroup beside the container's, not inside it."""
+    b = running(ct)
+    arg, want = sub_cgroup(ct, b)
+    sibling = os.path.basename(b.linux["cgroupsPath"]) + "-x"
+    ctrls, colon, _ = arg.rpartition(":")
+    for c in want:
+        os.mkdir(os.path.join(cgroup_dir(c, ct.cg_parent), sibling))
+    try:
+        res = ct.rt("exec", "--cgroup", f"{ctrls}{colon}../{sibling}", b.cid, "true", check=False)
+        assert res.rc == 255 and res.err.strip(), res
+    finally:
+        remove_cgroup_tree(f"{ct.cg_parent}/{sibling}")
+
+
+def cg_value(b, v1, v2, path=None):
+    """A cgroup file of b's cgroup (or path): v1 (controller, file), or the v2 file."""
+    v2_host = cgroup_driver() == "v2"
+    d = cgroup_dir("" if v2_host else v1[0], path or b.linux["cgroupsPath"])
+    return read(os.path.join(d, v2 if v2_host else v1[1])).strip()
+
+
+def cg_write(path, v1, v2, value):
+    v2_host = cgroup_driver() == "v2"
+    d = cgroup_dir("" if v2_host else v1[0], path)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, v2 if v2_host else v1[1]), "w") as f:
+        f.write(value)
+
+
+QUOTA, PERIOD = ("cpu", "cpu.cfs_quota_us"), ("cpu", "cpu.cfs_period_us")
+
+
+def in_a_pod(ct, b):
+    """b's cgroup made inside a parent allowed half a CPU (50000/100000), as
+    a Kubernetes pod's is, and holding 50000/100000 already: the kernel then
+    checks each cfs write against the parent's ratio."""
+    v2 = cgroup_driver() == "v2"
+    if not v2 and "cpu" not in cgroup_mounts():
+        pytest.skip("no cpu cgroup here")
+    pod = f"{ct.cg_parent}/{b.cid}-pod"
+    b.linux["cgroupsPath"] = pod + "/ctr"
+    if v2:
+        parent = cgroup_dir("", ct.cg_parent)
+        os.makedirs(parent, exist_ok=True)
+        with open(os.path.join(parent, "cgroup.subtree_control"), "w") as f:
+            f.write("+cpu")
+        cg_write(pod, None, "cgroup.subtree_control", "+cpu")
+    for path in (pod, pod + "/ctr"):
+        cg_write(path, QUOTA, "cpu.max", "50000")        # the period is 100000 by default
+    return pod
+
+
+def cpu_max(b):
+    if cgroup_driver() == "v2":
+        return cg_value(b, None, "cpu.max")
+    return f"{cg_value(b, QUOTA, None)} {cg_value(b, PERIOD, None)}"
+
+
+@pytest.mark.parametrize("when", ["update", "create"])
+def test_cpu_period_and_quota_are_written_in_an_order_the_kernel_takes(ct, when):
+    """From 50000/100000 to 5000/10000 the new period alone exceeds the pod's
+    ratio; back, the new quota alone does: each direction needs its own order."""
+    b = ct.bundle("sleep 30")
+    pod = in_a_pod(ct, b)
+    if when == "create":
+        b.linux["resources"]["cpu"] = {"quota": 5000, "period": 10000}
+    ct.create(b)
+    if when == "update":
+        ct.rt("update", "--cpu-period", "10000", "--cpu-quota", "5000", b.cid)
+    assert cpu_max(b) == "5000 10000"
+    ct.rt("update", "--cpu-period", "100000", "--cpu-quota", "50000", b.cid)
+    assert cpu_max(b) == "50000 100000"
+    ct.rt("delete", "--force", b.cid)
+    remove_cgroup_tree(pod)
+
+
+def test_memory_and_swap_limits_are_written_in_an_order_the_kernel_takes(ct):
+    """v1: memory.limit_in_bytes <= memory.memsw.limit_in_bytes at every step
+    (raising both past the old memsw needs memsw first; lowering both below
+    the old limit, the limit first); v2: memory.swap.max is the swap alone."""
+    v2 = cgroup_driver() == "v2"
+    b = ct.bundle("sleep 30")
+    b.linux["resources"]["memory"] = {"limit": 64 << 20, "swap": 128 << 20}
+    swap = ("memory", "memory.memsw.limit_in_bytes")
+    if "memory" not in cgroup_mounts() and not v2:
+        pytest.skip("no memory cgroup here")
+    ct.create(b)
+    try:
+        cg_value(b, swap, "memory.swap.max")
+    except FileNotFoundError:
+        pytest.skip("no swap accounting on this kernel")
+    for mem, memsw in ((256, 512), (32, 64)):
+        ct.rt("update", "--memory", f"{mem}m", "--memory-swap", f"{memsw}m", b.cid)
+        assert cg_value(b, ("memory", "memory.limit_in_bytes"), "memory.max") == str(mem << 20)
+        assert cg_value(b, swap, "memory.swap.max") == str((memsw - mem if v2 else memsw) << 20)

@@ -181,6 +181,9 @@ class Exec:
         from ocirt import cgroups
         from ocirt.container import compiled_seccomp
         cg = cgroups.from_state(self.c.state["cgroup"])
+        if self.flags["cgroup"]:
+            from ocirt.cgroups.paths import parse_sub_cgroups
+            cg = cg.sub(parse_sub_cgroups(self.flags["cgroup"]))
         files, v2 = cg.clone_join()
         return {"cgroup_files": files, "cgroup_v2_dir": v2, "console_fd": console_fd,
                 "cgroup_leave": () if self.detach else cgroups.own_procs(cg),

@@ -107,6 +107,7 @@ static pid_t host_pid;     /* our pid as the runtime sees it */
 static char *state_json;   /* from the runtime, for createContainer/startContainer hooks:
                             * the state without its status, pid and closing brace */
 static char exec_path[PATH_MAX];
+static char home_env[PATH_MAX + 8]; /* "HOME=..." for a process.env without HOME (runc's), or empty */
 static const char *cur_where = "";
 /* Child end of a close-on-exec pipe to a detached helper: die() writes a
  * byte so that the helper reaps us; execve, or create's wait for `start`,
@@ -402,10 +403,20 @@ static int ns_type(const char *name)
     return 0;
 }
 
+/* A cgroup namespace to join is joined by the child, after the clone: with
+ * nsdelegate (systemd's cgroup2 mount) CLONE_INTO_CGROUP from inside the
+ * container's cgroup namespace is refused (ENOENT), the helper's own cgroup
+ * being outside it. */
+static int cgroupns_fd = -1;
+
 static void op_setns(char **a)
 {
     int fd = open(a[2], O_RDONLY | O_CLOEXEC);
     CHECK(fd, "open %s", a[2]);
+    if (!strcmp(a[3], "cgroup")) {
+        cgroupns_fd = fd;
+        return;
+    }
     CHECK(setns(fd, ns_type(a[3])), "setns %s namespace %s", a[3], a[2]);
     close(fd);
 }
@@ -1312,21 +1323,24 @@ static int hook_wait(pid_t pid, int in, const char *data, size_t len, long long 
 /* Run one hook with the state (as this process sees it) on its stdin, in
  * the container's root (in_root, createContainer: runc's cwd there) or in
  * our cwd (startContainer: the process's).
- * a: where timeout status in_root path argc args... envc env... */
+ * a: where timeout status flags path argc args... envc env...
+ * flags: 1 run in the container's root, 2 the env is the process's */
 static void op_hook(char **a)
 {
     long long timeout = snum(a[2]);
     const char *status = a[3], *path = a[5];
-    int in_root = num(a[4]);
+    int flags = num(a[4]), in_root = flags & 1;
     int argc = num(a[6]);
     int envc = num(a[7 + argc]);
-    char *argv[argc + 2], *envp[envc + 1];
+    char *argv[argc + 2], *envp[envc + 2];
     if (argc == 0)
         argv[argc++] = (char *)path;
     else
         memcpy(argv, &a[7], argc * sizeof *argv);
     argv[argc] = NULL;
     memcpy(envp, &a[8 + num(a[6])], envc * sizeof *envp);
+    if ((flags & 2) && home_env[0]) /* the process's env, and the HOME it gets */
+        envp[envc++] = home_env;
     envp[envc] = NULL;
     char *data = NULL;
     int len = state_json ? asprintf(&data, "%s,\"status\":\"%s\",\"pid\":%d}", state_json, status, getpid()) : 0;
@@ -1416,9 +1430,6 @@ static void op_close_fds(char **a)
 {
     CHECK(syscall(SYS_close_range, (unsigned)num(a[2]), ~0U, CLOSE_RANGE_CLOEXEC), "close_range");
 }
-
-/* "HOME=..." for a process.env without HOME (runc's), or empty. */
-static char home_env[PATH_MAX + 8];
 
 /* The home of UID in the container's /etc/passwd, else "/". Read with care:
  * the image's file may be a fifo, a device or a procfs file (a symlink). */
@@ -1638,6 +1649,12 @@ static void do_clone(int i)
         failed_fd = failed[1];
         if (cgroup_fd >= 0)
             close(cgroup_fd); /* a host directory: not to be reachable from in here */
+        if (cgroupns_fd >= 0) {
+            cur_where = "linux.namespaces";
+            CHECK(setns(cgroupns_fd, CLONE_NEWCGROUP), "setns cgroup namespace");
+            close(cgroupns_fd);
+            cur_where = r->argv[1];
+        }
         for (int j = 0; j < n_leave; j++)
             close(leave_fds[j]); /* the helper's, as well */
         if (read(go[1], &host_pid, sizeof host_pid) != sizeof host_pid)

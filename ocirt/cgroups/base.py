@@ -56,8 +56,7 @@ class Cgroup:
         self._apply(resources, where, updating=True)
 
     def _apply(self, resources, where, updating):
-        for w in self._plan(resources, where, updating):
-            self._write(w)
+        fs.write_all(self._plan(resources, where, updating), self._write)
         if not updating or (resources.get("devices") is not None):
             from . import devices
             self._set_devices(devices.rules(resources.get("devices"), where + ".devices"), where + ".devices")
@@ -85,6 +84,16 @@ class Cgroup:
         helper writes itself into, cgroup2 dir it clones into or "")."""
         v2 = self.v2_dir()
         return [f for f in self.join_files() if f != f"{v2}/cgroup.procs"], v2 or ""
+
+    def sub(self, subs):
+        """This cgroup with exec --cgroup's existing sub-cgroups in place
+        (subs: paths.parse_sub_cgroups)."""
+        from .paths import sub_dirs
+        dirs = sub_dirs(self.dirs, subs)
+        for d in set(dirs.values()) - set(self.dirs.values()):
+            if not os.path.isdir(d):
+                raise OcirtError(f"--cgroup: there is no sub-cgroup {d} (exec joins existing ones only)")
+        return type(self)(dirs)
 
     def v2_dir(self):
         return self.dirs.get("")

@@ -27,6 +27,41 @@ class Write:
         return (self.ctrl, self.file, self.value, self.where, self.check)
 
 
+class WriteError(OcirtError):
+    """A cgroup file refused a value; errno says why (EINVAL: not valid with
+    the values of the files it depends on)."""
+
+    def __init__(self, msg, where, errno_):
+        super().__init__(msg, where)
+        self.errno = errno_
+
+
+# Files whose valid values depend on each other's current ones: the kernel
+# checks a cfs period or quota against the parent's quota/period ratio, burst
+# <= quota, rt runtime <= rt period (and its parent's share).
+_TOGETHER = ({"cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.cfs_burst_us"},
+             {"cpu.rt_period_us", "cpu.rt_runtime_us"}, {"cpu.max", "cpu.max.burst"})
+
+
+def write_all(writes, write):
+    """write(w) for each of writes in their order, except that a write
+    refused with EINVAL is tried once more after the later writes of its
+    group in _TOGETHER (as runc retries cfs_period_us after cfs_quota_us):
+    the order either way fails for some pairs of old and new values."""
+    todo, deferred = list(writes), []
+    while todo:
+        w = todo.pop(0)
+        try:
+            write(w)
+        except WriteError as e:
+            group = next((g for g in _TOGETHER if w.file in g), ())
+            later = [i for i, o in enumerate(todo) if o.ctrl == w.ctrl and o.file in group]
+            if e.errno != errno.EINVAL or not later or w in deferred:
+                raise
+            deferred.append(w)
+            todo.insert(later[-1] + 1, w)
+
+
 def read(path):
     with open(path) as f:
         return f.read().strip()
@@ -67,7 +102,7 @@ def write(path, value, where):
     try:
         os.write(fd, value.encode())
     except OSError as e:
-        raise OcirtError(f"writing {value!r} to {path}: {e.strerror}", where) from None
+        raise WriteError(f"writing {value!r} to {path}: {e.strerror}", where, e.errno) from None
     finally:
         os.close(fd)
 

@@ -84,6 +84,50 @@ def v2_dir(mountpoint, own_path, inner, parent_of_own):
     return posixpath.join(mountpoint + base.rstrip("/"), inner)
 
 
+def parse_sub_cgroups(args):
+    """exec --cgroup values, [CONTROLLER[,CONTROLLER]:]PATH as in runc 1.1, ->
+    {controller: PATH}; a lone bare PATH is keyed "": every hierarchy (the
+    one on cgroup v2). Unlike runc 1.1, an empty or repeated controller is
+    refused, as later runc does."""
+    subs = {}
+    for arg in args:
+        if arg.count(":") > 1:
+            raise OcirtError(f"invalid --cgroup argument: {arg}")
+        if ":" not in arg:
+            if len(args) != 1:
+                raise OcirtError(f"invalid --cgroup argument: {arg} (missing <controller>: prefix)")
+            subs[""] = arg
+            continue
+        ctrls, path = arg.split(":")
+        for c in ctrls.split(","):
+            if not c:
+                raise OcirtError(f"invalid --cgroup argument: {arg} (empty <controller> prefix)")
+            if c in subs:
+                raise OcirtError(f"invalid --cgroup argument(s): controller {c} specified multiple times")
+            subs[c] = path
+    return subs
+
+
+def sub_dirs(dirs, subs):
+    """A container's cgroup dirs ({controller: dir}) with the sub-cgroups of
+    parse_sub_cgroups in place. Controllers sharing a hierarchy move
+    together. A PATH must stay inside the container's cgroup: runc 1.1 only
+    compares string prefixes, which lets "../ID-other" through."""
+    moved = {}
+    for ctrl, add in subs.items():
+        if ctrl and ctrl not in dirs:
+            raise OcirtError(f"--cgroup: unknown controller {ctrl}" +
+                             (" (on cgroup v2, give a PATH alone)" if list(dirs) == [""] else ""))
+        for base in {dirs[c] for c in (dirs if ctrl == "" else [ctrl])}:
+            d = posixpath.normpath(posixpath.join(base, add.lstrip("/")))
+            if d != base and not d.startswith(base + "/"):
+                raise OcirtError(f"--cgroup: {add} is not a sub cgroup path")
+            if moved.setdefault(base, d) != d:
+                raise OcirtError(f"--cgroup: {base} is given two sub-cgroups "
+                                 "(its controllers share one hierarchy)")
+    return {c: moved.get(d, d) for c, d in dirs.items()}
+
+
 def is_unified(root=ROOT):
     """True on a pure cgroup v2 host (runc: /sys/fs/cgroup is a cgroup2 mount)."""
     return os.path.exists(root + "/cgroup.controllers")

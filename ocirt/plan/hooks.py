@@ -26,14 +26,19 @@ def check_hooks(spec):
 STATUS = {"createContainer": "creating", "startContainer": "created"}
 
 
+# Flags of a hook step: run in the container's root; the process's env, to
+# which the init adds the HOME it found (as it does for the program).
+IN_ROOT, PROCESS_ENV = 1, 2
+
+
 def hook_steps(hooks, kind, proc_env):
     """As runc: createContainer runs in the container's root (before
     pivot_root), startContainer in the process's cwd; a hook without `env`
     gets the process's environment (proc_env)."""
     steps = []
-    in_root = int(kind == "createContainer")
     for i, h in enumerate(hooks.get(kind) or []):
         env = proc_env if h.get("env") is None else h["env"]
-        steps.append(("hook", jpath(jpath("hooks", kind), i), min(h.get("timeout", 0), FOREVER), STATUS[kind], in_root,
-                      h["path"], *argv_fields(h.get("args") or []), *argv_fields(env)))
+        flags = (IN_ROOT if kind == "createContainer" else 0) | (PROCESS_ENV if h.get("env") is None else 0)
+        steps.append(("hook", jpath(jpath("hooks", kind), i), min(h.get("timeout", 0), FOREVER), STATUS[kind],
+                      flags, h["path"], *argv_fields(h.get("args") or []), *argv_fields(env)))
     return steps

@@ -265,6 +265,25 @@ def test_update_a_running_container(make, tmp_path):
     assert r.returncode == 1 and "container not running" in r.stderr
 
 
+
+def test_exec_in_a_sub_cgroup(make):
+    """exec --cgroup: v2's one PATH, v1's CONTROLLER:PATH; the process is in
+    the sub-cgroup from the start (its /proc/self/cgroup says so)."""
+    c = make("execsub", ["sleep", "1000"]).start()
+    dirs = c.state_json()["cgroup"]["dirs"]
+    ctrl = "" if V2 else "memory"
+    os.mkdir(f"{dirs[ctrl]}/sub")     # removed with the container's cgroup
+    arg = "sub" if V2 else "memory:sub"
+    seen = paths.parse_proc_cgroup(c.ocirt("exec", "--cgroup", arg, c.id, "cat", "/proc/self/cgroup").stdout)
+    # on v2 the spec has a cgroup namespace: the container's cgroup is its "/"
+    assert seen[ctrl] == ("/sub" if V2 else f"/{PARENT}/execsub/sub"), seen
+    for bad, msg in (("memory:sub" if V2 else "bogus:sub", "unknown controller"),
+                     ("../x" if V2 else "memory:../x", "is not a sub cgroup path"),
+                     ("nosuch" if V2 else "memory:nosuch", "there is no sub-cgroup")):
+        r = c.ocirt("exec", "--cgroup", bad, c.id, "true", check=False)
+        assert r.returncode == 255 and msg in r.stderr and len(r.stderr.splitlines()) == 1, r
+
+
 def test_ps_json_and_table(make):
     c = make("ps", SLEEPERS).start()
     wait_for_pids(c, 3)

@@ -1,13 +1,14 @@
 """Pure parts of ocirt.cgroups: paths, conversions, resource plans, device
 rules (the eBPF program is run by a small interpreter here), stats parsing,
 and what `update` and `events` parse."""
+import errno
 import itertools
 import random
 import struct
 
 import pytest
 
-from ocirt.cgroups import convert, devices, paths, spec, stats, update, v1plan, v2plan
+from ocirt.cgroups import convert, devices, fs, paths, spec, stats, update, v1plan, v2plan
 from ocirt.cgroupcmds import parse_duration
 from ocirt.errors import OcirtError
 
@@ -62,6 +63,39 @@ def test_dirs_absolute_relative_and_mount_root():
     assert paths.v2_dir("/u", "/a", "/x/y", parent_of_own=True) == "/u/x/y"
 
 
+
+@pytest.mark.parametrize("args,want", [
+    (["sub"], {"": "sub"}), (["memory:a"], {"memory": "a"}),
+    (["memory,pids:a/b", "cpu:c"], {"memory": "a/b", "pids": "a/b", "cpu": "c"}),
+    (["memory:"], {"memory": ""})])
+def test_exec_sub_cgroup_arguments(args, want):
+    assert paths.parse_sub_cgroups(args) == want
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["a:b:c"], "invalid --cgroup argument: a:b:c"), (["a", "memory:b"], "missing <controller>: prefix"),
+    ([":a"], "empty <controller> prefix"), (["memory,:a"], "empty <controller> prefix"),
+    (["memory:a", "pids,memory:b"], "controller memory specified multiple times")])
+def test_exec_sub_cgroup_argument_errors(args, msg):
+    with pytest.raises(OcirtError, match=msg):
+        paths.parse_sub_cgroups(args)
+
+
+def test_exec_sub_cgroup_dirs():
+    v1 = {"cpu": "/m/cpu,cpuacct/c", "cpuacct": "/m/cpu,cpuacct/c", "memory": "/m/memory/c", "": "/u/c"}
+    assert paths.sub_dirs(v1, {"": "s"}) == {k: v + "/s" for k, v in v1.items()}
+    # co-mounted controllers move together; "/x" and "../c/x" are inside too
+    assert paths.sub_dirs(v1, {"cpu": "/x", "memory": "../c/x/"}) == dict(
+        v1, cpu="/m/cpu,cpuacct/c/x", cpuacct="/m/cpu,cpuacct/c/x", memory="/m/memory/c/x")
+    assert paths.sub_dirs({"": "/u/c"}, {"": "a/b"}) == {"": "/u/c/a/b"}
+    for subs, msg in (({"memory": ".."}, "not a sub cgroup"), ({"memory": "../c-other"}, "not a sub cgroup"),
+                      ({"bogus": "x"}, "unknown controller bogus$"), ({"cpu": "a", "cpuacct": "b"}, "two sub"),
+                      ({"": "../../x"}, "not a sub cgroup")):
+        with pytest.raises(OcirtError, match=msg):
+            paths.sub_dirs(v1, subs)
+    with pytest.raises(OcirtError, match="unknown controller memory .on cgroup v2"):
+        paths.sub_dirs({"": "/u/c"}, {"memory": "x"})
+
 # --- conversions -------------------------------------------------------------
 def test_cpu_shares_to_weight_fixed_points_and_monotonic():
     assert [convert.cpu_shares_to_weight(s) for s in (0, 1, 2, 1024, 262144, 10 ** 6)] == [0, 1, 1, 100, 10000, 10000]
@@ -110,6 +144,55 @@ def test_v1_memory_swap_order_follows_current_limit():
     unlimited = v1plan.plan({"memory": {"limit": -1}}, "r", V1Host())
     assert files(unlimited) == [("memory.memsw.limit_in_bytes", "-1"), ("memory.limit_in_bytes", "-1")]
 
+
+
+class CfsFiles:
+    """cpu.cfs_* files as the kernel checks them: quota/period within the
+    parent's ratio (0.5 CPU here), burst <= quota."""
+
+    def __init__(self, period, quota, burst=0):
+        self.v = {"cpu.cfs_period_us": period, "cpu.cfs_quota_us": quota, "cpu.cfs_burst_us": burst}
+        self.log = []
+
+    def write(self, w):
+        self.log.append(w.file)
+        new = dict(self.v, **{w.file: int(w.value)})
+        p, q, b = new["cpu.cfs_period_us"], new["cpu.cfs_quota_us"], new["cpu.cfs_burst_us"]
+        if w.file == "cpu.rt_period_us":
+            raise fs.WriteError("busy", "x", errno.EBUSY)
+        if q > p // 2 or b > q:
+            raise fs.WriteError(f"{w.file}: invalid", "x", errno.EINVAL)
+        self.v = new
+
+
+def cfs(period, quota, burst=None):
+    return [fs.Write("cpu", f"cpu.cfs_{k}_us", str(v), k) for k, v in
+            (("period", period), ("quota", quota), ("burst", burst)) if v is not None]
+
+
+@pytest.mark.parametrize("old,new", [
+    ((100000, 50000), (10000, 5000)),          # period first fails: quota, then period again
+    ((10000, 5000), (100000, 50000)),          # plan order works
+    ((100000, 50000, 40000), (100000, 20000, 10000)),   # quota below the old burst: burst first
+    ((100000, 20000, 10000), (100000, 50000, 40000))])
+def test_dependent_cgroup_writes_are_retried_in_the_other_order(old, new):
+    files = CfsFiles(*old)
+    fs.write_all(cfs(*new), files.write)
+    want = dict(zip(["cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.cfs_burst_us"], new + (old[2:] or (0,))))
+    assert files.v == want
+
+
+def test_dependent_cgroup_writes_fail_when_no_order_works():
+    files = CfsFiles(100000, 50000)
+    with pytest.raises(fs.WriteError, match="cpu.cfs_quota_us: invalid"):
+        fs.write_all(cfs(100000, 90000), files.write)        # no partner write to wait for
+    with pytest.raises(fs.WriteError, match="cfs_period_us: invalid"):
+        fs.write_all(cfs(1000, 800), files.write)            # refused either way, tried twice
+    assert files.log[-3:] == ["cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.cfs_period_us"]
+    with pytest.raises(fs.WriteError, match="busy"):         # only EINVAL is a matter of order
+        fs.write_all([fs.Write("cpu", "cpu.rt_period_us", "1", "x"),
+                      fs.Write("cpu", "cpu.rt_runtime_us", "1", "x")], files.write)
+    assert files.log[-1] == "cpu.rt_period_us"
 
 def test_v1_plan_files_and_fields():
     res = {"memory": {"reservation": 5, "kernel": 4096, "swappiness": 10, "disableOOMKiller": True,

@@ -125,9 +125,9 @@ def test_hooks_steps_status_and_fifo_around_start_container():
     steps = plan(s)
     n = names(steps)
     hook_steps = [x for x in steps if x[0] == "hook"]
-    # createContainer runs in the container's root; without env, with the process's
+    # createContainer runs in the container's root (1); without env, with the process's (2)
     env = s["process"]["env"]
-    assert hook_steps[0] == ("hook", "hooks.createContainer[0]", 0, "creating", 1, "/h1", 0, len(env), *env)
+    assert hook_steps[0] == ("hook", "hooks.createContainer[0]", 0, "creating", 3, "/h1", 0, len(env), *env)
     assert hook_steps[1] == ("hook", "hooks.startContainer[0]", 3, "created", 0, "/h2", 2, "h2", "x", 1, "A=1")
     assert n.index("hooks") < n.index("hook") < n.index("pivot")
     assert n.index("fifo-wait") < len(n) - 1 - n[::-1].index("hook") < n.index("exec")

@@ -1,6 +1,6 @@
 """Fixtures for integration tests that run real containers through the ocirt
 binary: a busybox rootfs built once, and per test a private --root, bundles
-with an absolute cgroupsPath under /ocirt-test-<pid>/, and a clean-up that
+with an absolute cgroupsPath under /ocirt-it-<pid>/, and a clean-up that
 removes only what the test made (delete --force by id, kill by pid)."""
 import array
 import copy
@@ -203,7 +203,7 @@ def busybox_rootfs():
 
 @pytest.fixture(scope="session")
 def cg_parent():
-    parent = f"/ocirt-test-{os.getpid()}"
+    parent = f"/ocirt-it-{os.getpid()}"
     yield parent
     remove_cgroup_tree(parent)
 

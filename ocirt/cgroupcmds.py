@@ -49,10 +49,11 @@ def cmd_update(g, flags, args):
 def _read_json(path):
     try:
         if path == "-":
-            data = sys.stdin.buffer.read()
+            data = sys.stdin.buffer.read(jsonio.MAX_FILE + 1)
+            if len(data) > jsonio.MAX_FILE:
+                raise OcirtError(f"standard input: larger than {jsonio.MAX_FILE >> 20} MiB")
         else:
-            with open(path, "rb") as f:
-                data = f.read()
+            data = jsonio.read_file(path)
     except OSError as e:
         raise OcirtError(f"open {path}: {e.strerror.lower()}") from None
     try:

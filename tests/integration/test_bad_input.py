@@ -100,3 +100,23 @@ def test_delete_force_removes_a_container_with_a_corrupt_state(oci):
     assert res.rc == 0 and "corrupt state.json" in res.err, res
     assert b.cid not in os.listdir(oci.root)
     os.kill(pid, 9)  # left, as the warning says: nothing names it any more
+
+
+@pytest.mark.parametrize("command", ["exec --process", "update -r"])
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero", "directory"])
+def test_process_json_and_resources_files_must_be_regular(oci, tmp_path, command, kind):
+    b = oci.bundle("sleep 30")
+    oci.create(b)
+    path = str(tmp_path / "input.json")
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        os.mkdir(path)
+    else:
+        os.symlink(kind, path)
+    t0 = time.monotonic()
+    res = oci(*command.split(), path, b.cid, *(["true"] if command.startswith("exec") else []),
+              check=False, timeout=20)
+    assert time.monotonic() - t0 < 5
+    assert res.rc != 0 and len(res.err.strip().splitlines()) == 1 and "Traceback" not in res.err, res
+    assert kind == "directory" or "not a regular file" in res.err, res

@@ -230,10 +230,13 @@ def test_hostname_env_cwd_user_seen_from_inside(oci):
 
 
 def test_environment_is_exactly_the_config(oci):
+    """With HOME added from /etc/passwd when the config has none, as runc."""
     b = oci.bundle()
     b.process["args"] = ["env"]
     b.process["env"] = ["PATH=/bin", "A=1", "B="]
-    assert sorted(oci.run(b).out.splitlines()) == ["A=1", "B=", "PATH=/bin"]
+    assert sorted(oci.run(b).out.splitlines()) == ["A=1", "B=", "HOME=/root", "PATH=/bin"]
+    b.process["env"].append("HOME=/x")
+    assert sorted(oci.run(b).out.splitlines()) == ["A=1", "B=", "HOME=/x", "PATH=/bin"]
 
 
 def test_user_namespace_with_mappings(oci):

@@ -155,3 +155,13 @@ def test_state_json_holds_the_annotations_once(oci):
     oci.create(b)
     assert oci.state(b.cid)["annotations"] == {"io.example.once": "v"}
     assert open(os.path.join(oci.root, b.cid, "state.json")).read().count("io.example.once") == 1
+
+
+def test_helper_errors_have_go_text(oci):
+    """ocirt-init is built on musl, whose strerror differs from glibc's (and
+    Go's, which clients match): "symbolic link loop" would be its ELOOP."""
+    b = oci.bundle("true")
+    os.symlink("loop", os.path.join(out_dir(oci, b), "loop"))
+    b.process["cwd"] = "/out/loop"
+    res = oci.run(b, check=False)
+    assert res.rc != 0 and "process.cwd: chdir /out/loop: too many levels of symbolic links" in res.err, res

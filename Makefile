@@ -2,7 +2,7 @@
 PREFIX  ?= /opt/ocirt
 PY      := $(PREFIX)/bin/python
 BIN     ?= /usr/local/bin
-DEB_PKGS := python3 python3-venv python3-dev gcc libc6-dev libseccomp-dev pkg-config \
+DEB_PKGS := python3 python3-venv python3-dev gcc libc6-dev musl-tools libseccomp-dev pkg-config \
             busybox-static runc crun iproute2 procps util-linux bsdutils strace
 ROOTFS  := bundles/busybox/rootfs
 # shared/ sits beside the checkout (CI: a copy next to the clone).

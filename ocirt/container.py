@@ -166,8 +166,7 @@ class Creation:
         self.c.state = {
             "ociVersion": SPEC_VERSION, "id": self.c.id, "pid": pid, "pidStart": start,
             "bundle": self.bundle, "rootfs": self.rootfs, "created": now_rfc3339(),
-            "owner": "", "annotations": self.spec.get("annotations") or {},
-            "cgroup": self.cgroup.to_state(), "intelRdt": self.rdt, "config": self.spec,
+            "owner": "", "cgroup": self.cgroup.to_state(), "intelRdt": self.rdt, "config": self.spec,
             "terminal": bool(proc.get("terminal")),
         }
         self.c.save()

@@ -129,8 +129,9 @@ class Container:
             "status": status, "bundle": st["bundle"], "rootfs": st["rootfs"],
             "created": st["created"], "owner": st.get("owner", ""),
         }
-        if st.get("annotations"):
-            out["annotations"] = st["annotations"]
+        annotations = st["config"].get("annotations")  # stored once, in the config
+        if annotations:
+            out["annotations"] = annotations
         return out
 
 

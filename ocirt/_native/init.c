@@ -48,6 +48,9 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#ifndef __GLIBC__ /* musl: the new mount API is in the kernel header only */
+#include <linux/mount.h>
+#endif
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -146,9 +149,27 @@ static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt,
     _exit(127);
 }
 
+/* Go's text (glibc's) where musl's differs, for the errors our calls can get */
+static const struct {
+    int e;
+    const char *text;
+} go_text[] = {
+    {EIO, "input/output error"}, {ECHILD, "no child processes"}, {ENOMEM, "cannot allocate memory"},
+    {EBUSY, "device or resource busy"}, {EXDEV, "invalid cross-device link"}, {EMFILE, "too many open files"},
+    {ENOTTY, "inappropriate ioctl for device"}, {ESPIPE, "illegal seek"}, {ERANGE, "numerical result out of range"},
+    {EDEADLK, "resource deadlock avoided"}, {ENAMETOOLONG, "file name too long"},
+    {ELOOP, "too many levels of symbolic links"}, {EOVERFLOW, "value too large for defined data type"},
+    {ENOTSOCK, "socket operation on non-socket"}, {EOPNOTSUPP, "operation not supported"},
+    {EADDRINUSE, "address already in use"}, {ENOTCONN, "transport endpoint is not connected"},
+    {ETIMEDOUT, "connection timed out"}, {EDQUOT, "disk quota exceeded"},
+};
+
 static const char *err(int e)
 {
     static char buf[128];
+    for (size_t i = 0; i < sizeof go_text / sizeof go_text[0]; i++)
+        if (go_text[i].e == e)
+            return go_text[i].text;
     snprintf(buf, sizeof buf, "%s", strerror(e));
     buf[0] = tolower((unsigned char)buf[0]);
     return buf;

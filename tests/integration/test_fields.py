@@ -146,3 +146,22 @@ def test_cwd_is_created(oci):
     subprocess.run(["cp", "-a", oci.rootfs, rootfs], check=True)
     b.config["root"]["path"] = rootfs
     assert oci.run(b).out.strip() == "/made/here"
+
+
+def test_state_json_holds_the_annotations_once(oci):
+    """`state` prints them (runc's format) from the config kept in state.json."""
+    b = oci.bundle("true")
+    b.config["annotations"] = {"io.example.once": "v"}
+    oci.create(b)
+    assert oci.state(b.cid)["annotations"] == {"io.example.once": "v"}
+    assert open(os.path.join(oci.root, b.cid, "state.json")).read().count("io.example.once") == 1
+
+
+def test_helper_errors_have_go_text(oci):
+    """ocirt-init is built on musl, whose strerror differs from glibc's (and
+    Go's, which clients match): "symbolic link loop" would be its ELOOP."""
+    b = oci.bundle("true")
+    os.symlink("loop", os.path.join(out_dir(oci, b), "loop"))
+    b.process["cwd"] = "/out/loop"
+    res = oci.run(b, check=False)
+    assert res.rc != 0 and "process.cwd: chdir /out/loop: too many levels of symbolic links" in res.err, res

@@ -33,7 +33,7 @@ def test_now_is_rfc3339_utc_with_nanoseconds():
 
 def state_of(pid, start):
     return {"ociVersion": "1.3.0", "id": "c1", "pid": pid, "pidStart": start, "bundle": "/b",
-            "rootfs": "/b/rootfs", "created": now_rfc3339(), "owner": "", "annotations": {"k": "v"}}
+            "rootfs": "/b/rootfs", "created": now_rfc3339(), "owner": "", "config": {"annotations": {"k": "v"}}}
 
 
 def test_create_dir_refuses_a_duplicate(tmp_path):
@@ -129,8 +129,21 @@ def test_oci_state_has_runc_fields(tmp_path):
     st = c.oci_state()
     assert set(st) == {"ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner", "annotations"}
     assert st["annotations"] == {"k": "v"} and st["status"] == "running"
-    c.state["annotations"] = {}
+    c.state["config"]["annotations"] = {}
     assert "annotations" not in c.oci_state()
+
+
+def test_annotations_are_stored_once(tmp_path):
+    """state.json holds the config, which has the annotations: `state` reads
+    them there, and a copy beside it would only double the file."""
+    c = Container(str(tmp_path), "c1")
+    c.create_dir()
+    c.state = state_of(os.getpid(), proc_start_time(os.getpid())[0])
+    c.state["config"]["annotations"] = {"io.example.unique-key": "v"}
+    c.save()
+    text = open(os.path.join(c.dir, "state.json")).read()
+    assert text.count("io.example.unique-key") == 1
+    assert Container(str(tmp_path), "c1").load(lock=False).oci_state()["annotations"] == {"io.example.unique-key": "v"}
 
 
 def test_lock_serialises_commands(tmp_path):

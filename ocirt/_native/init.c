@@ -1012,6 +1012,7 @@ static void op_mkfile(char **a)
     const char *name = strrchr(a[2], '/') + 1;
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%.*s", (int)(name - a[2]), a[2]);
+    mkdir_in_root(dir, 0755); /* an image without /dev */
     int parent = open_no_symlinks(dir, O_PATH | O_DIRECTORY);
     CHECK(parent, "open %s", dir);
     int fd = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);

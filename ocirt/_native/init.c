@@ -85,12 +85,17 @@
 #define PROC_ROOT_INO 1
 #define INIT_COMM "ocirt-init" /* our name (comm) until execve */
 #define SYSFS_MAGIC 0x62656572
+#define DEVPTS_SUPER_MAGIC 0x1cd1
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
 
 /* openat2 (not in glibc 2.36) */
 struct open_how_ {
     uint64_t flags, mode, resolve;
 };
 #define RESOLVE_NO_MAGICLINKS 0x02
+#define RESOLVE_NO_SYMLINKS 0x04
 #define RESOLVE_IN_ROOT 0x10
 
 struct rec {
@@ -340,6 +345,17 @@ static int open_in_root(const char *path, int flags)
     if (!*path)
         path = ".";
     return openat2_(root_fd, path, flags | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+}
+
+/* Open PATH in the rootfs following no symlink at all: for what the runtime
+ * itself opens or mounts once the rootfs is assembled, which the caller then
+ * checks by fstat (the image and the volumes may have planted anything). */
+static int open_no_symlinks(const char *path, int flags)
+{
+    while (*path == '/')
+        path++;
+    return openat2_(root_fd, path, flags | O_CLOEXEC,
+                    RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
 }
 
 /* mkdir -p inside the rootfs, each component resolved in root. */
@@ -914,6 +930,24 @@ static void op_readonly(char **a)
     remount_ro(a[2]);
 }
 
+/* The container's /dev/null, opened once and checked to be the null device:
+ * masks are bound from this fd, never from the name, which a /dev from the
+ * bundle or a host process racing us could make a file or a symlink. */
+static int null_fd = -1;
+
+static void open_null(const char *path)
+{
+    if (null_fd >= 0)
+        return;
+    null_fd = open_no_symlinks("/dev/null", O_PATH);
+    if (null_fd < 0)
+        die("cannot mask %s: /dev/null: %s", path, errno == ELOOP ? "a symlink" : err(errno));
+    struct stat st;
+    CHECK(fstat(null_fd, &st), "stat /dev/null");
+    if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3))
+        die("cannot mask %s: /dev/null is not the null device (c 1:3)", path);
+}
+
 static void op_mask(char **a)
 {
     int fd = open_in_root(a[2], O_PATH);
@@ -928,8 +962,12 @@ static void op_mask(char **a)
     fdpath(target, sizeof target, fd);
     if (S_ISDIR(st.st_mode))
         CHECK(mount("tmpfs", target, "tmpfs", MS_RDONLY, "size=0k"), "mask %s", a[2]);
-    else
-        CHECK(mount("/dev/null", target, NULL, MS_BIND, NULL), "mask %s", a[2]);
+    else {
+        open_null(a[2]);
+        char null[64];
+        fdpath(null, sizeof null, null_fd);
+        CHECK(mount(null, target, NULL, MS_BIND, NULL), "mask %s", a[2]);
+    }
     close(fd);
 }
 
@@ -1040,20 +1078,78 @@ static void op_lsm(char **a)
 
 /* ---- terminal ---- */
 
+/* The file the init's console is bound on, made while /dev is writable: new
+ * (O_EXCL, in a /dev reached without symlinks), or an empty regular file
+ * already there; never a symlink's target. */
+static void op_mkfile(char **a)
+{
+    const char *name = strrchr(a[2], '/') + 1;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%.*s", (int)(name - a[2]), a[2]);
+    mkdir_in_root(dir, 0755); /* an image without /dev */
+    int parent = open_no_symlinks(dir, O_PATH | O_DIRECTORY);
+    CHECK(parent, "open %s", dir);
+    int fd = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+    struct stat st;
+    if (fd < 0 && errno == EEXIST && fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        (!S_ISREG(st.st_mode) || st.st_size))
+        die("%s is there and is not an empty regular file (%s)", a[2],
+            S_ISLNK(st.st_mode) ? "a symlink" : "it would be hidden");
+    if (fd < 0 && errno != EEXIST)
+        die("create %s: %s", a[2], err(errno));
+    if (fd >= 0)
+        close(fd);
+    close(parent);
+}
+
+/* The master from the container's devpts, opened by fd and checked to be
+ * its ptmx (an image's /dev/ptmx, or the container itself for exec -t, may
+ * lead anywhere), then reopened for use without a new lookup. */
+static int open_ptmx(void)
+{
+    int fd = open_no_symlinks("/dev/pts/ptmx", O_PATH);
+    CHECK(fd, "open /dev/pts/ptmx");
+    struct stat st;
+    struct statfs sf;
+    CHECK(fstat(fd, &st), "stat /dev/pts/ptmx");
+    CHECK(fstatfs(fd, &sf), "statfs /dev/pts/ptmx");
+    if (sf.f_type != DEVPTS_SUPER_MAGIC || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(5, 2))
+        die("/dev/pts/ptmx is not the ptmx of a devpts");
+    char path[64];
+    fdpath(path, sizeof path, fd);
+    int master = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    CHECK(master, "open /dev/pts/ptmx");
+    close(fd);
+    return master;
+}
+
+/* The init's /dev/console: what op_mkfile left there, not followed. */
+static int open_console_file(void)
+{
+    int fd = open_no_symlinks("/dev/console", O_PATH);
+    if (fd < 0)
+        die("open /dev/console: %s", errno == ELOOP ? "a symlink" : err(errno));
+    struct stat st;
+    CHECK(fstat(fd, &st), "stat /dev/console");
+    if (!S_ISREG(st.st_mode))
+        die("/dev/console is not the file made for the console");
+    return fd;
+}
+
 /* a: where sock rows cols uid dev_console */
 static void op_console(char **a)
 {
     int sock = num(a[2]);
-    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
-    CHECK(master, "open /dev/ptmx");
+    int master = open_ptmx();
     CHECK(unlockpt(master), "unlockpt");
-    char name[128];
-    if (ptsname_r(master, name, sizeof name))
-        die("ptsname: %s", err(errno));
+    unsigned n;
+    CHECK(ioctl(master, TIOCGPTN, &n), "get the pty number");
+    char name[32]; /* what runc sends: the slave's name in the container */
+    snprintf(name, sizeof name, "/dev/pts/%u", n);
     struct winsize ws = {.ws_row = num(a[3]), .ws_col = num(a[4])};
     if (ws.ws_row || ws.ws_col)
         CHECK(ioctl(master, TIOCSWINSZ, &ws), "set console size");
-    int slave = open(name, O_RDWR | O_NOCTTY);
+    int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
     CHECK(slave, "open %s", name);
     /* The process's user may use its terminal: it gets the pty, whose group
      * stays the one devpts gave it (its gid= option: tty), as runc does. */
@@ -1061,11 +1157,11 @@ static void op_console(char **a)
     if (!strcmp(a[6], "1")) {
         /* The init's terminal is also /dev/console, as runc makes it (the
          * plan made the file, before /dev may have become read-only). */
-        int fd = open_in_root("/dev/console", O_PATH);
-        CHECK(fd, "open /dev/console");
-        char target[64];
+        int fd = open_console_file();
+        char src[64], target[64];
+        fdpath(src, sizeof src, slave);
         fdpath(target, sizeof target, fd);
-        CHECK(mount(name, target, NULL, MS_BIND, NULL), "bind %s on /dev/console", name);
+        CHECK(mount(src, target, NULL, MS_BIND, NULL), "bind %s on /dev/console", name);
         close(fd);
     }
     /* Send the master with its name as data (what runc sends). */
@@ -1514,7 +1610,7 @@ static void run_child_op(struct rec *r)
     else if (!strcmp(op, "mknod")) op_mknod(a);
     else if (!strcmp(op, "binddev")) op_binddev(a);
     else if (!strcmp(op, "symlink")) op_symlink(a);
-    else if (!strcmp(op, "mkfile")) touch_in_root(a[2]);
+    else if (!strcmp(op, "mkfile")) op_mkfile(a);
     else if (!strcmp(op, "rootprop")) op_rootprop(a);
     else if (!strcmp(op, "parent-private")) op_parent_private(a);
     else if (!strcmp(op, "bindroot")) op_bindroot(a);

@@ -31,9 +31,14 @@ class Rule(tuple):
     access = property(lambda s: s[4])
 
 
+# Denied before the config's rules (as runc does): a device node the image
+# ships is unusable unless a rule or the defaults allow it.
+DENY_ALL = Rule((False, "a", None, None, "rwm"))
+
+
 def rules(devices, where):
-    """The config's rules followed by runc's defaults, validated."""
-    out = []
+    """Deny all, the config's rules, then runc's defaults, validated."""
+    out = [DENY_ALL]
     for i, d in enumerate(list(devices or []) + DEFAULT_ALLOWED):
         w = jpath(where, i) if i < len(devices or []) else "(default device rules)"
         out.append(_rule(d, w))

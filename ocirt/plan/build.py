@@ -116,8 +116,8 @@ def ignored_without_mount_ns(spec):
     if spec.get("mounts"):
         fields.append(("mounts", "not mounted: the container shares the runtime's mount namespace"))
     if linux.get("devices"):
-        fields.append(("linux.devices", "not created (the device cgroup still allows them): "
-                                        "the container shares the runtime's /dev"))
+        fields.append(("linux.devices", "not created: the container shares the runtime's /dev "
+                                        "(the device cgroup still applies)"))
     return fields
 
 

@@ -112,11 +112,12 @@ def loop_node(tmp_path):
 
 def test_ebpf_device_filter(make, loop_node):
     node = loop_node
-    cg = make({"devices": [{"allow": False, "type": "b", "major": 7, "minor": 0, "access": "w"}]})
+    cg = make({"devices": [{"allow": True, "type": "b", "major": 7, "minor": 0, "access": "rw"},
+                           {"allow": False, "type": "b", "major": 7, "minor": 0, "access": "w"}]})
     assert bpf.attached_count(cg.v2_dir()) == 1
     assert opens(cg, node, os.O_WRONLY) == errno.EPERM            # denied bit
     assert opens(cg, node, os.O_RDONLY) != errno.EPERM            # read not named by the deny rule
-    cg.update({"devices": [{"allow": False, "access": "rwm"}]})
+    cg.update({"devices": []})                                    # denied by default
     assert bpf.attached_count(cg.v2_dir()) == 1                   # the old program was replaced
     assert opens(cg, node, os.O_RDONLY) == errno.EPERM
     assert opens(cg, "/dev/null", os.O_WRONLY) == 0               # runc's default rules follow

@@ -5,10 +5,12 @@ import fcntl
 import hashlib
 import json
 import os
+import pathlib
 import select
 import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -16,7 +18,7 @@ import threading
 import time
 
 import pytest
-from conftest import OCIRT, TIMEOUT, ConsoleSocket, cgroup_dirs_existing, pid_alive
+from conftest import OCIRT, TIMEOUT, ConsoleSocket, cgroup_dirs_existing, pid_alive, read_until
 
 from ocirt.spawn import INIT
 
@@ -628,6 +630,163 @@ def test_exec_with_cap_sys_admin_unmasks_only_inside_the_container(oci, tmp_path
               "mkdir /tmp/m && mount -t tmpfs tmpfs /tmp/m && echo MOUNTED").out
     assert out == "MOUNTED\n", out  # the capability is there and used
     assert oci.host_view()["mounts"] == before
+
+
+# ------------------------------------ nothing reached by name inside the container
+
+# The image and the volumes are the attacker's: what the runtime opens or
+# mounts inside the container once it is assembled must be reached by fd and
+# verified (runc CVE-2025-31133, CVE-2025-52565, CVE-2019-19921). "bind":
+# /dev is a bind of a bundle directory (a volume); "image": the config
+# mounts nothing at /dev, so it is the image's own directory.
+
+def planted_dev(oci, tmp_path, b, dev):
+    """Give b the /dev of kind dev; -> the host directory that is its /dev."""
+    b.config["mounts"] = [m for m in b.config["mounts"] if m["destination"] != "/dev"]
+    if dev == "image":
+        b.config["root"]["path"] = private_rootfs(oci)
+        return os.path.join(b.config["root"]["path"], "dev")
+    path = tmp_path / "dev"
+    (path / "pts").mkdir(parents=True)
+    for name, minor in (("zero", 5), ("full", 7), ("random", 8), ("urandom", 9)):
+        os.mknod(path / name, 0o666 | stat.S_IFCHR, os.makedev(1, minor))
+    b.config["mounts"].insert(1, {"destination": "/dev", "type": "bind", "source": str(path),
+                                  "options": ["rbind", "rw"]})
+    return str(path)
+
+
+NULL_PLANTS = {
+    "regular-file": lambda p: pathlib.Path(p).write_text("host file\n"),
+    "symlink-to-procfs": lambda p: os.symlink("/proc/sys/kernel/hostname", p),
+    "other-device": lambda p: os.mknod(p, 0o666 | stat.S_IFCHR, os.makedev(1, 5)),
+}
+MASK_PROBE_NULL = "stat -c '%F %t:%T' /proc/uptime; echo written > /proc/uptime; echo end"
+
+
+@pytest.mark.parametrize("plant", sorted(NULL_PLANTS))
+def test_mask_is_never_a_planted_dev_null(oci, tmp_path, plant):
+    """The bundle's /dev/null is a host file, a symlink to a procfs file or
+    another device: a mask bound from it would be that object, writable.
+    Refused, naming the mask; nothing written."""
+    b = oci.bundle(MASK_PROBE_NULL)
+    dev = planted_dev(oci, tmp_path, b, "bind")
+    NULL_PLANTS[plant](os.path.join(dev, "null"))
+    b.config["linux"]["maskedPaths"] = ["/proc/uptime"]
+    res = oci.run(b, check=False)
+    assert res.rc != 0 and "linux.maskedPaths[0]" in res.err and "/dev/null" in res.err, res
+    assert "Traceback" not in res.err
+    if plant == "regular-file":
+        assert (tmp_path / "dev" / "null").read_text() == "host file\n"
+
+
+@pytest.mark.parametrize("dev", ["bind", "image"])
+def test_mask_never_binds_a_dev_null_swapped_by_a_host_process(oci, tmp_path, dev):
+    """A host process swaps the container's /dev/null between the null device
+    and a regular file while containers are made: each mask is the null
+    device, or the container is refused."""
+    b = oci.bundle("stat -c '%F %t:%T' /proc/uptime")
+    null = os.path.join(planted_dev(oci, tmp_path, b, dev), "null")
+    b.config["linux"]["maskedPaths"] = ["/proc/uptime"]
+    stop = threading.Event()
+
+    def swap():
+        tmp = null + ".swap"
+        while not stop.is_set():
+            os.mknod(tmp, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+            os.rename(tmp, null)
+            pathlib.Path(tmp).write_text("host file\n")
+            os.rename(tmp, null)
+
+    racer = threading.Thread(target=swap, daemon=True)
+    racer.start()
+    try:
+        results = [oci.run(b, check=False) for _ in range(12)]
+    finally:
+        stop.set()
+        racer.join()
+    for res in results:
+        assert res.out == "character special file 1:3\n" if res.rc == 0 else "Traceback" not in res.err, res
+
+
+@pytest.mark.parametrize("cmd", ["create", "run"])
+def test_console_symlink_in_the_image_is_not_followed(oci, tmp_path, cmd):
+    """The image's /dev/console is a symlink to /victim: the pty must not be
+    mounted there. Refused, naming process.terminal."""
+    b = oci.bundle("grep -c ' /victim ' /proc/self/mountinfo; echo end")
+    dev = planted_dev(oci, tmp_path, b, "image")
+    victim = os.path.join(b.config["root"]["path"], "victim")
+    pathlib.Path(victim).write_text("v\n")
+    os.symlink("/victim", os.path.join(dev, "console"))
+    b.process["terminal"] = True
+    if cmd == "run":
+        res = oci.run(b, check=False)
+    else:
+        sock = ConsoleSocket(str(tmp_path / "pty.sock"))
+        sock.start()
+        res = oci.create(b, "--console-socket", str(tmp_path / "pty.sock"), check=False)
+        if res.rc == 0:
+            sock.join(TIMEOUT)
+            oci("start", b.cid)
+            res.out = read_until(sock.master, b"end").decode()
+            os.close(sock.master)
+    assert res.rc != 0 and "process.terminal" in res.err and "/dev/console" in res.err, res
+    assert "Traceback" not in res.err
+
+
+PTMX_PLANTS = {
+    # a second devpts instance: its pty 0 is not the container's /dev/pts/0
+    "other-devpts": "mkdir /tmp/pts2 && mount -t devpts -o newinstance,ptmxmode=0666 devpts /tmp/pts2"
+                    " && ln -sf /tmp/pts2/ptmx /dev/ptmx",
+    "regular-file": "echo x > /tmp/f && ln -sf /tmp/f /dev/ptmx",
+}
+
+
+@pytest.mark.parametrize("plant", sorted(PTMX_PLANTS))
+def test_exec_tty_gets_a_pty_pair_whatever_the_container_made_of_dev_ptmx(oci, tmp_path, plant):
+    """The container replaced /dev/ptmx: exec -t must still give its process
+    the peer of the master sent to the console socket, from the container's
+    /dev/pts."""
+    b = oci.bundle("sleep 60")
+    started(oci, b)
+    oci("exec", "--cap", "CAP_SYS_ADMIN", b.cid, "sh", "-c", PTMX_PLANTS[plant])
+    sock = ConsoleSocket(str(tmp_path / "pty.sock"))
+    sock.start()
+    oci("exec", "--detach", "--tty", "--console-socket", str(tmp_path / "pty.sock"), b.cid,
+        "sh", "-c", "tty; stat -f -c %T /proc/self/fd/0; echo PAIRED; sleep 5")
+    sock.join(TIMEOUT)
+    try:
+        out = read_until(sock.master, b"PAIRED").decode()
+    finally:
+        os.close(sock.master)
+    assert out.split() == ["/dev/pts/0", "devpts", "PAIRED"], out
+
+
+IMAGE_NODE = (10, 229)  # /dev/fuse: opens without a capability, not a default device
+NODE_PROBE = "(exec 3<>/s1node) 2>&1 | grep -c 'Operation not permitted'; (exec 3<>/dev/null) && echo NULL"
+
+
+@pytest.mark.parametrize("how", ["run", "exec"])
+def test_device_node_in_the_image_is_denied_by_default(oci, how):
+    """No linux.resources.devices: the device cgroup allows only the default
+    devices, not a node the image ships (EPERM, whatever its driver)."""
+    b = oci.bundle(NODE_PROBE if how == "run" else "sleep 60")
+    b.config["root"]["path"] = private_rootfs(oci)
+    os.mknod(os.path.join(b.config["root"]["path"], "s1node"), 0o666 | stat.S_IFCHR, os.makedev(*IMAGE_NODE))
+    if how == "run":
+        out = oci.run(b).out
+    else:
+        started(oci, b)
+        out = oci("exec", b.cid, "sh", "-c", NODE_PROBE).out
+    assert out.split() == ["1", "NULL"], out
+
+
+def test_device_rules_of_the_config_still_allow(oci):
+    b = oci.bundle(NODE_PROBE)
+    b.config["root"]["path"] = private_rootfs(oci)
+    os.mknod(os.path.join(b.config["root"]["path"], "s1node"), 0o666 | stat.S_IFCHR, os.makedev(*IMAGE_NODE))
+    b.config["linux"]["resources"] = {"devices": [{"allow": True, "type": "c", "major": IMAGE_NODE[0],
+                                                   "minor": IMAGE_NODE[1], "access": "rw"}]}
+    assert oci.run(b).out.split() == ["0", "NULL"]
 
 
 # ---------------------------------------------------------------- failures leave nothing

@@ -310,9 +310,16 @@ def test_device_rules_v1_lines_and_defaults():
     rs = devices.rules([{"allow": False, "access": "rwm"},
                         {"allow": True, "type": "c", "major": 10, "minor": -1, "access": "wr"}], "d")
     lines = devices.v1_lines(rs)
-    assert lines[:2] == [("devices.deny", "a"), ("devices.allow", "c 10:* rw")]
+    assert lines[:3] == [("devices.deny", "a"), ("devices.deny", "a"), ("devices.allow", "c 10:* rw")]
     assert ("devices.allow", "c 1:3 rwm") in lines and ("devices.allow", "c 136:* rwm") in lines
-    assert len(lines) == 2 + len(devices.DEFAULT_ALLOWED)
+    assert len(lines) == 3 + len(devices.DEFAULT_ALLOWED)
+
+
+def test_device_rules_deny_by_default():
+    """No rules in the config: everything but the defaults is denied."""
+    lines = devices.v1_lines(devices.rules(None, "d"))
+    assert lines == [("devices.deny", "a")] + devices.v1_lines(devices.rules([], "d"))[1:]
+    assert ("devices.allow", "c 10:229 rwm") not in lines and len(lines) == 1 + len(devices.DEFAULT_ALLOWED)
 
 
 @pytest.mark.parametrize("rule,where", [
@@ -389,6 +396,12 @@ def test_bpf_program_typical_config():
     assert run_bpf(prog, "b", 8, 0, "r") == 0           # a disk
     assert run_bpf(prog, "b", 8, 0, "m") == 1           # mknod is allowed
     assert run_bpf(prog, "c", 136, 9, "rw") == 1        # a pty
+
+
+def test_bpf_program_without_rules_denies_all_but_the_defaults():
+    prog = devices.bpf_program(devices.rules(None, "d"))
+    assert run_bpf(prog, "c", 10, 229, "rw") == 0       # /dev/fuse, shipped in an image
+    assert run_bpf(prog, "c", 1, 3, "rw") == 1 and run_bpf(prog, "b", 8, 0, "m") == 1
 
 
 # --- stats -------------------------------------------------------------------

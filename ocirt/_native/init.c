@@ -388,11 +388,13 @@ static void op_timens(char **a)
 }
 
 /* idmapped mounts: the helper (still root in the host user namespace, which
- * MOUNT_ATTR_IDMAP needs) clones each source into a detached tree mapped
- * through a user namespace made for its mapping; the child attaches the
- * trees in order with move_mount. */
-static int idmap_trees[64];
-static int n_trees, next_tree;
+ * MOUNT_ATTR_IDMAP needs) makes a user namespace for each mapping here;
+ * send_bind_sources clones the source into a detached tree mapped through
+ * it, in the child's mount namespace, and the child attaches the trees in
+ * plan order with move_mount. */
+static int idmap_userns[64];
+static char **idmap_args[64];
+static int n_idmaps;
 
 static int set_attr(int fd, unsigned flags, uint64_t set, uint64_t clr, int userns)
 {
@@ -428,28 +430,34 @@ static int userns_with(const char *uidmap, const char *gidmap)
     return fd;
 }
 
-/* a: where src uidmap gidmap rbind(0/1) ridmap(0/1) */
+/* a: where src uidmap gidmap rbind(0/1) ridmap(0/1); consecutive mounts
+ * with the same maps share a user namespace. */
 static void op_idmap_tree(char **a)
 {
-    static int userns = -1;
-    static const char *last_uid, *last_gid;
-    if (n_trees == (int)(sizeof idmap_trees / sizeof *idmap_trees))
+    if (n_idmaps == (int)(sizeof idmap_userns / sizeof *idmap_userns))
         die("too many idmapped mounts");
-    if (userns < 0 || strcmp(last_uid, a[3]) || strcmp(last_gid, a[4])) {
-        if (userns >= 0)
-            close(userns);
-        userns = userns_with(a[3], a[4]);
-        last_uid = a[3], last_gid = a[4];
-    }
+    char **last = n_idmaps ? idmap_args[n_idmaps - 1] : NULL;
+    if (last && !strcmp(last[3], a[3]) && !strcmp(last[4], a[4]))
+        idmap_userns[n_idmaps] = idmap_userns[n_idmaps - 1];
+    else
+        idmap_userns[n_idmaps] = userns_with(a[3], a[4]);
+    idmap_args[n_idmaps++] = a;
+}
+
+/* The K-th idmapped tree, cloned from the source as the current mount
+ * namespace (the child's) has it. */
+static int idmap_tree(int k)
+{
+    char **a = idmap_args[k];
     unsigned rec = !strcmp(a[5], "1") ? AT_RECURSIVE : 0;
     int tree = syscall(SYS_open_tree, AT_FDCWD, a[2], OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
     CHECK(tree, "open bind source %s", a[2]);
-    if (set_attr(tree, !strcmp(a[6], "1") ? AT_RECURSIVE : 0, MOUNT_ATTR_IDMAP, 0, userns) < 0) {
+    if (set_attr(tree, !strcmp(a[6], "1") ? AT_RECURSIVE : 0, MOUNT_ATTR_IDMAP, 0, idmap_userns[k]) < 0) {
         int e = errno;
         die("idmap %s: %s%s", a[2], err(e),
             e == EINVAL ? " (its filesystem may not support idmapped mounts)" : "");
     }
-    idmap_trees[n_trees++] = tree;
+    return tree;
 }
 
 /* ---- child stage: mounts ---- */
@@ -547,14 +555,14 @@ static int n_binds, next_bind;
 
 static int is_bind(struct rec *r)
 {
-    return !strcmp(r->argv[0], "mount") && (num(r->argv[5]) & MS_BIND) && !has_word(r->argv[12], "idmapped");
+    return !strcmp(r->argv[0], "mount") && (num(r->argv[5]) & MS_BIND);
 }
 
 /* Helper: open the bind sources of the steps after FIRST in PID's mount
- * namespace and send them on SOCK. */
+ * namespace (idmapped ones as mapped trees) and send them on SOCK. */
 static void send_bind_sources(pid_t pid, int first, int sock)
 {
-    int own = -1;
+    int own = -1, k = 0;
     const char *where = cur_where;
     for (int j = first; j < nrecs; j++) {
         if (!is_bind(&plan[j]))
@@ -569,7 +577,8 @@ static void send_bind_sources(pid_t pid, int first, int sock)
             CHECK(setns(ns, CLONE_NEWNS), "join the container's mount namespace");
             close(ns);
         }
-        int fd = open(plan[j].argv[2], O_PATH | O_CLOEXEC);
+        int fd = has_word(plan[j].argv[12], "idmapped") ? idmap_tree(k++)
+                                                         : open(plan[j].argv[2], O_PATH | O_CLOEXEC);
         CHECK(fd, "open bind source %s", plan[j].argv[2]);
         CHECK(send_fd(sock, fd, "", 1), "send bind source %s", plan[j].argv[2]);
         close(fd);
@@ -634,7 +643,7 @@ static void op_mount(char **a)
     const char *msrc = src;
     char srcpath[64];
     int sfd = -1;
-    if ((flags & MS_BIND) && !has_word(extra, "idmapped")) {
+    if (flags & MS_BIND) {
         if (next_bind >= n_binds)
             die("no bind source for %s", dst);
         sfd = bind_fds[next_bind++];
@@ -644,12 +653,8 @@ static void op_mount(char **a)
         msrc = srcpath;
     }
     if (has_word(extra, "idmapped")) {
-        if (next_tree >= n_trees)
-            die("no idmapped tree for %s", dst);
-        int tree = idmap_trees[next_tree++];
-        CHECK(syscall(SYS_move_mount, tree, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
+        CHECK(syscall(SYS_move_mount, sfd, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
               "attach idmapped mount of %s on %s", src, dst);
-        close(tree);
     } else if (mount(msrc, target, type, flags, *data ? data : NULL) < 0) {
         int e = errno;
         die("mount %s on %s (type %s): %s", src, dst, *type ? type : "bind", err(e));

@@ -87,7 +87,10 @@
 struct open_how_ {
     uint64_t flags, mode, resolve;
 };
+#define RESOLVE_NO_XDEV 0x01
 #define RESOLVE_NO_MAGICLINKS 0x02
+#define RESOLVE_NO_SYMLINKS 0x04
+#define RESOLVE_BENEATH 0x08
 #define RESOLVE_IN_ROOT 0x10
 
 struct rec {
@@ -342,6 +345,61 @@ static void touch_in_root(const char *path)
 static void fdpath(char *buf, size_t cap, int fd)
 {
     snprintf(buf, cap, "/proc/self/fd/%d", fd);
+}
+
+/* Is PATH (clean, absolute) DIR or below it? */
+static int under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == 0);
+}
+
+/* ---- the container's /proc, by fd ---- */
+
+static int proc_fd = -1; /* the root of the container's procfs, once verified */
+
+/* Open NAME below the container's /proc for writing ("self/..." is our
+ * own directory there, whatever pid namespace that procfs is of). The
+ * settings written there must reach the kernel, not what a volume or the
+ * image put over them (a bind over a /proc/sys file, a tmpfs on
+ * /proc/self/attr, a symlink, a second procfs): /proc must be the root of
+ * a procfs and NAME is resolved below it with no symlink and no mount
+ * crossed. */
+static int proc_open(const char *name)
+{
+    struct statfs sf;
+    struct stat st;
+    if (proc_fd < 0) {
+        proc_fd = open_in_root("/proc", O_PATH | O_DIRECTORY);
+        CHECK(proc_fd, "open /proc");
+        CHECK(fstatfs(proc_fd, &sf) < 0 ? -1 : fstat(proc_fd, &st), "stat /proc");
+        if (sf.f_type != PROC_SUPER_MAGIC || st.st_ino != PROC_ROOT_INO)
+            die("/proc is not the root of a procfs");
+    }
+    char path[PATH_MAX], self[32] = "";
+    if (!strncmp(name, "self/", 5)) {
+        ssize_t n = readlinkat(proc_fd, "self", self, sizeof self - 1);
+        CHECK(n, "readlink /proc/self");
+        self[n] = 0;
+        name += 4;
+    }
+    snprintf(path, sizeof path, "%s%s", self, name);
+    int fd = openat2_(proc_fd, path, O_WRONLY | O_CLOEXEC,
+                      RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH);
+    if (fd < 0 && (errno == EXDEV || errno == ELOOP))
+        die("/proc/%s: %s over it: refused", path, errno == EXDEV ? "a mount is" : "a symlink is");
+    CHECK(fd, "open /proc/%s", path);
+    CHECK(fstatfs(fd, &sf), "statfs /proc/%s", path);
+    if (sf.f_type != PROC_SUPER_MAGIC)
+        die("/proc/%s is not on procfs", path);
+    return fd;
+}
+
+static void proc_write(const char *name, const char *value, const char *what)
+{
+    int fd = proc_open(name);
+    CHECK(write(fd, value, strlen(value)), "%s: write %s", what, value);
+    close(fd);
 }
 
 /* ---- helper stage ---- */
@@ -613,6 +671,22 @@ static void check_procfs_root(int fd, const char *src)
         die("bind source %s is not the root of a procfs: only proc may be mounted at /proc", src);
 }
 
+/* Only what the config puts under /proc or /sys lands on procfs or sysfs
+ * (a symlink in the image, /data -> /proc/sys, must not take a volume
+ * there); "/proc" targets (IN_PROC, a few files the plan allows) must
+ * really be on procfs (no symlink or bind can redirect them elsewhere). */
+static void check_dest_fs(int fd, const char *dst, int in_proc)
+{
+    struct statfs sf;
+    CHECK(fstatfs(fd, &sf), "statfs %s", dst);
+    int proc = sf.f_type == PROC_SUPER_MAGIC, sys = sf.f_type == SYSFS_MAGIC;
+    if ((proc && !under(dst, "/proc")) || (sys && !under(dst, "/sys")))
+        die("mount destination %s resolves onto %s (a symlink in the rootfs?): refused", dst,
+            proc ? "procfs" : "sysfs");
+    if (in_proc && !proc)
+        die("mount destination %s is not on a procfs", dst);
+}
+
 /* mount SRC on container path DST.
  * a: where src dst fstype flags data mkkind remount_flags propagation attr_set attr_clr extra
  * extra: "in-proc" (check the destination is on procfs), "proc-source" (the
@@ -632,14 +706,7 @@ static void op_mount(char **a)
     CHECK(fd, "open mount destination %s", dst);
     char target[64];
     fdpath(target, sizeof target, fd);
-    /* "/proc" targets must really be procfs mounts or files on one (no
-     * symlink or bind trickery can redirect a proc mount elsewhere). */
-    if (has_word(extra, "in-proc")) {
-        struct statfs sf;
-        CHECK(fstatfs(fd, &sf), "statfs %s", dst);
-        if (sf.f_type != PROC_SUPER_MAGIC)
-            die("mount destination %s is not on a procfs", dst);
-    }
+    check_dest_fs(fd, dst, has_word(extra, "in-proc"));
     const char *msrc = src;
     char srcpath[64];
     int sfd = -1;
@@ -801,18 +868,6 @@ static void op_root_ro(char **a)
     CHECK(mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL), "remount / read-only");
 }
 
-/* A sysctl is written only through procfs: a mount or a rootfs file at
- * that path must not take the write. (Masks and read-only paths need no
- * such check: they resolve in the root and only take access away, also
- * over lxcfs-style binds on /proc files.) */
-static void check_fs(int fd, const char *path)
-{
-    struct statfs sf;
-    CHECK(fstatfs(fd, &sf), "statfs %s", path);
-    if (!strncmp(path, "/proc/", 6) && sf.f_type != PROC_SUPER_MAGIC)
-        die("%s is not on procfs", path);
-}
-
 /* Make the mount at PATH read-only (not those under it), keeping its
  * nosuid, nodev and noexec: a bind remount clears what it does not repeat
  * (and the atime flags are kept when none is given). */
@@ -869,15 +924,11 @@ static void op_mask(char **a)
 static void op_sysctl(char **a)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "/proc/sys/%s", a[2]);
-    for (char *p = path + 10; *p; p++)
+    snprintf(path, sizeof path, "sys/%s", a[2]);
+    for (char *p = path + 4; *p; p++)
         if (*p == '.')
             *p = '/';
-    int fd = open_in_root(path, O_WRONLY);
-    CHECK(fd, "sysctl %s: open %s", a[2], path);
-    check_fs(fd, path);
-    CHECK(write(fd, a[3], strlen(a[3])), "sysctl %s=%s", a[2], a[3]);
-    close(fd);
+    proc_write(path, a[3], "sysctl");
 }
 
 static void op_hostname(char **a)
@@ -898,7 +949,7 @@ static void op_rlimit(char **a)
 
 static void op_oom(char **a)
 {
-    write_file("/proc/self/oom_score_adj", a[2], strlen(a[2]));
+    proc_write("self/oom_score_adj", a[2], "oom_score_adj");
 }
 
 static void op_personality(char **a)
@@ -962,11 +1013,8 @@ static void op_lsm(char **a)
 {
     /* a[2]: file under /proc/self/attr, a[3]: value */
     char path[128];
-    snprintf(path, sizeof path, "/proc/self/attr/%s", a[2]);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    CHECK(fd, "open %s", path);
-    CHECK(write(fd, a[3], strlen(a[3])), "set %s to %s", path, a[3]);
-    close(fd);
+    snprintf(path, sizeof path, "self/attr/%s", a[2]);
+    proc_write(path, a[3], path);
 }
 
 /* ---- terminal ---- */

@@ -630,6 +630,85 @@ def test_exec_with_cap_sys_admin_unmasks_only_inside_the_container(oci, tmp_path
     assert oci.host_view()["mounts"] == before
 
 
+# ---------------------------------------------------------------- nothing reached by name in the rootfs
+# The image and the volumes are the attacker's: what the runtime mounts
+# over, or writes in /proc, is reached by fd and verified, so that a symlink,
+# a mount or a second procfs they planted cannot redirect it.
+
+SYSFS = {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}
+
+
+@pytest.mark.parametrize("target,fs", [("/proc/sys", "procfs"), ("/proc/self", "procfs"), ("/sys/kernel", "sysfs")])
+@pytest.mark.parametrize("volume", ["tmpfs", "bind"])
+def test_mount_through_a_symlink_onto_procfs_or_sysfs_is_refused(oci, tmp_path, target, fs, volume):
+    """/volumes -> /proc/sys in the image and a volume at /volumes/kernel: it would
+    cover the container's /proc/sys/kernel (or /proc/self/attr, which the
+    LSM label goes through, or a sysfs directory)."""
+    rootfs = private_rootfs(oci)
+    os.symlink(target, os.path.join(rootfs, "volumes"))
+    (tmp_path / "vol").mkdir()
+    b = oci.bundle("true")
+    b.config["root"]["path"] = rootfs
+    sub = {"/proc/sys": "kernel", "/proc/self": "attr", "/sys/kernel": "security"}[target]
+    vol = (dict(type="tmpfs", source="tmpfs") if volume == "tmpfs"
+           else dict(type="bind", source=str(tmp_path / "vol"), options=["rbind"]))
+    b.config["mounts"] += [SYSFS, dict(destination=f"/volumes/{sub}", **vol)]
+    i = len(b.config["mounts"]) - 1
+    before = oci.host_view()
+    res = oci.run(b, check=False)
+    assert res.rc == 1 and res.err.count("\n") == 1, res
+    assert f"config.json: mounts[{i}]: " in res.err and f"onto {fs}" in res.err, res
+    assert oci.host_view() == before
+
+
+def test_mounts_the_config_puts_under_proc_and_sys_still_go_there(oci):
+    """What runc's users do: lxcfs-style binds on /proc files, cgroups under /sys."""
+    b = oci.bundle("cat /proc/uptime; stat -f -c %T /sys/fs/cgroup")
+    b.config["mounts"] += [SYSFS, {"destination": "/proc/uptime", "type": "bind", "source": "/etc/hostname",
+                                   "options": ["bind"]},
+                           {"destination": "/sys/fs/cgroup", "type": "tmpfs", "source": "tmpfs"}]
+    with open("/etc/hostname") as f:
+        assert oci.run(b).out.split() == [f.read().strip(), "tmpfs"]
+
+
+def test_sysctl_is_not_written_through_a_mount_over_proc_sys(oci):
+    """A volume over /proc/sys/net/... (put there by a createContainer hook,
+    as a volume plugin would), itself a procfs file: another process's
+    oom_score_adj. The sysctl must not change that process."""
+    victim = subprocess.Popen(["sleep", "60"])
+    try:
+        b = oci.bundle("true")
+        b.config["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+        b.config["hooks"] = {"createContainer": [{"path": "/bin/sh", "args": [
+            "sh", "-c", f"mount --bind /proc/{victim.pid}/oom_score_adj proc/sys/net/ipv4/ip_forward"]}]}
+        before = oci.host_view()
+        res = oci.run(b, check=False)
+        with open(f"/proc/{victim.pid}/oom_score_adj") as f:
+            assert f.read() == "0\n"
+    finally:
+        victim.kill()
+        victim.wait()
+    assert res.rc == 1 and "linux.sysctl.net.ipv4.ip_forward: " in res.err and "a mount is over it" in res.err, res
+    assert oci.host_view() == before
+
+
+def test_exec_writes_oom_score_adj_only_to_a_procfs(oci, tmp_path):
+    """The container's root put a tmpfs over its /proc, with a file at
+    /proc/self/oom_score_adj: an exec'd process's oomScoreAdj must reach the
+    kernel or fail, never land in a file the container made."""
+    b = oci.bundle("sleep 60")
+    b.config["root"]["readonly"] = False
+    started(oci, b)
+    oci("exec", "--cap", "CAP_SYS_ADMIN", b.cid, "sh", "-c",
+        "mount -t tmpfs tmpfs /proc && mkdir /proc/self && echo 0 > /proc/self/oom_score_adj")
+    proc = dict(b.process, args=["true"], oomScoreAdj=123)
+    (tmp_path / "process.json").write_text(json.dumps(proc))
+    res = oci("exec", "--process", str(tmp_path / "process.json"), b.cid, check=False)
+    assert oci("exec", b.cid, "cat", "/proc/self/oom_score_adj").out == "0\n"
+    assert res.rc != 0 and "process.oomScoreAdj: /proc is not the root of a procfs" in res.err, res
+    assert "Traceback" not in res.err
+
+
 # ---------------------------------------------------------------- failures leave nothing
 
 FAILURES = {

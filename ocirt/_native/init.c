@@ -1320,6 +1320,34 @@ static int hook_wait(pid_t pid, int in, const char *data, size_t len, long long 
     return st;
 }
 
+static long load_filter(char **a, size_t bpflen);
+
+/* The seccomp step the process is to get before its execve, if not loaded yet. */
+static struct rec *filter_to_come(void)
+{
+    for (int i = 0; i < nrecs; i++)
+        if (!strcmp(plan[i].argv[0], "seccomp"))
+            return notified || num(plan[i].argv[4]) ? NULL : &plan[i];
+    return NULL;
+}
+
+/* The hook's child: stdin the state, the process's stdout and stderr and
+ * nothing else (not the fds the runtime's caller passed on); a hook in
+ * the container (startContainer) under the process's seccomp filter, as
+ * with runc. Returns only on error: the failed stage, errno in *e. */
+static const char *hook_child(int in, int in_root, const char *path, char **argv, char **envp, int *e)
+{
+    dup2(in, 0);
+    syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+    struct rec *f = in_root ? NULL : filter_to_come();
+    if (in_root && fchdir(root_fd) < 0)
+        return *e = errno, "chdir to the container's root: ";
+    if (f && load_filter(f->argv, f->len[3]) < 0)
+        return *e = errno, "load the seccomp filter: ";
+    execve(path, argv, envp);
+    return *e = errno, "";
+}
+
 /* Run one hook with the state (as this process sees it) on its stdin, in
  * the container's root (in_root, createContainer: runc's cwd there) or in
  * our cwd (startContainer: the process's).
@@ -1348,23 +1376,22 @@ static void op_hook(char **a)
     pid_t pid = fork();
     CHECK(pid, "fork hook");
     if (pid == 0) {
-        dup2(in[0], 0);
         /* errors are told through the close-on-exec pipe (one error, from
-         * the parent): errno, negated for the chdir */
-        int e = in_root && fchdir(root_fd) < 0 ? -errno : 0;
-        if (!e) {
-            execve(path, argv, envp);
-            e = errno;
-        }
-        (void)!write(ep[1], &e, sizeof e);
+         * the parent): the stage's address (the same in both) and errno */
+        int e;
+        const char *stage = hook_child(in[0], in_root, path, argv, envp, &e);
+        struct iovec iov[2] = {{&stage, sizeof stage}, {&e, sizeof e}};
+        (void)!writev(ep[1], iov, 2);
         _exit(127);
     }
     close(in[0]);
     close(ep[1]);
+    const char *stage;
     int e;
-    if (read(ep[0], &e, sizeof e) == sizeof e) {
+    struct iovec iov[2] = {{&stage, sizeof stage}, {&e, sizeof e}};
+    if (readv(ep[0], iov, 2) == sizeof stage + sizeof e) {
         waitpid(pid, NULL, 0);
-        die("hook %s: %s%s", path, e < 0 ? "chdir to the container's root: " : "", err(e < 0 ? -e : e));
+        die("hook %s: %s%s", path, stage, err(e));
     }
     close(ep[0]);
     int st = hook_wait(pid, in[1], data, len, timeout);
@@ -1405,6 +1432,12 @@ static void send_listener(int nfd, const char *msg, size_t len)
     listener_fd = -1;
 }
 
+static long load_filter(char **a, size_t bpflen)
+{
+    struct sock_fprog prog = {.len = bpflen / 8, .filter = (struct sock_filter *)a[3]};
+    return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned)num(a[2]), &prog);
+}
+
 /* a: where flags bpf nparts parts... (parts: the SCMP_ACT_NOTIFY payload) */
 static void op_seccomp(char **a, size_t bpflen)
 {
@@ -1413,8 +1446,7 @@ static void op_seccomp(char **a, size_t bpflen)
     /* Built before the filter: from then on a notified syscall would wait
      * for an agent that has not got the fd yet. */
     char *payload = nparts ? notify_payload(&a[5], nparts, &len) : NULL;
-    struct sock_fprog prog = {.len = bpflen / 8, .filter = (struct sock_filter *)a[3]};
-    long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned)num(a[2]), &prog);
+    long fd = load_filter(a, bpflen);
     CHECK(fd, "load seccomp filter");
     notified = payload != NULL;
     if (payload) {

@@ -709,6 +709,48 @@ def test_exec_writes_oom_score_adj_only_to_a_procfs(oci, tmp_path):
     assert "Traceback" not in res.err
 
 
+# ---------------------------------------------------------------- startContainer hooks run as the process
+
+HOOK_PROBE = "exec > /tmp/hook-fds; ls /proc/$$/fd; mkdir /tmp/hook-made 2>/dev/null; true"
+
+
+def started_with_hook(oci, tmp_path, how, b):
+    """b with a startContainer hook (HOOK_PROBE), created and started, or
+    run -d, by a caller passing a host file as fd 3 (--preserve-fds 1)."""
+    b.config["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", HOOK_PROBE]}]}
+    b.write()
+    host = tmp_path / "host-file"
+    host.write_text("host\n")
+    cmd = ["create"] if how == "create" else ["run", "-d"]
+    with fds_at_3([host]):
+        rc, _, err = ocirt_passing(oci, tmp_path, 1, *cmd, "--preserve-fds", "1", "--bundle", b.path, b.cid)
+    assert rc == 0, err
+    oci.pids.append(oci.state(b.cid)["pid"])
+    if how == "create":
+        oci("start", b.cid)
+
+
+@pytest.mark.parametrize("how", ["create", "run"])
+def test_start_container_hook_gets_only_stdio_and_the_state(oci, tmp_path, how):
+    """The process gets the fd its caller passed on; the hook, which runs in
+    the container too, does not."""
+    b = oci.bundle("sleep 60")
+    started_with_hook(oci, tmp_path, how, b)
+    assert oci("exec", b.cid, "cat", "/tmp/hook-fds").out.split() == ["0", "1", "2"]
+    assert sorted(fd_targets(oci.state(b.cid)["pid"])) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("how", ["create", "run"])
+def test_start_container_hook_runs_under_the_seccomp_filter(oci, tmp_path, how):
+    """As with runc, the hook runs with the process's filter: a syscall the
+    profile denies is denied to the hook."""
+    b = oci.bundle("mkdir /tmp/process-made 2>/dev/null; sleep 60")
+    b.config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}
+    started_with_hook(oci, tmp_path, how, b)
+    assert oci("exec", b.cid, "ls", "/tmp").out.split() == ["hook-fds"]
+
+
 # ---------------------------------------------------------------- failures leave nothing
 
 FAILURES = {

@@ -350,7 +350,7 @@ static void fdpath(char *buf, size_t cap, int fd)
 /* Is PATH (clean, absolute) DIR or below it? */
 static int under(const char *path, const char *dir)
 {
-    size_t n = strlen(dir);
+    size_t n = strcmp(dir, "/") ? strlen(dir) : 0;
     return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == 0);
 }
 
@@ -852,8 +852,65 @@ static void op_pivot(char **a)
     root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
+/* mountinfo's escapes (\040 for a space...) undone, in place. */
+static void unescape(char *s)
+{
+    char *o = s;
+    for (; *s; s++, o++) {
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+            *o = (s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0');
+            s += 3;
+        } else {
+            *o = *s;
+        }
+    }
+    *o = 0;
+}
+
+/* --no-pivot: the host's mounts stay in our mount namespace under the
+ * moved rootfs, and the kernel lets a new user namespace mount a fresh
+ * procfs or sysfs (unmasked) as long as a full one is there. Detach every
+ * mount neither under ROOTFS nor holding it (made slaves first, so that
+ * nothing propagates to the host); a procfs or sysfs the kernel keeps
+ * (locked, in a user namespace) is covered with a tmpfs, as runc does. */
+static void detach_host_mounts(const char *rootfs)
+{
+    /* read whole first: the covers must not come up as mounts to detach */
+    int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+    CHECK(fd, "open /proc/self/mountinfo");
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    for (ssize_t n; buf && (n = read(fd, buf + len, cap - len - 1)) != 0; len += n) {
+        CHECK(n, "read /proc/self/mountinfo");
+        if (len + n + 1 == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    if (!buf)
+        die("read /proc/self/mountinfo: %s", err(ENOMEM));
+    buf[len] = 0;
+    close(fd);
+    char mp[PATH_MAX], fstype[64], *save;
+    for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        const char *sep = strstr(line, " - ");
+        if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1 || !sep || sscanf(sep, " - %63s", fstype) != 1)
+            continue;
+        unescape(mp);
+        if (under(mp, rootfs) || under(rootfs, mp))
+            continue;
+        if (mount(NULL, mp, NULL, MS_SLAVE | MS_REC, NULL) < 0 && errno != EINVAL && errno != ENOENT)
+            die("make %s a slave: %s", mp, err(errno));
+        if (umount2(mp, MNT_DETACH) == 0 || (errno != EINVAL && errno != EPERM))
+            continue; /* detached, or gone with its parent (ENOENT) */
+        if (!strcmp(fstype, "proc") || !strcmp(fstype, "sysfs"))
+            CHECK(mount("tmpfs", mp, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0k"),
+                  "cover %s", mp);
+    }
+    free(buf);
+}
+
 static void op_chroot_move(char **a)
 {
+    detach_host_mounts(a[2]);
     CHECK(fchdir(root_fd), "chdir %s", a[2]);
     CHECK(mount(".", "/", NULL, MS_MOVE, NULL), "move rootfs to /");
     CHECK(chroot("."), "chroot");

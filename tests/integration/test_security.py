@@ -709,6 +709,39 @@ def test_exec_writes_oom_score_adj_only_to_a_procfs(oci, tmp_path):
     assert "Traceback" not in res.err
 
 
+NEW_PROC = "unshare -mrpf --mount-proc wc -c /proc/uptime 2>/dev/null || echo denied"
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["plain", "userns"])
+def test_no_pivot_leaves_no_full_procfs_to_mount_an_unmasked_one(oci, userns):
+    """--no-pivot moves the rootfs over / and chroots: the host's /proc and
+    /sys stay in the mount namespace unless the runtime detaches them, and
+    the kernel lets a new user namespace mount a fresh procfs (masks and
+    all gone) as long as one full procfs is there. (A user, not root: root
+    would need CAP_SETFCAP to map itself in the new user namespace.)"""
+    b = oci.bundle(f"{NEW_PROC}; wc -c < /proc/uptime")
+    b.process["user"] = {"uid": 1000, "gid": 1000}
+    b.config["linux"]["maskedPaths"] = ["/proc/uptime"]
+    if userns:
+        b.config["linux"]["namespaces"].append({"type": "user"})
+        b.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        b.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    before = oci.host_view()
+    out = oci.run(b, "--no-pivot").out.split()
+    assert out == ["denied", "0"], out
+    assert oci.host_view() == before
+
+
+def test_exec_into_a_no_pivot_container_cannot_mount_an_unmasked_procfs(oci):
+    b = oci.bundle("sleep 60")
+    b.config["linux"]["maskedPaths"] = ["/proc/uptime"]
+    b.write()
+    oci("run", "-d", "--no-pivot", "--bundle", b.path, b.cid)
+    oci.pids.append(oci.state(b.cid)["pid"])
+    out = oci("exec", "--user", "1000:1000", b.cid, "sh", "-c", NEW_PROC).out.split()
+    assert out == ["denied"], out
+
+
 # ---------------------------------------------------------------- startContainer hooks run as the process
 
 HOOK_PROBE = "exec > /tmp/hook-fds; ls /proc/$$/fd; mkdir /tmp/hook-made 2>/dev/null; true"

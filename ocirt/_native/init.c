@@ -852,6 +852,25 @@ static void op_pivot(char **a)
     root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
+/* The whole of PATH, NUL-terminated, in a malloc'd buffer. */
+static char *read_text(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    CHECK(fd, "open %s", path);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    for (ssize_t n; buf && (n = read(fd, buf + len, cap - len - 1)) != 0; len += n) {
+        CHECK(n, "read %s", path);
+        if (len + n + 1 == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    if (!buf)
+        die("read %s: %s", path, err(ENOMEM));
+    buf[len] = 0;
+    close(fd);
+    return buf;
+}
+
 /* mountinfo's escapes (\040 for a space...) undone, in place. */
 static void unescape(char *s)
 {
@@ -876,19 +895,7 @@ static void unescape(char *s)
 static void detach_host_mounts(const char *rootfs)
 {
     /* read whole first: the covers must not come up as mounts to detach */
-    int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
-    CHECK(fd, "open /proc/self/mountinfo");
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    for (ssize_t n; buf && (n = read(fd, buf + len, cap - len - 1)) != 0; len += n) {
-        CHECK(n, "read /proc/self/mountinfo");
-        if (len + n + 1 == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    if (!buf)
-        die("read /proc/self/mountinfo: %s", err(ENOMEM));
-    buf[len] = 0;
-    close(fd);
+    char *buf = read_text("/proc/self/mountinfo");
     char mp[PATH_MAX], fstype[64], *save;
     for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         const char *sep = strstr(line, " - ");

@@ -640,7 +640,8 @@ SYSFS = {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": [
 
 @pytest.mark.parametrize("target,fs", [("/proc/sys", "procfs"), ("/proc/self", "procfs"), ("/sys/kernel", "sysfs")])
 @pytest.mark.parametrize("volume", ["tmpfs", "bind"])
-def test_mount_through_a_symlink_onto_procfs_or_sysfs_is_refused(oci, tmp_path, target, fs, volume):
+@pytest.mark.parametrize("cmd", ["create", "run"])
+def test_mount_through_a_symlink_onto_procfs_or_sysfs_is_refused(oci, tmp_path, target, fs, volume, cmd):
     """/volumes -> /proc/sys in the image and a volume at /volumes/kernel: it would
     cover the container's /proc/sys/kernel (or /proc/self/attr, which the
     LSM label goes through, or a sysfs directory)."""
@@ -655,7 +656,7 @@ def test_mount_through_a_symlink_onto_procfs_or_sysfs_is_refused(oci, tmp_path, 
     b.config["mounts"] += [SYSFS, dict(destination=f"/volumes/{sub}", **vol)]
     i = len(b.config["mounts"]) - 1
     before = oci.host_view()
-    res = oci.run(b, check=False)
+    res = oci.create(b, check=False) if cmd == "create" else oci.run(b, check=False)
     assert res.rc == 1 and res.err.count("\n") == 1, res
     assert f"config.json: mounts[{i}]: " in res.err and f"onto {fs}" in res.err, res
     assert oci.host_view() == before
@@ -671,7 +672,8 @@ def test_mounts_the_config_puts_under_proc_and_sys_still_go_there(oci):
         assert oci.run(b).out.split() == [f.read().strip(), "tmpfs"]
 
 
-def test_sysctl_is_not_written_through_a_mount_over_proc_sys(oci):
+@pytest.mark.parametrize("cmd", ["create", "run"])
+def test_sysctl_is_not_written_through_a_mount_over_proc_sys(oci, cmd):
     """A volume over /proc/sys/net/... (put there by a createContainer hook,
     as a volume plugin would), itself a procfs file: another process's
     oom_score_adj. The sysctl must not change that process."""
@@ -682,7 +684,7 @@ def test_sysctl_is_not_written_through_a_mount_over_proc_sys(oci):
         b.config["hooks"] = {"createContainer": [{"path": "/bin/sh", "args": [
             "sh", "-c", f"mount --bind /proc/{victim.pid}/oom_score_adj proc/sys/net/ipv4/ip_forward"]}]}
         before = oci.host_view()
-        res = oci.run(b, check=False)
+        res = oci.create(b, check=False) if cmd == "create" else oci.run(b, check=False)
         with open(f"/proc/{victim.pid}/oom_score_adj") as f:
             assert f.read() == "0\n"
     finally:

@@ -282,11 +282,14 @@ def test_bind_source_only_the_hosts_root_may_enter_mounts_in_a_user_namespace(ct
     assert ct.run(b).out.splitlines() == ["65534:65534 700", "ls: can't open '/data': Permission denied", "rc=1"]
 
 
-def test_bind_of_a_read_only_host_mount_stays_read_only_in_a_user_namespace(ct, tmp_path):
+@pytest.mark.parametrize("idmap", [False, True], ids=["bind", "idmapped"])
+def test_bind_of_a_read_only_host_mount_stays_read_only_in_a_user_namespace(ct, tmp_path, idmap):
     """The sources opened as the host's root are the container's copies of
     the host's mounts (as with runc), whose read-only flag the kernel locks
     for a less privileged mount namespace: the container's root, who may
-    remount its other binds, cannot make this one writable."""
+    remount its other binds, cannot make this one writable. An idmapped
+    bind is made from such a copy too (a tree cloned in the host's mount
+    namespace would come unlocked)."""
     src, rw = tmp_path / "ro", tmp_path / "rw"
     src.mkdir()
     rw.mkdir()
@@ -298,12 +301,15 @@ def test_bind_of_a_read_only_host_mount_stays_read_only_in_a_user_namespace(ct, 
                               "mount -o remount,bind,rw /data 2>/dev/null || echo locked; touch /data/new 2>/dev/null")
         for k in ("bounding", "effective", "permitted"):
             b.process["capabilities"][k].append("CAP_SYS_ADMIN")
-        b.mount("/data", "bind", str(src), ["rbind"])
+        b.mount("/data", "bind", str(src), ["rbind", "idmap"] if idmap else ["rbind"])
         b.mount("/mnt/a", "bind", str(rw), ["rbind"])
         res = ct.run(b, check=False)
         assert not (src / "new").exists()
     finally:
         subprocess.run(["umount", "-l", str(src)], check=True)
+    if idmap and res.rc != 0 and not idmap_supported(ct):
+        assert leftovers(ct.rt, b, ct.rootfs) == []  # a clean rejection
+        return
     assert res.out.split() == ["own", "locked"], res
 
 

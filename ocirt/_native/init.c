@@ -94,8 +94,10 @@
 struct open_how_ {
     uint64_t flags, mode, resolve;
 };
+#define RESOLVE_NO_XDEV 0x01
 #define RESOLVE_NO_MAGICLINKS 0x02
 #define RESOLVE_NO_SYMLINKS 0x04
+#define RESOLVE_BENEATH 0x08
 #define RESOLVE_IN_ROOT 0x10
 
 struct rec {
@@ -424,6 +426,61 @@ static void fdpath(char *buf, size_t cap, int fd)
     snprintf(buf, cap, "/proc/self/fd/%d", fd);
 }
 
+/* Is PATH (clean, absolute) DIR or below it? */
+static int under(const char *path, const char *dir)
+{
+    size_t n = strcmp(dir, "/") ? strlen(dir) : 0;
+    return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == 0);
+}
+
+/* ---- the container's /proc, by fd ---- */
+
+static int proc_fd = -1; /* the root of the container's procfs, once verified */
+
+/* Open NAME below the container's /proc for writing ("self/..." is our
+ * own directory there, whatever pid namespace that procfs is of). The
+ * settings written there must reach the kernel, not what a volume or the
+ * image put over them (a bind over a /proc/sys file, a tmpfs on
+ * /proc/self/attr, a symlink, a second procfs): /proc must be the root of
+ * a procfs and NAME is resolved below it with no symlink and no mount
+ * crossed. */
+static int proc_open(const char *name)
+{
+    struct statfs sf;
+    struct stat st;
+    if (proc_fd < 0) {
+        proc_fd = open_in_root("/proc", O_PATH | O_DIRECTORY);
+        CHECK(proc_fd, "open /proc");
+        CHECK(fstatfs(proc_fd, &sf) < 0 ? -1 : fstat(proc_fd, &st), "stat /proc");
+        if (sf.f_type != PROC_SUPER_MAGIC || st.st_ino != PROC_ROOT_INO)
+            die("/proc is not the root of a procfs");
+    }
+    char path[PATH_MAX], self[32] = "";
+    if (!strncmp(name, "self/", 5)) {
+        ssize_t n = readlinkat(proc_fd, "self", self, sizeof self - 1);
+        CHECK(n, "readlink /proc/self");
+        self[n] = 0;
+        name += 4;
+    }
+    snprintf(path, sizeof path, "%s%s", self, name);
+    int fd = openat2_(proc_fd, path, O_WRONLY | O_CLOEXEC,
+                      RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH);
+    if (fd < 0 && (errno == EXDEV || errno == ELOOP))
+        die("/proc/%s: %s over it: refused", path, errno == EXDEV ? "a mount is" : "a symlink is");
+    CHECK(fd, "open /proc/%s", path);
+    CHECK(fstatfs(fd, &sf), "statfs /proc/%s", path);
+    if (sf.f_type != PROC_SUPER_MAGIC)
+        die("/proc/%s is not on procfs", path);
+    return fd;
+}
+
+static void proc_write(const char *name, const char *value, const char *what)
+{
+    int fd = proc_open(name);
+    CHECK(write(fd, value, strlen(value)), "%s: write %s", what, value);
+    close(fd);
+}
+
 /* ---- helper stage ---- */
 
 static int ns_type(const char *name)
@@ -478,11 +535,13 @@ static void op_timens(char **a)
 }
 
 /* idmapped mounts: the helper (still root in the host user namespace, which
- * MOUNT_ATTR_IDMAP needs) clones each source into a detached tree mapped
- * through a user namespace made for its mapping; the child attaches the
- * trees in order with move_mount. */
-static int idmap_trees[64];
-static int n_trees, next_tree;
+ * MOUNT_ATTR_IDMAP needs) makes a user namespace for each mapping here;
+ * send_bind_sources clones the source into a detached tree mapped through
+ * it, in the child's mount namespace, and the child attaches the trees in
+ * plan order with move_mount. */
+static int idmap_userns[64];
+static char **idmap_args[64];
+static int n_idmaps;
 
 static int set_attr(int fd, unsigned flags, uint64_t set, uint64_t clr, int userns)
 {
@@ -518,28 +577,34 @@ static int userns_with(const char *uidmap, const char *gidmap)
     return fd;
 }
 
-/* a: where src uidmap gidmap rbind(0/1) ridmap(0/1) */
+/* a: where src uidmap gidmap rbind(0/1) ridmap(0/1); consecutive mounts
+ * with the same maps share a user namespace. */
 static void op_idmap_tree(char **a)
 {
-    static int userns = -1;
-    static const char *last_uid, *last_gid;
-    if (n_trees == (int)(sizeof idmap_trees / sizeof *idmap_trees))
+    if (n_idmaps == (int)(sizeof idmap_userns / sizeof *idmap_userns))
         die("too many idmapped mounts");
-    if (userns < 0 || strcmp(last_uid, a[3]) || strcmp(last_gid, a[4])) {
-        if (userns >= 0)
-            close(userns);
-        userns = userns_with(a[3], a[4]);
-        last_uid = a[3], last_gid = a[4];
-    }
+    char **last = n_idmaps ? idmap_args[n_idmaps - 1] : NULL;
+    if (last && !strcmp(last[3], a[3]) && !strcmp(last[4], a[4]))
+        idmap_userns[n_idmaps] = idmap_userns[n_idmaps - 1];
+    else
+        idmap_userns[n_idmaps] = userns_with(a[3], a[4]);
+    idmap_args[n_idmaps++] = a;
+}
+
+/* The K-th idmapped tree, cloned from the source as the current mount
+ * namespace (the child's) has it. */
+static int idmap_tree(int k)
+{
+    char **a = idmap_args[k];
     unsigned rec = !strcmp(a[5], "1") ? AT_RECURSIVE : 0;
     int tree = syscall(SYS_open_tree, AT_FDCWD, a[2], OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
     CHECK(tree, "open bind source %s", a[2]);
-    if (set_attr(tree, !strcmp(a[6], "1") ? AT_RECURSIVE : 0, MOUNT_ATTR_IDMAP, 0, userns) < 0) {
+    if (set_attr(tree, !strcmp(a[6], "1") ? AT_RECURSIVE : 0, MOUNT_ATTR_IDMAP, 0, idmap_userns[k]) < 0) {
         int e = errno;
         die("idmap %s: %s%s", a[2], err(e),
             e == EINVAL ? " (its filesystem may not support idmapped mounts)" : "");
     }
-    idmap_trees[n_trees++] = tree;
+    return tree;
 }
 
 /* ---- child stage: mounts ---- */
@@ -637,14 +702,14 @@ static int n_binds, next_bind;
 
 static int is_bind(struct rec *r)
 {
-    return !strcmp(r->argv[0], "mount") && (num(r->argv[5]) & MS_BIND) && !has_word(r->argv[12], "idmapped");
+    return !strcmp(r->argv[0], "mount") && (num(r->argv[5]) & MS_BIND);
 }
 
 /* Helper: open the bind sources of the steps after FIRST in PID's mount
- * namespace and send them on SOCK. */
+ * namespace (idmapped ones as mapped trees) and send them on SOCK. */
 static void send_bind_sources(pid_t pid, int first, int sock)
 {
-    int own = -1;
+    int own = -1, k = 0;
     const char *where = cur_where;
     for (int j = first; j < nrecs; j++) {
         if (!is_bind(&plan[j]))
@@ -659,7 +724,8 @@ static void send_bind_sources(pid_t pid, int first, int sock)
             CHECK(setns(ns, CLONE_NEWNS), "join the container's mount namespace");
             close(ns);
         }
-        int fd = open(plan[j].argv[2], O_PATH | O_CLOEXEC);
+        int fd = has_word(plan[j].argv[12], "idmapped") ? idmap_tree(k++)
+                                                         : open(plan[j].argv[2], O_PATH | O_CLOEXEC);
         CHECK(fd, "open bind source %s", plan[j].argv[2]);
         CHECK(send_fd(sock, fd, "", 1), "send bind source %s", plan[j].argv[2]);
         close(fd);
@@ -694,6 +760,22 @@ static void check_procfs_root(int fd, const char *src)
         die("bind source %s is not the root of a procfs: only proc may be mounted at /proc", src);
 }
 
+/* Only what the config puts under /proc or /sys lands on procfs or sysfs
+ * (a symlink in the image, /data -> /proc/sys, must not take a volume
+ * there); "/proc" targets (IN_PROC, a few files the plan allows) must
+ * really be on procfs (no symlink or bind can redirect them elsewhere). */
+static void check_dest_fs(int fd, const char *dst, int in_proc)
+{
+    struct statfs sf;
+    CHECK(fstatfs(fd, &sf), "statfs %s", dst);
+    int proc = sf.f_type == PROC_SUPER_MAGIC, sys = sf.f_type == SYSFS_MAGIC;
+    if ((proc && !under(dst, "/proc")) || (sys && !under(dst, "/sys")))
+        die("mount destination %s resolves onto %s (a symlink in the rootfs?): refused", dst,
+            proc ? "procfs" : "sysfs");
+    if (in_proc && !proc)
+        die("mount destination %s is not on a procfs", dst);
+}
+
 /* mount SRC on container path DST.
  * a: where src dst fstype flags data mkkind remount_flags propagation attr_set attr_clr extra
  * extra: "in-proc" (check the destination is on procfs), "proc-source" (the
@@ -713,18 +795,11 @@ static void op_mount(char **a)
     CHECK(fd, "open mount destination %s", dst);
     char target[64];
     fdpath(target, sizeof target, fd);
-    /* "/proc" targets must really be procfs mounts or files on one (no
-     * symlink or bind trickery can redirect a proc mount elsewhere). */
-    if (has_word(extra, "in-proc")) {
-        struct statfs sf;
-        CHECK(fstatfs(fd, &sf), "statfs %s", dst);
-        if (sf.f_type != PROC_SUPER_MAGIC)
-            die("mount destination %s is not on a procfs", dst);
-    }
+    check_dest_fs(fd, dst, has_word(extra, "in-proc"));
     const char *msrc = src;
     char srcpath[64];
     int sfd = -1;
-    if ((flags & MS_BIND) && !has_word(extra, "idmapped")) {
+    if (flags & MS_BIND) {
         if (next_bind >= n_binds)
             die("no bind source for %s", dst);
         sfd = bind_fds[next_bind++];
@@ -734,12 +809,8 @@ static void op_mount(char **a)
         msrc = srcpath;
     }
     if (has_word(extra, "idmapped")) {
-        if (next_tree >= n_trees)
-            die("no idmapped tree for %s", dst);
-        int tree = idmap_trees[next_tree++];
-        CHECK(syscall(SYS_move_mount, tree, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
+        CHECK(syscall(SYS_move_mount, sfd, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
               "attach idmapped mount of %s on %s", src, dst);
-        close(tree);
     } else if (mount(msrc, target, type, flags, *data ? data : NULL) < 0) {
         int e = errno;
         die("mount %s on %s (type %s): %s", src, dst, *type ? type : "bind", err(e));
@@ -870,8 +941,72 @@ static void op_pivot(char **a)
     root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
+/* The whole of PATH, NUL-terminated, in a malloc'd buffer. */
+static char *read_text(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    CHECK(fd, "open %s", path);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    for (ssize_t n; buf && (n = read(fd, buf + len, cap - len - 1)) != 0; len += n) {
+        CHECK(n, "read %s", path);
+        if (len + n + 1 == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    if (!buf)
+        die("read %s: %s", path, err(ENOMEM));
+    buf[len] = 0;
+    close(fd);
+    return buf;
+}
+
+/* mountinfo's escapes (\040 for a space...) undone, in place. */
+static void unescape(char *s)
+{
+    char *o = s;
+    for (; *s; s++, o++) {
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+            *o = (s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0');
+            s += 3;
+        } else {
+            *o = *s;
+        }
+    }
+    *o = 0;
+}
+
+/* --no-pivot: the host's mounts stay in our mount namespace under the
+ * moved rootfs, and the kernel lets a new user namespace mount a fresh
+ * procfs or sysfs (unmasked) as long as a full one is there. Detach every
+ * mount neither under ROOTFS nor holding it (made slaves first, so that
+ * nothing propagates to the host); a procfs or sysfs the kernel keeps
+ * (locked, in a user namespace) is covered with a tmpfs, as runc does. */
+static void detach_host_mounts(const char *rootfs)
+{
+    /* read whole first: the covers must not come up as mounts to detach */
+    char *buf = read_text("/proc/self/mountinfo");
+    char mp[PATH_MAX], fstype[64], *save;
+    for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        const char *sep = strstr(line, " - ");
+        if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1 || !sep || sscanf(sep, " - %63s", fstype) != 1)
+            continue;
+        unescape(mp);
+        if (under(mp, rootfs) || under(rootfs, mp))
+            continue;
+        if (mount(NULL, mp, NULL, MS_SLAVE | MS_REC, NULL) < 0 && errno != EINVAL && errno != ENOENT)
+            die("make %s a slave: %s", mp, err(errno));
+        if (umount2(mp, MNT_DETACH) == 0 || (errno != EINVAL && errno != EPERM))
+            continue; /* detached, or gone with its parent (ENOENT) */
+        if (!strcmp(fstype, "proc") || !strcmp(fstype, "sysfs"))
+            CHECK(mount("tmpfs", mp, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0k"),
+                  "cover %s", mp);
+    }
+    free(buf);
+}
+
 static void op_chroot_move(char **a)
 {
+    detach_host_mounts(a[2]);
     CHECK(fchdir(root_fd), "chdir %s", a[2]);
     CHECK(mount(".", "/", NULL, MS_MOVE, NULL), "move rootfs to /");
     CHECK(chroot("."), "chroot");
@@ -884,18 +1019,6 @@ static void op_root_ro(char **a)
 {
     (void)a;
     CHECK(mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL), "remount / read-only");
-}
-
-/* A sysctl is written only through procfs: a mount or a rootfs file at
- * that path must not take the write. (Masks and read-only paths need no
- * such check: they resolve in the root and only take access away, also
- * over lxcfs-style binds on /proc files.) */
-static void check_fs(int fd, const char *path)
-{
-    struct statfs sf;
-    CHECK(fstatfs(fd, &sf), "statfs %s", path);
-    if (!strncmp(path, "/proc/", 6) && sf.f_type != PROC_SUPER_MAGIC)
-        die("%s is not on procfs", path);
 }
 
 /* Make the mount at PATH read-only (not those under it), keeping its
@@ -976,15 +1099,11 @@ static void op_mask(char **a)
 static void op_sysctl(char **a)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "/proc/sys/%s", a[2]);
-    for (char *p = path + 10; *p; p++)
+    snprintf(path, sizeof path, "sys/%s", a[2]);
+    for (char *p = path + 4; *p; p++)
         if (*p == '.')
             *p = '/';
-    int fd = open_in_root(path, O_WRONLY);
-    CHECK(fd, "sysctl %s: open %s", a[2], path);
-    check_fs(fd, path);
-    CHECK(write(fd, a[3], strlen(a[3])), "sysctl %s=%s", a[2], a[3]);
-    close(fd);
+    proc_write(path, a[3], "sysctl");
 }
 
 static void op_hostname(char **a)
@@ -1005,7 +1124,7 @@ static void op_rlimit(char **a)
 
 static void op_oom(char **a)
 {
-    write_file("/proc/self/oom_score_adj", a[2], strlen(a[2]));
+    proc_write("self/oom_score_adj", a[2], "oom_score_adj");
 }
 
 static void op_personality(char **a)
@@ -1069,11 +1188,8 @@ static void op_lsm(char **a)
 {
     /* a[2]: file under /proc/self/attr, a[3]: value */
     char path[128];
-    snprintf(path, sizeof path, "/proc/self/attr/%s", a[2]);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    CHECK(fd, "open %s", path);
-    CHECK(write(fd, a[3], strlen(a[3])), "set %s to %s", path, a[3]);
-    close(fd);
+    snprintf(path, sizeof path, "self/attr/%s", a[2]);
+    proc_write(path, a[3], path);
 }
 
 /* ---- terminal ---- */
@@ -1437,6 +1553,34 @@ static int hook_wait(pid_t pid, int in, const char *data, size_t len, long long 
     return st;
 }
 
+static long load_filter(char **a, size_t bpflen);
+
+/* The seccomp step the process is to get before its execve, if not loaded yet. */
+static struct rec *filter_to_come(void)
+{
+    for (int i = 0; i < nrecs; i++)
+        if (!strcmp(plan[i].argv[0], "seccomp"))
+            return notified || num(plan[i].argv[4]) ? NULL : &plan[i];
+    return NULL;
+}
+
+/* The hook's child: stdin the state, the process's stdout and stderr and
+ * nothing else (not the fds the runtime's caller passed on); a hook in
+ * the container (startContainer) under the process's seccomp filter, as
+ * with runc. Returns only on error: the failed stage, errno in *e. */
+static const char *hook_child(int in, int in_root, const char *path, char **argv, char **envp, int *e)
+{
+    dup2(in, 0);
+    syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+    struct rec *f = in_root ? NULL : filter_to_come();
+    if (in_root && fchdir(root_fd) < 0)
+        return *e = errno, "chdir to the container's root: ";
+    if (f && load_filter(f->argv, f->len[3]) < 0)
+        return *e = errno, "load the seccomp filter: ";
+    execve(path, argv, envp);
+    return *e = errno, "";
+}
+
 /* Run one hook with the state (as this process sees it) on its stdin, in
  * the container's root (in_root, createContainer: runc's cwd there) or in
  * our cwd (startContainer: the process's).
@@ -1468,23 +1612,22 @@ static void op_hook(char **a)
     pid_t pid = fork();
     CHECK(pid, "fork hook");
     if (pid == 0) {
-        dup2(in[0], 0);
         /* errors are told through the close-on-exec pipe (one error, from
-         * the parent): errno, negated for the chdir */
-        int e = in_root && fchdir(root_fd) < 0 ? -errno : 0;
-        if (!e) {
-            execve(path, argv, envp);
-            e = errno;
-        }
-        (void)!write(ep[1], &e, sizeof e);
+         * the parent): the stage's address (the same in both) and errno */
+        int e;
+        const char *stage = hook_child(in[0], in_root, path, argv, envp, &e);
+        struct iovec iov[2] = {{&stage, sizeof stage}, {&e, sizeof e}};
+        (void)!writev(ep[1], iov, 2);
         _exit(127);
     }
     close(in[0]);
     close(ep[1]);
+    const char *stage;
     int e;
-    if (read(ep[0], &e, sizeof e) == sizeof e) {
+    struct iovec iov[2] = {{&stage, sizeof stage}, {&e, sizeof e}};
+    if (readv(ep[0], iov, 2) == sizeof stage + sizeof e) {
         waitpid(pid, NULL, 0);
-        die("hook %s: %s%s", path, e < 0 ? "chdir to the container's root: " : "", err(e < 0 ? -e : e));
+        die("hook %s: %s%s", path, stage, err(e));
     }
     close(ep[0]);
     int st = hook_wait(pid, in[1], data, len, timeout);
@@ -1525,6 +1668,12 @@ static void send_listener(int nfd, const char *msg, size_t len)
     listener_fd = -1;
 }
 
+static long load_filter(char **a, size_t bpflen)
+{
+    struct sock_fprog prog = {.len = bpflen / 8, .filter = (struct sock_filter *)a[3]};
+    return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned)num(a[2]), &prog);
+}
+
 /* a: where flags bpf nparts parts... (parts: the SCMP_ACT_NOTIFY payload) */
 static void op_seccomp(char **a, size_t bpflen)
 {
@@ -1533,8 +1682,7 @@ static void op_seccomp(char **a, size_t bpflen)
     /* Built before the filter: from then on a notified syscall would wait
      * for an agent that has not got the fd yet. */
     char *payload = nparts ? notify_payload(&a[5], nparts, &len) : NULL;
-    struct sock_fprog prog = {.len = bpflen / 8, .filter = (struct sock_filter *)a[3]};
-    long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned)num(a[2]), &prog);
+    long fd = load_filter(a, bpflen);
     CHECK(fd, "load seccomp filter");
     notified = payload != NULL;
     if (payload) {

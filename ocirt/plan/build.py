@@ -44,8 +44,8 @@ def create_plan(spec, ctx):
         rootfs = _rootfs(spec, linux, dict(ctx, id_maps=tuple(s[2] for s in id_maps)), userns)
     else:
         rootfs = _shared_mount_ns(spec, ctx)
-    # Idmapped trees and the exec fifo come first, while the helper is still
-    # in the host's user and mount namespaces.
+    # The idmapped mounts' user namespaces and the exec fifo come first,
+    # while the helper is still in the host's user and mount namespaces.
     steps = [s for s in rootfs if s[0] == "idmap-tree"]
     if ctx.get("fifo"):
         steps.append(("fifo-open", "process", ctx["fifo"]))

@@ -789,6 +789,162 @@ def test_device_rules_of_the_config_still_allow(oci):
     assert oci.run(b).out.split() == ["0", "NULL"]
 
 
+# ---------------------------------------------------------------- nothing reached by name in the rootfs
+# The image and the volumes are the attacker's: what the runtime mounts
+# over, or writes in /proc, is reached by fd and verified, so that a symlink,
+# a mount or a second procfs they planted cannot redirect it.
+
+SYSFS = {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}
+
+
+@pytest.mark.parametrize("target,fs", [("/proc/sys", "procfs"), ("/proc/self", "procfs"), ("/sys/kernel", "sysfs")])
+@pytest.mark.parametrize("volume", ["tmpfs", "bind"])
+@pytest.mark.parametrize("cmd", ["create", "run"])
+def test_mount_through_a_symlink_onto_procfs_or_sysfs_is_refused(oci, tmp_path, target, fs, volume, cmd):
+    """/volumes -> /proc/sys in the image and a volume at /volumes/kernel: it would
+    cover the container's /proc/sys/kernel (or /proc/self/attr, which the
+    LSM label goes through, or a sysfs directory)."""
+    rootfs = private_rootfs(oci)
+    os.symlink(target, os.path.join(rootfs, "volumes"))
+    (tmp_path / "vol").mkdir()
+    b = oci.bundle("true")
+    b.config["root"]["path"] = rootfs
+    sub = {"/proc/sys": "kernel", "/proc/self": "attr", "/sys/kernel": "security"}[target]
+    vol = (dict(type="tmpfs", source="tmpfs") if volume == "tmpfs"
+           else dict(type="bind", source=str(tmp_path / "vol"), options=["rbind"]))
+    b.config["mounts"] += [SYSFS, dict(destination=f"/volumes/{sub}", **vol)]
+    i = len(b.config["mounts"]) - 1
+    before = oci.host_view()
+    res = oci.create(b, check=False) if cmd == "create" else oci.run(b, check=False)
+    assert res.rc == 1 and res.err.count("\n") == 1, res
+    assert f"config.json: mounts[{i}]: " in res.err and f"onto {fs}" in res.err, res
+    assert oci.host_view() == before
+
+
+def test_mounts_the_config_puts_under_proc_and_sys_still_go_there(oci):
+    """What runc's users do: lxcfs-style binds on /proc files, cgroups under /sys."""
+    b = oci.bundle("cat /proc/uptime; stat -f -c %T /sys/fs/cgroup")
+    b.config["mounts"] += [SYSFS, {"destination": "/proc/uptime", "type": "bind", "source": "/etc/hostname",
+                                   "options": ["bind"]},
+                           {"destination": "/sys/fs/cgroup", "type": "tmpfs", "source": "tmpfs"}]
+    with open("/etc/hostname") as f:
+        assert oci.run(b).out.split() == [f.read().strip(), "tmpfs"]
+
+
+@pytest.mark.parametrize("cmd", ["create", "run"])
+def test_sysctl_is_not_written_through_a_mount_over_proc_sys(oci, cmd):
+    """A volume over /proc/sys/net/... (put there by a createContainer hook,
+    as a volume plugin would), itself a procfs file: another process's
+    oom_score_adj. The sysctl must not change that process."""
+    victim = subprocess.Popen(["sleep", "60"])
+    try:
+        b = oci.bundle("true")
+        b.config["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+        b.config["hooks"] = {"createContainer": [{"path": "/bin/sh", "args": [
+            "sh", "-c", f"mount --bind /proc/{victim.pid}/oom_score_adj proc/sys/net/ipv4/ip_forward"]}]}
+        before = oci.host_view()
+        res = oci.create(b, check=False) if cmd == "create" else oci.run(b, check=False)
+        with open(f"/proc/{victim.pid}/oom_score_adj") as f:
+            assert f.read() == "0\n"
+    finally:
+        victim.kill()
+        victim.wait()
+    assert res.rc == 1 and "linux.sysctl.net.ipv4.ip_forward: " in res.err and "a mount is over it" in res.err, res
+    assert oci.host_view() == before
+
+
+def test_exec_writes_oom_score_adj_only_to_a_procfs(oci, tmp_path):
+    """The container's root put a tmpfs over its /proc, with a file at
+    /proc/self/oom_score_adj: an exec'd process's oomScoreAdj must reach the
+    kernel or fail, never land in a file the container made."""
+    b = oci.bundle("sleep 60")
+    b.config["root"]["readonly"] = False
+    started(oci, b)
+    oci("exec", "--cap", "CAP_SYS_ADMIN", b.cid, "sh", "-c",
+        "mount -t tmpfs tmpfs /proc && mkdir /proc/self && echo 0 > /proc/self/oom_score_adj")
+    proc = dict(b.process, args=["true"], oomScoreAdj=123)
+    (tmp_path / "process.json").write_text(json.dumps(proc))
+    res = oci("exec", "--process", str(tmp_path / "process.json"), b.cid, check=False)
+    assert oci("exec", b.cid, "cat", "/proc/self/oom_score_adj").out == "0\n"
+    assert res.rc != 0 and "process.oomScoreAdj: /proc is not the root of a procfs" in res.err, res
+    assert "Traceback" not in res.err
+
+
+NEW_PROC = "unshare -mrpf --mount-proc wc -c /proc/uptime 2>/dev/null || echo denied"
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["plain", "userns"])
+def test_no_pivot_leaves_no_full_procfs_to_mount_an_unmasked_one(oci, userns):
+    """--no-pivot moves the rootfs over / and chroots: the host's /proc and
+    /sys stay in the mount namespace unless the runtime detaches them, and
+    the kernel lets a new user namespace mount a fresh procfs (masks and
+    all gone) as long as one full procfs is there. (A user, not root: root
+    would need CAP_SETFCAP to map itself in the new user namespace.)"""
+    b = oci.bundle(f"{NEW_PROC}; wc -c < /proc/uptime")
+    b.process["user"] = {"uid": 1000, "gid": 1000}
+    b.config["linux"]["maskedPaths"] = ["/proc/uptime"]
+    if userns:
+        b.config["linux"]["namespaces"].append({"type": "user"})
+        b.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        b.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    before = oci.host_view()
+    out = oci.run(b, "--no-pivot").out.split()
+    assert out == ["denied", "0"], out
+    assert oci.host_view() == before
+
+
+def test_exec_into_a_no_pivot_container_cannot_mount_an_unmasked_procfs(oci):
+    b = oci.bundle("sleep 60")
+    b.config["linux"]["maskedPaths"] = ["/proc/uptime"]
+    b.write()
+    oci("run", "-d", "--no-pivot", "--bundle", b.path, b.cid)
+    oci.pids.append(oci.state(b.cid)["pid"])
+    out = oci("exec", "--user", "1000:1000", b.cid, "sh", "-c", NEW_PROC).out.split()
+    assert out == ["denied"], out
+
+
+# ---------------------------------------------------------------- startContainer hooks run as the process
+
+HOOK_PROBE = "exec > /tmp/hook-fds; ls /proc/$$/fd; mkdir /tmp/hook-made 2>/dev/null; true"
+
+
+def started_with_hook(oci, tmp_path, how, b):
+    """b with a startContainer hook (HOOK_PROBE), created and started, or
+    run -d, by a caller passing a host file as fd 3 (--preserve-fds 1)."""
+    b.config["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", HOOK_PROBE]}]}
+    b.write()
+    host = tmp_path / "host-file"
+    host.write_text("host\n")
+    cmd = ["create"] if how == "create" else ["run", "-d"]
+    with fds_at_3([host]):
+        rc, _, err = ocirt_passing(oci, tmp_path, 1, *cmd, "--preserve-fds", "1", "--bundle", b.path, b.cid)
+    assert rc == 0, err
+    oci.pids.append(oci.state(b.cid)["pid"])
+    if how == "create":
+        oci("start", b.cid)
+
+
+@pytest.mark.parametrize("how", ["create", "run"])
+def test_start_container_hook_gets_only_stdio_and_the_state(oci, tmp_path, how):
+    """The process gets the fd its caller passed on; the hook, which runs in
+    the container too, does not."""
+    b = oci.bundle("sleep 60")
+    started_with_hook(oci, tmp_path, how, b)
+    assert oci("exec", b.cid, "cat", "/tmp/hook-fds").out.split() == ["0", "1", "2"]
+    assert sorted(fd_targets(oci.state(b.cid)["pid"])) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("how", ["create", "run"])
+def test_start_container_hook_runs_under_the_seccomp_filter(oci, tmp_path, how):
+    """As with runc, the hook runs with the process's filter: a syscall the
+    profile denies is denied to the hook."""
+    b = oci.bundle("mkdir /tmp/process-made 2>/dev/null; sleep 60")
+    b.config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}
+    started_with_hook(oci, tmp_path, how, b)
+    assert oci("exec", b.cid, "ls", "/tmp").out.split() == ["hook-fds"]
+
+
 # ---------------------------------------------------------------- failures leave nothing
 
 FAILURES = {

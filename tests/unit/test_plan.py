@@ -398,3 +398,21 @@ def test_intel_rdt_and_mount_label_need_the_host_facility(monkeypatch, tmp_path)
 def test_encode_format():
     data = encode([("a", "w", 1, b"\x01")])
     assert data == b"\x04\0\0\0" + b"\x02\0\0\0a\0" + b"\x02\0\0\0w\0" + b"\x02\0\0\x001\0" + b"\x02\0\0\0\x01\0"
+
+
+@pytest.mark.parametrize("plan", ["create", "exec"])
+def test_lsm_labels_are_written_by_the_process_as_root_before_its_credentials(monkeypatch, plan):
+    """An AppArmor profile and an SELinux label go to the process's own
+    /proc/self/attr/exec (init.c's op_lsm, through proc_write: the root of a
+    procfs, reached by fd, as for oomScoreAdj), as root, before the user and
+    capability steps."""
+    monkeypatch.setattr(process, "_apparmor_enabled", lambda: True)
+    monkeypatch.setattr(process, "selinux_enabled", lambda: True)
+    proc = dict(SPEC["process"], apparmorProfile="prof", selinuxLabel="system_u:system_r:t:s0", oomScoreAdj=5)
+    steps = (build.create_plan(spec(process=proc), CTX) if plan == "create"
+             else build.exec_plan([], proc, {"wait": True}))
+    lsm = [s for s in steps if s[0] == "lsm"]
+    assert lsm == [("lsm", "process.apparmorProfile", "exec", "exec prof"),
+                   ("lsm", "process.selinuxLabel", "exec", "system_u:system_r:t:s0")]
+    n = names(steps)
+    assert n.index("oom") < n.index("lsm") < n.index("user") < n.index("caps")

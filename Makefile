@@ -5,8 +5,6 @@ BIN     ?= /usr/local/bin
 DEB_PKGS := python3 python3-venv python3-dev gcc libc6-dev musl-tools libseccomp-dev pkg-config \
             busybox-static runc crun iproute2 procps util-linux bsdutils strace
 ROOTFS  := bundles/busybox/rootfs
-# shared/ sits beside the checkout (CI: a copy next to the clone).
-SHARED  ?= $(abspath ../shared)
 # The binary the integration tests drive.
 export OCIRT := $(BIN)/ocirt
 
@@ -56,11 +54,11 @@ conformance-runc: build rootfs
 	RUNTIME=/usr/sbin/runc $(PY) -m pytest -q conformance
 
 clients: install
-	SMOKE_SHOW_LOG=1 bash $(SHARED)/clients/podman-smoke $(BIN)/ocirt
-	SMOKE_SHOW_LOG=1 bash $(SHARED)/clients/containerd-smoke $(BIN)/ocirt
+	SMOKE_SHOW_LOG=1 bash tests/clients/podman-smoke $(BIN)/ocirt
+	SMOKE_SHOW_LOG=1 bash tests/clients/containerd-smoke $(BIN)/ocirt
 
 vm: build
-	CGROUP2_VM=$(SHARED)/vm/cgroup2-vm bash tests/vm/run-v2-tests.sh
+	bash tests/vm/run-v2-tests.sh
 
 test: install rootfs
 	$(PY) -m pytest -q tests

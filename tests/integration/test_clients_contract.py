@@ -1,5 +1,5 @@
 """The runtime CLI contract podman (through conmon) and containerd (through its
-runc v2 shim) rely on (../shared/clients/README.md), checked without the
+runc v2 shim) rely on (tests/clients/README.md), checked without the
 clients: pid files, JSON log lines, the error words they match on, the
 environment and paths they call with, and exec as they use it (detached,
 a child of the subreaper caller, with --process, a terminal over the

@@ -1,29 +1,18 @@
 #!/bin/bash
 # Run the cgroup v2 driver tests on a pure cgroup v2 host: in the VM of
-# /work/shared/vm/cgroup2-vm (QEMU, slow: keep the suite small). There, real
+# tests/vm/cgroup2-vm (QEMU, slow: keep the suite small). There, real
 # containers run through the ocirt command line too (test_cgroupcmds.py).
-# Without the VM, run the driver tests here on what this host's cgroup2
-# mount allows (containers here get the v1 driver: the main suite covers
-# them). Says which ran, ends with pytest's summary line, and exits with
-# pytest's status. Extra arguments go to pytest.
+# Ends with pytest's summary line and exits with pytest's status. Extra
+# arguments go to pytest.
 set -u
 cd "$(dirname "$0")/../.."
 PY=/opt/ocirt/bin/python
-VM=${CGROUP2_VM:-$(cd .. && pwd)/shared/vm/cgroup2-vm}
 PYTEST=("$PY" -m pytest -q -rfEs -p no:cacheprovider)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
-if [ -f "$VM" ]; then
-    where="in the cgroup2 VM ($VM)"
-    echo "run-v2-tests: $where" >&2
-    bash "$VM" "$PWD" "${PYTEST[@]}" tests/integration/test_cgroups_v2.py \
-        tests/integration/test_cgroupcmds.py "$@" 2>&1 | tee "$log"
-else
-    where="on this host's cgroup2 mount (no cgroup2 VM at $VM)"
-    echo "run-v2-tests: $where" >&2
-    "${PYTEST[@]}" tests/integration/test_cgroups_v2.py "$@" 2>&1 | tee "$log"
-fi
+bash tests/vm/cgroup2-vm "$PWD" "${PYTEST[@]}" tests/integration/test_cgroups_v2.py \
+    tests/integration/test_cgroupcmds.py "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 
 summary=$(grep -E '[0-9]+ (passed|failed|errors?|skipped|deselected)|no tests ran' "$log" | tail -n 1 | tr -d '=' | sed 's/^ *//; s/ *$//')
@@ -31,5 +20,5 @@ case $status in
     124) summary="${summary:-the VM hit its time limit}" ;;
     125) summary="${summary:-the VM failed before the tests reported}" ;;
 esac
-echo "run-v2-tests: ran $where: ${summary:-no pytest summary} (exit status $status)"
+echo "run-v2-tests: ran in the cgroup2 VM: ${summary:-no pytest summary} (exit status $status)"
 exit "$status"

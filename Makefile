@@ -30,7 +30,6 @@ install: deps $(PY)
 # (PYTHONDONTWRITEBYTECODE would otherwise make every run do it).
 build: $(PY)
 	$(PY) setup.py -q build_ext --inplace
-	git describe --always --dirty --abbrev=12 > ocirt/COMMIT 2>/dev/null || echo unknown > ocirt/COMMIT
 	$(PY) -m compileall -q ocirt
 
 rootfs: $(ROOTFS)/bin/busybox

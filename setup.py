@@ -14,8 +14,21 @@ NATIVE = os.path.join("ocirt", "_native")
 class BuildWithInit(build_ext):
     def run(self):
         super().run()
-        out_dir = NATIVE if self.inplace else os.path.join(self.build_lib, NATIVE)
-        compile_init(os.path.join(out_dir, "ocirt-init"), self.build_temp)
+        out_dir = "" if self.inplace else self.build_lib
+        compile_init(os.path.join(out_dir, NATIVE, "ocirt-init"), self.build_temp)
+        write_commit(os.path.join(out_dir, "ocirt", "COMMIT"))
+
+
+def write_commit(target):
+    """What `ocirt --version` names, for a wheel (pip install) as for make build."""
+    import subprocess
+    try:
+        commit = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=HERE,
+                                capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown\n"
+    with open(target, "w") as f:
+        f.write(commit)
 
 
 def compile_init(target, tmp):

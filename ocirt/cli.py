@@ -168,7 +168,7 @@ def main(argv=None):
 
 
 def _commit():
-    """The build's git commit, which `make build` records (runc's commit: line)."""
+    """The build's git commit, which setup.py records (runc's commit: line)."""
     import os
     try:
         with open(os.path.join(os.path.dirname(__file__), "COMMIT")) as f:

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from .harness import applied_or_rejected, cap_mask, kill_pid, leftovers, read, read_only_dev, status_field
+from .harness import (applied_or_rejected, cap_mask, kill_pid, leftovers, read, read_only_dev, status_field,
+                      userns_bundle)
 
 clause = pytest.mark.clause
 
@@ -326,6 +327,15 @@ def test_no_new_privileges(ct, nnp):
 @clause("config.process.oomScoreAdj.1")
 def test_oom_score_adj_set(ct):
     b = ct.bundle("cat /proc/self/oom_score_adj")
+    b.process["oomScoreAdj"] = 123
+    assert ct.run(b).out.strip() == "123"
+
+
+@clause("config.process.oomScoreAdj.1")
+def test_oom_score_adj_set_in_a_user_namespace(ct):
+    """Set as the host's root (runc: before the clone), though the
+    container's root is a mapped user."""
+    b = userns_bundle(ct, "cat /proc/self/oom_score_adj")
     b.process["oomScoreAdj"] = 123
     assert ct.run(b).out.strip() == "123"
 

@@ -1122,9 +1122,10 @@ static void op_rlimit(char **a)
     CHECK(setrlimit(num(a[2]), &rl), "setrlimit %s", a[5]);
 }
 
+/* Helper, before any setns: the host's /proc is ours. */
 static void op_oom(char **a)
 {
-    proc_write("self/oom_score_adj", a[2], "oom_score_adj");
+    write_file("/proc/self/oom_score_adj", a[2], strlen(a[2]));
 }
 
 static void op_personality(char **a)
@@ -1772,7 +1773,6 @@ static void run_child_op(struct rec *r)
     else if (!strcmp(op, "hostname")) op_hostname(a);
     else if (!strcmp(op, "domainname")) op_domainname(a);
     else if (!strcmp(op, "rlimit")) op_rlimit(a);
-    else if (!strcmp(op, "oom")) op_oom(a);
     else if (!strcmp(op, "personality")) op_personality(a);
     else if (!strcmp(op, "sched")) op_sched(a);
     else if (!strcmp(op, "ioprio")) op_ioprio(a);
@@ -2009,6 +2009,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a[0], "cgroup")) write_file(a[2], "0", 1);
         else if (!strcmp(a[0], "cgroup2")) op_cgroup2(a);
         else if (!strcmp(a[0], "affinity")) op_affinity(a);
+        else if (!strcmp(a[0], "oom")) op_oom(a);
         else if (!strcmp(a[0], "idmap-tree")) op_idmap_tree(a);
         else if (!strcmp(a[0], "fifo-open")) op_fifo_open(a);
         else if (!strcmp(a[0], "leave-cgroup")) op_leave_cgroup(a);

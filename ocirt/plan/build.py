@@ -50,6 +50,7 @@ def create_plan(spec, ctx):
     if ctx.get("fifo"):
         steps.append(("fifo-open", "process", ctx["fifo"]))
     steps += process.affinity(proc, "initial")
+    steps += process.oom_steps(proc)
     steps += _cgroup_steps(ctx)
     pre, flags = namespaces.helper_steps(linux, ns, ctx.get("wait"))
     steps += pre
@@ -227,6 +228,7 @@ def _cgroup_steps(ctx):
 def exec_plan(ns_paths, proc, ctx):
     """Join the container (ns_paths: [(type, /proc/PID/ns/..)]) and exec."""
     steps = process.affinity(proc, "initial")
+    steps += process.oom_steps(proc)
     steps += _cgroup_steps(ctx)
     steps += _listener_steps(ctx)  # listenerPath is a host path: connect before setns(mount)
     order = {t: i for i, t in enumerate(namespaces.JOIN_ORDER)}

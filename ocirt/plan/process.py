@@ -120,11 +120,19 @@ def rlimit_steps(proc, where="process"):
     return steps
 
 
+def oom_steps(proc, where="process"):
+    """oomScoreAdj, set by the helper on itself before the clone (the child
+    inherits it), as runc does: through the host's /proc, which nothing in
+    the container can cover, and as the host's root, also for a user
+    namespace (whose init, not dumpable, could not write its own)."""
+    if proc.get("oomScoreAdj") is None:
+        return []
+    return [("oom", jpath(where, "oomScoreAdj"), proc["oomScoreAdj"])]
+
+
 def tuning_steps(proc, where="process"):
-    """oomScoreAdj, scheduler, ioPriority: process attributes set as root."""
+    """scheduler, ioPriority: process attributes set as root."""
     steps = []
-    if proc.get("oomScoreAdj") is not None:
-        steps.append(("oom", jpath(where, "oomScoreAdj"), proc["oomScoreAdj"]))
     sch = proc.get("scheduler")
     if sch:
         w = jpath(where, "scheduler")

@@ -342,11 +342,18 @@ def test_tuning_steps():
     proc = {"oomScoreAdj": -5, "scheduler": {"policy": "SCHED_BATCH", "nice": 3},
             "ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 4}}
     assert process.tuning_steps(proc) == [
-        ("oom", "process.oomScoreAdj", -5),
         ("sched", "process.scheduler", 3, 3, 0, 0, 0, 0, 0),
         ("ioprio", "process.ioPriority", 2 << 13 | 4)]
     assert where_error(process.tuning_steps, {"ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 8}}) \
         == "process.ioPriority.priority"
+
+
+def test_oom_score_adj_is_the_helpers_before_the_clone():
+    """Set by the helper on itself (the host's /proc), inherited by the clone."""
+    s = spec(process=dict(spec()["process"], oomScoreAdj=-5))
+    steps = plan(s)
+    assert ("oom", "process.oomScoreAdj", -5) in steps
+    assert names(steps).index("oom") < names(steps).index("clone")
 
 
 def test_memory_policy():

@@ -2,13 +2,15 @@
 PREFIX  ?= /opt/ocirt
 PY      := $(PREFIX)/bin/python
 BIN     ?= /usr/local/bin
+# man pages and bash completion go beside $(BIN): /usr/local/share/...
+SHARE   ?= $(abspath $(BIN)/../share)
 DEB_PKGS := python3 python3-venv python3-dev gcc libc6-dev musl-tools libseccomp-dev pkg-config \
-            busybox-static runc crun iproute2 procps util-linux bsdutils strace
+            busybox-static runc crun iproute2 procps util-linux bsdutils strace groff-base
 ROOTFS  := bundles/busybox/rootfs
 # The binary the integration tests drive.
 export OCIRT := $(BIN)/ocirt
 
-.PHONY: all deps install build demo rootfs test unit integration conformance conformance-runc clients vm clean
+.PHONY: all deps install install-docs man build demo rootfs test unit integration conformance conformance-runc clients vm clean
 
 all: build
 
@@ -25,6 +27,16 @@ install: deps $(PY)
 	$(PY) -m pip install -q -e '.[test]'
 	$(MAKE) build
 	$(PY) -m ocirt._launcher $(BIN)/ocirt
+	$(MAKE) install-docs
+
+# ocirt(8), ocirt-COMMAND(8) and the bash completion, made from the command table.
+man: $(PY)
+	$(PY) -m ocirt.clidoc man build/man
+
+install-docs: man
+	install -d $(SHARE)/man/man8 $(SHARE)/bash-completion/completions
+	install -m 644 build/man/*.8 $(SHARE)/man/man8/
+	$(PY) -m ocirt.clidoc completion $(SHARE)/bash-completion/completions/ocirt
 
 # Byte-compile too: start-up must not pay for compiling sources
 # (PYTHONDONTWRITEBYTECODE would otherwise make every run do it).

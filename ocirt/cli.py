@@ -227,8 +227,8 @@ def cmd_help(args):
         return 0
     if args[0] not in COMMANDS:
         raise UsageError(f"No help topic for '{args[0]}'", code=3)
-    pos, summary = COMMANDS[args[0]][3:]
-    print(f"NAME:\n   ocirt {args[0]} - {summary}\n\nUSAGE:\n   ocirt {args[0]} [command options] {pos}")
+    from ocirt.clidoc import command_help
+    print(command_help(args[0]))
     return 0
 
 
@@ -237,15 +237,10 @@ def usage():
              "USAGE:", "   ocirt [global options] command [command options] [arguments...]", "",
              f"VERSION:\n   {__version__}\nspec: {SPEC_VERSION}", "", "COMMANDS:"]
     lines += [f"   {n:<10} {c[4]}" for n, c in COMMANDS.items()]
-    lines += ["", "GLOBAL OPTIONS:",
-              "   --debug              enable debug logging",
-              "   --log value          set the log file to write ocirt logs to (default: stderr)",
-              "   --log-format value   set the log format ('text' (default), or 'json')",
-              "   --root value         root directory for storage of container state (default: \"/run/ocirt\")",
-              "   --systemd-cgroup     use the systemd cgroup driver (not supported)",
-              "   --rootless value     ignore cgroup permission errors ('true', 'false', or 'auto')",
-              "   --help, -h           show help",
-              "   --version, -v        print the version"]
+    from ocirt.clidoc import global_help_rows
+    rows = global_help_rows()
+    width = max(len(a) for a, _ in rows) + 2
+    lines += ["", "GLOBAL OPTIONS:"] + [f"   {a.ljust(width)}{b}" for a, b in rows]
     return "\n".join(lines)
 
 

@@ -1,9 +1,11 @@
 # ocirt: set-up, build, demo and tests. Run as root on Debian bookworm.
-PREFIX  ?= /opt/ocirt
-PY      := $(PREFIX)/bin/python
-BIN     ?= /usr/local/bin
-# man pages and bash completion go beside $(BIN): /usr/local/share/...
-SHARE   ?= $(abspath $(BIN)/../share)
+# The venv ocirt runs from, and where its command, man pages and completion
+# go (a Debian-style layout: `make install PREFIX=/usr`).
+VENV    ?= /opt/ocirt
+PY      := $(VENV)/bin/python
+PREFIX  ?= /usr/local
+BIN     ?= $(PREFIX)/bin
+SHARE   ?= $(PREFIX)/share
 DEB_PKGS := python3 python3-venv python3-dev gcc libc6-dev musl-tools libseccomp-dev pkg-config \
             busybox-static runc crun iproute2 procps util-linux bsdutils strace groff-base
 ROOTFS  := bundles/busybox/rootfs
@@ -20,12 +22,13 @@ deps:
 
 # The venv uses Debian's python3: no pyenv shims or .pth imports at start-up.
 $(PY):
-	/usr/bin/python3 -m venv $(PREFIX)
+	/usr/bin/python3 -m venv $(VENV)
 
 install: deps $(PY)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	$(MAKE) build
+	install -d $(BIN)
 	$(PY) -m ocirt._launcher $(BIN)/ocirt
 	$(MAKE) install-docs
 

@@ -47,3 +47,13 @@ def test_a_container_runs_from_the_build(built, oci, tmp_path):
     p = from_build(built, tmp_path, "from ocirt.cli import main; sys.exit(main())",
                    "--root", oci.root, "run", "--bundle", b.path, b.cid)
     assert p.returncode == 0 and "mkdir=1" in p.stdout and "Operation not permitted" in p.stdout + p.stderr, p
+
+
+def test_make_install_docs_takes_a_prefix(tmp_path):
+    """A Debian-style layout: `make install PREFIX=/usr` puts the man pages
+    and the completion under PREFIX/share (the launcher under PREFIX/bin)."""
+    subprocess.run(["make", "-s", "install-docs", f"PREFIX={tmp_path}"], cwd=REPO, check=True,
+                   capture_output=True)
+    man = sorted(os.listdir(tmp_path / "share" / "man" / "man8"))
+    assert "ocirt.8" in man and "ocirt-create.8" in man and "ocirt-exec.8" in man
+    assert "complete -F _ocirt ocirt" in (tmp_path / "share" / "bash-completion" / "completions" / "ocirt").read_text()

@@ -144,9 +144,6 @@ def main(argv=None):
             return 0
         g = Globals(gflags)
         log = g.log
-        if g.systemd_cgroup:
-            raise OcirtError("--systemd-cgroup: the systemd cgroup driver is not supported; "
-                             "use the cgroupfs driver (leave out --systemd-cgroup)")
         return dispatch(g, rest[0], rest[1:])
     except UsageError as e:
         _report(log, str(e))
@@ -242,7 +239,7 @@ def usage():
               "   --log value          set the log file to write ocirt logs to (default: stderr)",
               "   --log-format value   set the log format ('text' (default), or 'json')",
               "   --root value         root directory for storage of container state (default: \"/run/ocirt\")",
-              "   --systemd-cgroup     use the systemd cgroup driver (not supported)",
+              "   --systemd-cgroup     use the systemd cgroup driver (cgroup v2)",
               "   --rootless value     ignore cgroup permission errors ('true', 'false', or 'auto')",
               "   --help, -h           show help",
               "   --version, -v        print the version"]

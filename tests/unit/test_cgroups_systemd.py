@@ -1,0 +1,86 @@
+"""The systemd driver's pure half: cgroupsPath, slices, unit properties."""
+import pytest
+
+from ocirt.cgroups import sdunit
+from ocirt.errors import OcirtError
+
+MAX = (1 << 64) - 1
+
+
+@pytest.mark.parametrize("path, want", [
+    ("", ("system.slice", "ocirt-ID.scope")),
+    ("machine.slice:libpod:abc", ("machine.slice", "libpod-abc.scope")),
+    (":docker:abc", ("system.slice", "docker-abc.scope")),
+    ("system.slice::abc", ("system.slice", "abc.scope")),
+    ("kubepods-besteffort-pod1.slice:cri-containerd:c1", ("kubepods-besteffort-pod1.slice", "cri-containerd-c1.scope")),
+])
+def test_unit_of(path, want):
+    assert sdunit.unit_of(path, "ID") == want
+
+
+@pytest.mark.parametrize("path, msg", [
+    ("a:b", "slice:prefix:name"), ("a:b:c:d", "slice:prefix:name"), ("/x/y", "slice:prefix:name"),
+    ("foo:p:n", "invalid slice name"), ("a--b.slice:p:n", "invalid slice name"),
+    ("system.slice:p:", "not a valid systemd unit name"), ("system.slice:p:a/b", "not a valid"),
+    ("system.slice:p:x.slice", "slice of its own"),
+])
+def test_bad_cgroups_path_names_the_field(path, msg):
+    with pytest.raises(OcirtError) as e:
+        sdunit.unit_of(path, "ID")
+    assert msg in str(e.value) and "linux.cgroupsPath" in str(e.value)
+
+
+@pytest.mark.parametrize("slice_, want", [
+    ("system.slice", "/system.slice"), ("-.slice", "/"),
+    ("a-b-c.slice", "/a.slice/a-b.slice/a-b-c.slice"),
+])
+def test_expand_slice(slice_, want):
+    assert sdunit.expand_slice(slice_) == want
+
+
+@pytest.mark.parametrize("bad", [".slice", "-a.slice", "a-.slice", "a/b.slice", "a.scope"])
+def test_expand_bad_slice(bad):
+    with pytest.raises(OcirtError, match="invalid slice name"):
+        sdunit.expand_slice(bad)
+
+
+def test_resource_properties():
+    props = sdunit.resource_properties({
+        "memory": {"limit": 64 << 20, "reservation": 32 << 20, "swap": 96 << 20},
+        "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "cpus": "0-1,8", "mems": "0"},
+        "pids": {"limit": 16}, "blockIO": {"weight": 500}})
+    assert props == [("MemoryMax", "t", 64 << 20), ("MemoryLow", "t", 32 << 20),
+                     ("MemorySwapMax", "t", 32 << 20), ("CPUWeight", "t", 100),
+                     ("CPUQuotaPeriodUSec", "t", 100000), ("CPUQuotaPerSecUSec", "t", 500000),
+                     ("AllowedCPUs", "ay", b"\x03\x01"), ("AllowedMemoryNodes", "ay", b"\x01"),
+                     ("TasksMax", "t", 16), ("IOWeight", "t", 4950)]
+
+
+def test_unlimited_values_are_infinity():
+    props = dict((n, v) for n, _, v in sdunit.resource_properties(
+        {"memory": {"limit": -1}, "pids": {"limit": -1}, "cpu": {"quota": -1}}))
+    assert props == {"MemoryMax": MAX, "MemorySwapMax": MAX, "TasksMax": MAX, "CPUQuotaPerSecUSec": MAX}
+
+
+def test_nothing_asked_nothing_set():
+    assert sdunit.resource_properties({}) == [] and sdunit.resource_properties(None) == []
+
+
+@pytest.mark.parametrize("quota, period, want", [
+    (12345, 100000, 130000),      # 12.345% rounds up to 13%: never below cpu.max
+    (50000, 0, 500000),           # the default period
+    (0, 50000, MAX),
+])
+def test_cpu_quota_per_sec(quota, period, want):
+    assert sdunit.cpu_quota(quota, period)[-1] == ("CPUQuotaPerSecUSec", "t", want)
+
+
+@pytest.mark.parametrize("text", [",", "3-1", "a", "1-x", "-1"])
+def test_bad_cpu_list_names_the_field(text):
+    with pytest.raises(OcirtError, match=r"linux\.resources\.cpu\.cpus"):
+        sdunit.resource_properties({"cpu": {"cpus": text}})
+
+
+def test_bad_swap_names_the_field():
+    with pytest.raises(OcirtError, match=r"linux\.resources\.memory\.swap"):
+        sdunit.resource_properties({"memory": {"limit": 100, "swap": 50}})

@@ -34,10 +34,10 @@ class Manager:
 
     def _call(self, method, sig, args):
         from jeepney import new_method_call
-        from jeepney.wrappers import DBusErrorResponse
-        try:
-            return self.conn.send_and_get_reply(new_method_call(self.addr, method, sig, args),
-                                                timeout=TIMEOUT).body
+        from jeepney.wrappers import DBusErrorResponse, unwrap_msg
+        try:   # an error reply is a reply: unwrap_msg raises it
+            return unwrap_msg(self.conn.send_and_get_reply(new_method_call(self.addr, method, sig, args),
+                                                           timeout=TIMEOUT))
         except DBusErrorResponse as e:
             raise BusError(e.name, f"{method}: {e.data[0] if e.data else e.name}") from None
         except (OSError, TimeoutError) as e:
@@ -49,7 +49,7 @@ class Manager:
         rule = MatchRule(type="signal", interface="org.freedesktop.systemd1.Manager",
                          member="JobRemoved", path="/org/freedesktop/systemd1")
         self.conn.send_and_get_reply(message_bus.AddMatch(rule), timeout=TIMEOUT)
-        with self.conn.filter(rule) as queue:
+        with self.conn.filter(rule, bufsize=64) as queue:   # other units' jobs end meanwhile
             job = self._call(method, sig, args)[0]
             while True:
                 try:

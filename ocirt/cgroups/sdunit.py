@@ -74,7 +74,7 @@ def resource_properties(resources, where="linux.resources"):
     try:
         swap_v2 = convert.swap_to_v2(swap or 0, limit or 0)
     except ValueError as e:
-        raise OcirtError(str(e), where + ".memory.swap") from None
+        raise OcirtError(str(e), _at(where, "memory.swap")) from None
     if swap_v2:
         out.append(("MemorySwapMax", "t", _uint(swap_v2)))
     if cpu.get("shares"):
@@ -82,7 +82,7 @@ def resource_properties(resources, where="linux.resources"):
     out += cpu_quota(cpu.get("quota") or 0, cpu.get("period") or 0)
     for key, prop in (("cpus", "AllowedCPUs"), ("mems", "AllowedMemoryNodes")):
         if cpu.get(key):
-            out.append((prop, "ay", range_to_bits(cpu[key], f"{where}.cpu.{key}")))
+            out.append((prop, "ay", range_to_bits(cpu[key], _at(where, f"cpu.{key}"))))
     pids = (r.get("pids") or {}).get("limit")
     if pids and (pids > 0 or pids == -1):
         out.append(("TasksMax", "t", _uint(pids)))
@@ -90,6 +90,10 @@ def resource_properties(resources, where="linux.resources"):
     if weight:
         out.append(("IOWeight", "t", convert.blkio_weight_to_io_weight(weight)))
     return out
+
+
+def _at(where, field):
+    return f"{where}.{field}" if where else field   # update's fields have no section
 
 
 def _uint(v):

@@ -84,3 +84,9 @@ def test_bad_cpu_list_names_the_field(text):
 def test_bad_swap_names_the_field():
     with pytest.raises(OcirtError, match=r"linux\.resources\.memory\.swap"):
         sdunit.resource_properties({"memory": {"limit": 100, "swap": 50}})
+
+
+def test_an_update_names_its_own_field():
+    with pytest.raises(OcirtError) as e:
+        sdunit.resource_properties({"cpu": {"mems": "x"}}, where="")
+    assert e.value.where == "cpu.mems"

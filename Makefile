@@ -10,7 +10,7 @@ SHARED  ?= $(abspath ../shared)
 # The binary the integration tests drive.
 export OCIRT := $(BIN)/ocirt
 
-.PHONY: all deps install build demo rootfs test unit integration conformance conformance-runc clients vm clean
+.PHONY: all deps install build demo rootfs test unit integration conformance conformance-runc clients vm vm-systemd clean
 
 all: build
 
@@ -61,6 +61,9 @@ clients: install
 
 vm: build
 	CGROUP2_VM=$(SHARED)/vm/cgroup2-vm bash tests/vm/run-v2-tests.sh
+
+vm-systemd: build rootfs
+	CGROUP2_VM=$(SHARED)/vm/cgroup2-vm bash tests/vm/run-systemd-tests.sh
 
 test: install rootfs
 	$(PY) -m pytest -q tests

@@ -178,7 +178,10 @@ class Creation:
         try:
             self.cgroup.start_around(self.session.pid, self.c.id)
         except OcirtError as e:
-            self.session.send("E" + str(e))
+            try:
+                self.session.send("E" + str(e))
+            except OSError:
+                pass  # the stopped scope took the helper with it
             raise
         self.session.send("go")
 

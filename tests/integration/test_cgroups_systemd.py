@@ -79,6 +79,10 @@ def test_scope_with_resources_update_and_delete(oci):
     with open(d + "/memory.max") as f:
         assert f.read() == f"{128 << 20}\n"
     oci("start", b.cid)
+    assert oci("exec", b.cid, "cat", "/proc/self/cgroup").out == f"0::/system.slice/{unit}\n"
+    oci("pause", b.cid)
+    assert oci.status(b.cid) == "paused"
+    oci("resume", b.cid)
     oci("delete", "--force", b.cid)
     assert gone(unit) and not os.path.exists(d)
 

@@ -7,14 +7,15 @@ from ..errors import OcirtError
 
 FLAG = "--systemd-cgroup"
 TIMEOUT = 30.0
+BOOTED = "/run/systemd/system"   # what sd_booted() and runc look for
 _NO_UNIT = ("org.freedesktop.systemd1.NoSuchUnit", "org.freedesktop.systemd1.LoadFailed")
 
 
 def check_systemd():
-    """systemd is PID 1 (the test runc and sd_booted() use)."""
-    if not os.path.isdir("/run/systemd/system"):
+    """systemd is PID 1."""
+    if not os.path.isdir(BOOTED):
         raise OcirtError(f"{FLAG}: systemd is not running as the init system here "
-                         "(no /run/systemd/system): leave out --systemd-cgroup")
+                         f"(no {BOOTED}): leave out --systemd-cgroup")
 
 
 class Manager:

@@ -90,3 +90,28 @@ def test_an_update_names_its_own_field():
     with pytest.raises(OcirtError) as e:
         sdunit.resource_properties({"cpu": {"mems": "x"}}, where="")
     assert e.value.where == "cpu.mems"
+
+
+def test_the_scope_is_reopened_from_the_state():
+    import json
+    from ocirt import cgroups
+    from ocirt.cgroups.systemd import SystemdV2
+    d = "/sys/fs/cgroup/a.slice/a-b.slice/p-n.scope"
+    state = json.loads(json.dumps(SystemdV2({"": d}, "p-n.scope", "a-b.slice").to_state()))
+    cg = cgroups.from_state(state)
+    assert isinstance(cg, SystemdV2) and (cg.unit, cg.slice, cg.dir, cg.version) == ("p-n.scope", "a-b.slice", d, 2)
+
+
+def test_for_container_needs_systemd_then_cgroup_v2(monkeypatch, tmp_path):
+    from ocirt import cgroups
+    from ocirt.cgroups import paths, sdbus
+    monkeypatch.setattr(sdbus, "BOOTED", str(tmp_path / "none"))
+    with pytest.raises(OcirtError, match="^--systemd-cgroup: systemd is not running"):
+        cgroups.for_container("", "ID", systemd=True)
+    monkeypatch.setattr(sdbus, "BOOTED", str(tmp_path))
+    monkeypatch.setattr(paths, "is_unified", lambda root=paths.ROOT: False)
+    with pytest.raises(OcirtError, match="^--systemd-cgroup: only pure cgroup v2"):
+        cgroups.for_container("", "ID", systemd=True)
+    monkeypatch.setattr(paths, "is_unified", lambda root=paths.ROOT: True)
+    cg = cgroups.for_container("a-b.slice:p:n", "ID", systemd=True)
+    assert cg.dir == "/sys/fs/cgroup/a.slice/a-b.slice/p-n.scope" and cg.holds_helper

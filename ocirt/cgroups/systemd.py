@@ -25,6 +25,7 @@ class SystemdV2(V2):
         super().__init__(dirs)
         self.unit, self.slice = unit, slice_
         self._pending = None
+        self.started = True    # reopened from a state: the scope was made
 
     @classmethod
     def from_state(cls, d):
@@ -36,6 +37,7 @@ class SystemdV2(V2):
     def create(self, resources, where="linux.resources"):
         """Only check now: the scope is made in start_around, once the helper runs."""
         self._pending = (resources or {}, where, sdunit.resource_properties(resources, where))
+        self.started = False
         return 0
 
     def start_around(self, pid, container_id):
@@ -44,6 +46,7 @@ class SystemdV2(V2):
         with _manager() as m:
             m.start_scope(self.unit, sdunit.unit_properties(self.slice, container_id) + props +
                           [("PIDs", "au", [pid])])
+            self.started = True
             try:
                 self._apply(resources, where, updating=False)
             except BaseException:
@@ -63,8 +66,9 @@ class SystemdV2(V2):
         super().update(resources, where)
 
     def destroy(self):
-        with _manager() as m:
-            m.stop(self.unit)
+        if self.started:   # a create that failed before it has no scope, and needs no bus
+            with _manager() as m:
+                m.stop(self.unit)
         super().destroy()   # sub-cgroups the container made, if systemd left any
 
 

@@ -115,3 +115,13 @@ def test_for_container_needs_systemd_then_cgroup_v2(monkeypatch, tmp_path):
     monkeypatch.setattr(paths, "is_unified", lambda root=paths.ROOT: True)
     cg = cgroups.for_container("a-b.slice:p:n", "ID", systemd=True)
     assert cg.dir == "/sys/fs/cgroup/a.slice/a-b.slice/p-n.scope" and cg.holds_helper
+
+
+def test_a_create_that_failed_before_its_scope_needs_no_bus(monkeypatch):
+    from ocirt.cgroups import sdbus
+    from ocirt.cgroups.systemd import SystemdV2
+    monkeypatch.setattr(sdbus, "Manager", None)   # any use of the bus would fail
+    cg = SystemdV2({"": "/nonexistent/ocirt-test/p-n.scope"}, "p-n.scope", "system.slice")
+    assert cg.create({"pids": {"limit": 5}}) == 0
+    cg.kill_all(9)
+    cg.destroy()

@@ -12,7 +12,7 @@ ROOTFS  := bundles/busybox/rootfs
 # The binary the integration tests drive.
 export OCIRT := $(BIN)/ocirt
 
-.PHONY: all deps install install-docs man build demo rootfs test unit integration conformance conformance-runc clients vm clean
+.PHONY: all deps install install-docs man build demo rootfs test unit integration conformance conformance-runc clients vm vm-systemd clean
 
 all: build
 
@@ -73,6 +73,9 @@ clients: install
 
 vm: build
 	bash tests/vm/run-v2-tests.sh
+
+vm-systemd: build rootfs
+	bash tests/vm/run-systemd-tests.sh
 
 test: install rootfs
 	$(PY) -m pytest -q tests

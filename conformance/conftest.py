@@ -14,6 +14,9 @@ from .harness import EXTRA_DIRS, EXTRA_FILES, Bundle, Runtime, remove_cgroup_tre
 
 REPO = os.path.dirname(CONF_DIR)
 DEVIATIONS = os.path.join(CONF_DIR, "deviations.toml")
+# CGROUP_DRIVER=systemd: every runtime command gets --systemd-cgroup and every
+# container a transient scope (on a systemd host: tests/vm/run-systemd-tests.sh)
+SYSTEMD = os.environ.get("CGROUP_DRIVER") == "systemd"
 OUTCOMES = ("passed", "failed", "xfailed", "skipped")
 
 
@@ -127,7 +130,7 @@ def rootfs(session_dir):
 def rt(request, session_dir):
     root = os.path.join(session_dir, "state")
     os.makedirs(root)
-    return Runtime(runtime_binary(request.config), root)
+    return Runtime(runtime_binary(request.config), root, ["--systemd-cgroup"] if SYSTEMD else [])
 
 
 @pytest.fixture(scope="session")
@@ -150,7 +153,8 @@ class Containers:
             path = os.path.join(self.base, f"bundle{len(self.bundles)}")
             os.makedirs(path)
         b = Bundle(path, self.rootfs, "", args)
-        b.linux["cgroupsPath"] = f"{self.cg_parent}/{b.cid}"
+        # with systemd, a scope per container (the parent is for cgroupfs paths)
+        b.linux["cgroupsPath"] = f"system.slice:sd-conf:{b.cid}" if SYSTEMD else f"{self.cg_parent}/{b.cid}"
         if script is not None:
             b.sh(script)
         self.bundles.append(b)

@@ -87,14 +87,14 @@ class RuntimeError_(AssertionError):
 class Runtime:
     """The runtime binary, with a private --root state directory."""
 
-    def __init__(self, binary, root):
-        self.binary, self.root = binary, root
+    def __init__(self, binary, root, flags=()):
+        self.binary, self.root, self.flags = binary, root, list(flags)
         self.name = os.path.basename(binary)
 
     def __call__(self, *args, check=True, stdin=None, timeout=TIMEOUT, env=None, prefix=()):
         """Run one command (under `prefix`, e.g. setpriv); stdout/stderr go to files,
         as a container started by create keeps them open long after the runtime has exited."""
-        argv = [*prefix, self.binary, "--root", self.root, *args]
+        argv = [*prefix, self.binary, "--root", self.root, *self.flags, *args]
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             rc = subprocess.run(argv, stdin=stdin if stdin is not None else subprocess.DEVNULL,
                                 stdout=out, stderr=err, timeout=timeout, env=env).returncode
@@ -256,6 +256,15 @@ def cgroup_dir(controller, path):
     return None if base is None else os.path.join(base, path.lstrip("/"))
 
 
+def systemd_scope_path(cg):
+    """A systemd "slice:prefix:name" path (a top-level slice only) -> the
+    scope's cgroup path; any other path as it is."""
+    if cg.count(":") != 2 or cg.startswith("/"):
+        return cg
+    slice_, prefix, name = cg.split(":")
+    return f"/{slice_ or 'system.slice'}/{prefix + '-' if prefix else ''}{name}.scope"
+
+
 def cgroup_dirs_existing(path):
     return sorted({d for c in cgroup_mounts() if (d := cgroup_dir(c, path)) and os.path.isdir(d)})
 
@@ -318,7 +327,7 @@ def leftovers(rt, b, rootfs):
     if rt.state_or_none(b.cid) is not None:
         found.append("`state` still answers")
     found += [f"state dir {n}" for n in os.listdir(rt.root) if b.cid in n]
-    cg = b.linux.get("cgroupsPath")
+    cg = systemd_scope_path(b.linux.get("cgroupsPath") or "")
     if cg:
         found += [f"cgroup {d}" for d in cgroup_dirs_existing(cg)]
     found += [f"process {p}" for p in procs_rooted_at(rootfs)]

@@ -144,9 +144,6 @@ def main(argv=None):
             return 0
         g = Globals(gflags)
         log = g.log
-        if g.systemd_cgroup:
-            raise OcirtError("--systemd-cgroup: the systemd cgroup driver is not supported; "
-                             "use the cgroupfs driver (leave out --systemd-cgroup)")
         return dispatch(g, rest[0], rest[1:])
     except UsageError as e:
         _report(log, str(e))

@@ -18,7 +18,7 @@ HELP = {
     "log-format": "set the log format ('text' (default), or 'json')",
     "root": "root directory for storage of container state (default: \"/run/ocirt\")",
     "criu": "path to the criu binary used for checkpoint and restore (not built yet)",
-    "systemd-cgroup": "use the systemd cgroup driver (not built yet: refused)",
+    "systemd-cgroup": "use the systemd cgroup driver (cgroup v2; cgroupsPath slice:prefix:name)",
     "rootless": "ignore cgroup permission errors ('true', 'false', or 'auto')",
     "help": "show help",
     "version": "print the version",

@@ -56,7 +56,7 @@ class Creation:
         from ocirt.plan.build import create_plan, ignored_without_mount_ns
         from ocirt.spawn import Session
         linux = self.spec["linux"]
-        cgroup = cgroups.for_container(linux.get("cgroupsPath"), self.c.id)
+        cgroup = cgroups.for_container(linux.get("cgroupsPath"), self.c.id, self.g.systemd_cgroup)
         found = cgroup.create(linux.get("resources"))   # undoes itself if it fails
         self.cgroup = cgroup
         self.g.log.debug(f"create {self.c.id}: cgroup {' '.join(sorted(set(cgroup.dirs.values())))}")
@@ -94,12 +94,12 @@ class Creation:
         self._converse()
 
     def _context(self, console_fd):
-        from ocirt.cgroups import own_procs
         files, v2 = self.cgroup.clone_join()
         return {
             "rootfs": self.rootfs, "bundle": self.bundle,
             "cgroup_files": files, "cgroup_v2_dir": v2, "rdt_tasks": self.rdt["tasks"] if self.rdt else (),
-            "cgroup_leave": own_procs(self.cgroup) if self.foreground else (),
+            "cgroup_leave": self.cgroup.helper_leaves() if self.foreground else (),
+            "cgroup_hold": self.cgroup.holds_helper,
             "cgroup_dirs": [(_mount_name(k), d) for k, d in self.cgroup.dirs.items()],
             "cgroup2_host": self.cgroup.version == 2,
             "fifo": None if self.foreground else self.c.fifo,
@@ -130,6 +130,8 @@ class Creation:
                 self._record(msg[1])
             elif msg[0] == "hooks":
                 self._hooks()
+            elif msg[0] == "hold":
+                self._start_cgroup()
             elif msg[0] == "ready":
                 self.g.log.debug(f"create {self.c.id}: the init is ready")
                 break
@@ -170,6 +172,18 @@ class Creation:
             "terminal": bool(proc.get("terminal")),
         }
         self.c.save()
+
+    def _start_cgroup(self):
+        """The helper waits, before its clone, for its cgroup to be made around it."""
+        try:
+            self.cgroup.start_around(self.session.pid, self.c.id)
+        except OcirtError as e:
+            try:
+                self.session.send("E" + str(e))
+            except OSError:
+                pass  # the stopped scope took the helper with it
+            raise
+        self.session.send("go")
 
     def _hooks(self):
         """The init waits in its namespaces: linux.netDevices are moved in,

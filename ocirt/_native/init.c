@@ -1830,6 +1830,18 @@ static void op_cgroup2(char **a)
     CHECK(cgroup_fd, "open cgroup %s", a[2]);
 }
 
+/* The runtime makes the cgroup only now, around the helper itself (a
+ * systemd scope needs a process to be started with): wait for its "go". */
+static void op_hold(char **a)
+{
+    (void)a;
+    send_msg("hold", 4);
+    char buf[4096];
+    recv_msg(buf, sizeof buf);
+    if (strcmp(buf, "go"))
+        die("%s", buf[0] == 'E' ? buf + 1 : "the runtime did not make the cgroup");
+}
+
 /* A helper that stays to wait for its process goes back to the runtime's
  * cgroups after the clone (so kill --all, ps and pids.max meet only the
  * container's processes): their cgroup.procs, opened before any setns. */
@@ -2008,6 +2020,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a[0], "seccomp-listener")) op_seccomp_listener(a);
         else if (!strcmp(a[0], "cgroup")) write_file(a[2], "0", 1);
         else if (!strcmp(a[0], "cgroup2")) op_cgroup2(a);
+        else if (!strcmp(a[0], "hold")) op_hold(a);
         else if (!strcmp(a[0], "affinity")) op_affinity(a);
         else if (!strcmp(a[0], "oom")) op_oom(a);
         else if (!strcmp(a[0], "idmap-tree")) op_idmap_tree(a);

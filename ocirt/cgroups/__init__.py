@@ -1,10 +1,15 @@
 """Container cgroups: a cgroupfs v1 and a cgroup v2 driver behind one
-interface (base.Cgroup), chosen by the host as runc chooses."""
+interface (base.Cgroup), chosen by the host as runc chooses, and the
+systemd driver (systemd.py) when --systemd-cgroup asks for it."""
 
 
-def for_container(cgroups_path, container_id):
+def for_container(cgroups_path, container_id, systemd=False):
     """The Cgroup for linux.cgroupsPath (absolute; relative to the runtime's
-    own cgroup; or, when absent, the container id relative to it, as runc 1.1)."""
+    own cgroup; or, when absent, the container id relative to it, as runc 1.1;
+    with systemd, "slice:prefix:name")."""
+    if systemd:
+        from . import systemd as sd
+        return sd.for_container(cgroups_path, container_id)
     from . import paths
     inner = paths.inner_path(cgroups_path, container_id)
     own = paths.parse_proc_cgroup(_read("/proc/self/cgroup"))
@@ -38,6 +43,9 @@ def own_procs(cg):
 
 def from_state(d):
     """Reopen the Cgroup that to_state() described."""
+    if "systemd" in d:
+        from .systemd import SystemdV2
+        return SystemdV2.from_state(d)
     if d["version"] == 2:
         from .v2 import V2
         return V2(d["dirs"])

@@ -15,6 +15,7 @@ class Cgroup:
     """A container's cgroup. `dirs` maps a v1 controller (or "" for the
     cgroup2 directory) to its directory; several may share one directory."""
     version = 0
+    holds_helper = False   # True: the cgroup is made around the helper (start_around)
 
     def __init__(self, dirs):
         self.dirs = dirs
@@ -94,6 +95,11 @@ class Cgroup:
             if not os.path.isdir(d):
                 raise OcirtError(f"--cgroup: there is no sub-cgroup {d} (exec joins existing ones only)")
         return type(self)(dirs)
+
+    def helper_leaves(self):
+        """cgroup.procs files a helper that waits for its process goes back to."""
+        from . import own_procs
+        return own_procs(self)
 
     def v2_dir(self):
         return self.dirs.get("")

@@ -53,7 +53,7 @@ def inner_path(cgroups_path, container_id):
         return container_id
     if ":" in cgroups_path and not cgroups_path.startswith("/"):
         raise OcirtError(f"{cgroups_path!r} looks like a systemd slice:prefix:name path, "
-                         "but the systemd cgroup driver is not supported", "linux.cgroupsPath")
+                         "which needs --systemd-cgroup", "linux.cgroupsPath")
     # cleaned as runc's CleanPath: ".." cannot climb above the root
     if cgroups_path.startswith("/"):
         return posixpath.normpath(cgroups_path)

@@ -217,7 +217,9 @@ def _listener_steps(ctx):
 
 def _cgroup_steps(ctx):
     # leave-cgroup: opened now, written by a waiting helper after the clone
-    steps = [("leave-cgroup", "linux.cgroupsPath", f) for f in ctx.get("cgroup_leave", ())]
+    # hold: the helper waits for its cgroup to be made around it (systemd)
+    steps = [("hold", "linux.cgroupsPath")] if ctx.get("cgroup_hold") else []
+    steps += [("leave-cgroup", "linux.cgroupsPath", f) for f in ctx.get("cgroup_leave", ())]
     steps += [("cgroup", "linux.cgroupsPath", f) for f in ctx.get("cgroup_files", ())]
     steps += [("cgroup", "linux.intelRdt", f) for f in ctx.get("rdt_tasks", ())]
     if ctx.get("cgroup_v2_dir"):

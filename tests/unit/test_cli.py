@@ -139,7 +139,7 @@ def test_exec_arguments_are_a_command_line():
     (["--bogus", "list"], "flag provided but not defined: -bogus"),
     (["state"], '"state" requires a container id'),
     (["kill", "a", "KILL", "x"], '"kill" takes at most 2 argument(s)'),
-    (["--systemd-cgroup", "state", "a"], "--systemd-cgroup"),
+    (["--systemd-cgroup", "state", "a"], 'container "a" does not exist'),  # the flag is taken
 ])
 def test_usage_errors_are_one_line_exit_1(argv, msg, capsys, tmp_path):
     assert main(["--root", str(tmp_path)] + argv) == 1

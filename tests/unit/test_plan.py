@@ -73,6 +73,14 @@ def test_a_waiting_helper_opens_its_way_back_before_joining_anything():
     assert n.index("leave-cgroup") < n.index("cgroup") < n.index("setns") < n.index("clone")
 
 
+def test_a_held_helper_waits_before_opening_its_cgroup():
+    """systemd makes the scope around the helper: only then does the cgroup
+    to clone into exist (and a waiting helper has its own to go back to)."""
+    n = names(plan(cgroup_hold=True, cgroup_v2_dir="/ct", cgroup_leave=["/own/cgroup.procs"]))
+    assert n.index("hold") < n.index("leave-cgroup") < n.index("cgroup2") < n.index("clone")
+    assert "hold" not in names(plan(cgroup_v2_dir="/ct"))
+
+
 def test_without_a_mount_namespace_nothing_is_mounted():
     """The container inherits the runtime's mount namespace and root, as
     with runc: no rootfs steps; what would change the host is refused, what

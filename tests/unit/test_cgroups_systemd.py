@@ -1,0 +1,127 @@
+"""The systemd driver's pure half: cgroupsPath, slices, unit properties."""
+import pytest
+
+from ocirt.cgroups import sdunit
+from ocirt.errors import OcirtError
+
+MAX = (1 << 64) - 1
+
+
+@pytest.mark.parametrize("path, want", [
+    ("", ("system.slice", "ocirt-ID.scope")),
+    ("machine.slice:libpod:abc", ("machine.slice", "libpod-abc.scope")),
+    (":docker:abc", ("system.slice", "docker-abc.scope")),
+    ("system.slice::abc", ("system.slice", "abc.scope")),
+    ("kubepods-besteffort-pod1.slice:cri-containerd:c1", ("kubepods-besteffort-pod1.slice", "cri-containerd-c1.scope")),
+])
+def test_unit_of(path, want):
+    assert sdunit.unit_of(path, "ID") == want
+
+
+@pytest.mark.parametrize("path, msg", [
+    ("a:b", "slice:prefix:name"), ("a:b:c:d", "slice:prefix:name"), ("/x/y", "slice:prefix:name"),
+    ("foo:p:n", "invalid slice name"), ("a--b.slice:p:n", "invalid slice name"),
+    ("system.slice:p:", "not a valid systemd unit name"), ("system.slice:p:a/b", "not a valid"),
+    ("system.slice:p:x.slice", "slice of its own"),
+])
+def test_bad_cgroups_path_names_the_field(path, msg):
+    with pytest.raises(OcirtError) as e:
+        sdunit.unit_of(path, "ID")
+    assert msg in str(e.value) and "linux.cgroupsPath" in str(e.value)
+
+
+@pytest.mark.parametrize("slice_, want", [
+    ("system.slice", "/system.slice"), ("-.slice", "/"),
+    ("a-b-c.slice", "/a.slice/a-b.slice/a-b-c.slice"),
+])
+def test_expand_slice(slice_, want):
+    assert sdunit.expand_slice(slice_) == want
+
+
+@pytest.mark.parametrize("bad", [".slice", "-a.slice", "a-.slice", "a/b.slice", "a.scope"])
+def test_expand_bad_slice(bad):
+    with pytest.raises(OcirtError, match="invalid slice name"):
+        sdunit.expand_slice(bad)
+
+
+def test_resource_properties():
+    props = sdunit.resource_properties({
+        "memory": {"limit": 64 << 20, "reservation": 32 << 20, "swap": 96 << 20},
+        "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "cpus": "0-1,8", "mems": "0"},
+        "pids": {"limit": 16}, "blockIO": {"weight": 500}})
+    assert props == [("MemoryMax", "t", 64 << 20), ("MemoryLow", "t", 32 << 20),
+                     ("MemorySwapMax", "t", 32 << 20), ("CPUWeight", "t", 100),
+                     ("CPUQuotaPeriodUSec", "t", 100000), ("CPUQuotaPerSecUSec", "t", 500000),
+                     ("AllowedCPUs", "ay", b"\x03\x01"), ("AllowedMemoryNodes", "ay", b"\x01"),
+                     ("TasksMax", "t", 16), ("IOWeight", "t", 4950)]
+
+
+def test_unlimited_values_are_infinity():
+    props = dict((n, v) for n, _, v in sdunit.resource_properties(
+        {"memory": {"limit": -1}, "pids": {"limit": -1}, "cpu": {"quota": -1}}))
+    assert props == {"MemoryMax": MAX, "MemorySwapMax": MAX, "TasksMax": MAX, "CPUQuotaPerSecUSec": MAX}
+
+
+def test_nothing_asked_nothing_set():
+    assert sdunit.resource_properties({}) == [] and sdunit.resource_properties(None) == []
+
+
+@pytest.mark.parametrize("quota, period, want", [
+    (12345, 100000, 130000),      # 12.345% rounds up to 13%: never below cpu.max
+    (50000, 0, 500000),           # the default period
+    (0, 50000, MAX),
+])
+def test_cpu_quota_per_sec(quota, period, want):
+    assert sdunit.cpu_quota(quota, period)[-1] == ("CPUQuotaPerSecUSec", "t", want)
+
+
+@pytest.mark.parametrize("text", [",", "3-1", "a", "1-x", "-1"])
+def test_bad_cpu_list_names_the_field(text):
+    with pytest.raises(OcirtError, match=r"linux\.resources\.cpu\.cpus"):
+        sdunit.resource_properties({"cpu": {"cpus": text}})
+
+
+def test_bad_swap_names_the_field():
+    with pytest.raises(OcirtError, match=r"linux\.resources\.memory\.swap"):
+        sdunit.resource_properties({"memory": {"limit": 100, "swap": 50}})
+
+
+def test_an_update_names_its_own_field():
+    with pytest.raises(OcirtError) as e:
+        sdunit.resource_properties({"cpu": {"mems": "x"}}, where="")
+    assert e.value.where == "cpu.mems"
+
+
+def test_the_scope_is_reopened_from_the_state():
+    import json
+    from ocirt import cgroups
+    from ocirt.cgroups.systemd import SystemdV2
+    d = "/sys/fs/cgroup/a.slice/a-b.slice/p-n.scope"
+    state = json.loads(json.dumps(SystemdV2({"": d}, "p-n.scope", "a-b.slice").to_state()))
+    cg = cgroups.from_state(state)
+    assert isinstance(cg, SystemdV2) and (cg.unit, cg.slice, cg.dir, cg.version) == ("p-n.scope", "a-b.slice", d, 2)
+
+
+def test_for_container_needs_systemd_then_cgroup_v2(monkeypatch, tmp_path):
+    from ocirt import cgroups
+    from ocirt.cgroups import paths, sdbus
+    monkeypatch.setattr(sdbus, "BOOTED", str(tmp_path / "none"))
+    with pytest.raises(OcirtError, match="^--systemd-cgroup: systemd is not running"):
+        cgroups.for_container("", "ID", systemd=True)
+    monkeypatch.setattr(sdbus, "BOOTED", str(tmp_path))
+    monkeypatch.setattr(paths, "is_unified", lambda root=paths.ROOT: False)
+    with pytest.raises(OcirtError, match="^--systemd-cgroup: only pure cgroup v2"):
+        cgroups.for_container("", "ID", systemd=True)
+    monkeypatch.setattr(paths, "is_unified", lambda root=paths.ROOT: True)
+    cg = cgroups.for_container("a-b.slice:p:n", "ID", systemd=True)
+    assert cg.dir == "/sys/fs/cgroup/a.slice/a-b.slice/p-n.scope" and cg.holds_helper
+
+
+def test_a_create_that_failed_before_its_scope_needs_no_bus(monkeypatch):
+    from ocirt.cgroups import sdbus
+    from ocirt.cgroups.systemd import SystemdV2
+    monkeypatch.setattr(sdbus, "Manager", None)   # any use of the bus would fail
+    cg = SystemdV2({"": "/nonexistent/ocirt-test/p-n.scope"}, "p-n.scope", "system.slice")
+    assert cg.create({"pids": {"limit": 5}}) == 0
+    cg.kill_all(9)
+    cg.destroy()

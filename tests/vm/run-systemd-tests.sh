@@ -1,0 +1,57 @@
+#!/bin/bash
+# Run the systemd cgroup driver's tests on a real systemd host: in the VM of
+# tests/vm/cgroup2-vm --systemd (systemd as PID 1, pure cgroup v2,
+# D-Bus; this script runs again there as a Delegate=yes service). There:
+# tests/integration/test_cgroups_systemd.py through ocirt, then a few
+# conformance lifecycle tests with --systemd-cgroup on ocirt and on runc.
+# Slow under emulation: keep it small. Without the VM, runs the driver's
+# tests here (only the refusals run on a host without systemd). Ends with
+# one summary line per suite; exits non-zero if any failed.
+set -u
+cd "$(dirname "$0")/../.."
+PY=/opt/ocirt/bin/python
+PYTEST=("$PY" -m pytest -q -rfEs -p no:cacheprovider)
+LIFECYCLE="full_lifecycle or delete_created or run_then_nothing or kill_all or create_failing_late"
+
+summary() {  # NAME LOG STATUS
+    local s
+    s=$(grep -E '[0-9]+ (passed|failed|errors?|skipped|deselected)|no tests ran' "$2" | tail -n 1 | tr -d '=' | sed 's/^ *//; s/ *$//')
+    echo "run-systemd-tests: $1: ${s:-no pytest summary} (exit status $3)"
+}
+
+suite() {  # NAME ENV... -- PYTEST ARGS...
+    local name=$1 log status
+    shift
+    log=$(mktemp)
+    env "$@" 2>&1 | tee "$log"
+    status=${PIPESTATUS[0]}
+    summary "$name" "$log" "$status" >>"$SUMMARY"
+    rm -f "$log"
+    return "$status"
+}
+
+if [ "${1:-}" = --in-vm ]; then
+    shift
+    SUMMARY=$(mktemp)
+    "$PY" -m ocirt._launcher /tmp/ocirt-vm || exit 1
+    rc=0
+    suite "ocirt driver tests" OCIRT=/tmp/ocirt-vm "${PYTEST[@]}" tests/integration/test_cgroups_systemd.py "$@" || rc=1
+    suite "conformance, ocirt --systemd-cgroup" CGROUP_DRIVER=systemd RUNTIME=/tmp/ocirt-vm \
+        "${PYTEST[@]}" conformance/test_lifecycle.py -k "$LIFECYCLE" || rc=1
+    suite "conformance, runc --systemd-cgroup" CGROUP_DRIVER=systemd RUNTIME=/usr/sbin/runc \
+        "${PYTEST[@]}" conformance/test_lifecycle.py -k "$LIFECYCLE" || rc=1
+    cat "$SUMMARY"
+    rm -f "$SUMMARY"
+    exit "$rc"
+fi
+
+VM=${CGROUP2_VM:-$PWD/tests/vm/cgroup2-vm}
+if [ -f "$VM" ]; then
+    echo "run-systemd-tests: in the systemd VM ($VM --systemd)" >&2
+    bash "$VM" --systemd "$PWD" bash "$PWD/tests/vm/run-systemd-tests.sh" --in-vm "$@"
+    exit $?
+fi
+echo "run-systemd-tests: here (no VM at $VM): only what needs no systemd runs" >&2
+SUMMARY=/dev/stdout
+suite "ocirt driver tests, no systemd" OCIRT="${OCIRT:-/usr/local/bin/ocirt}" "${PYTEST[@]}" \
+    tests/integration/test_cgroups_systemd.py "$@"

@@ -14,8 +14,6 @@ import subprocess
 import time
 import uuid
 
-import pytest
-
 from conftest import OCIRT, cgroup_dirs_existing, mountinfo, pid_alive, procs_rooted_at
 
 FULL = os.environ.get("OCIRT_CRASH_SWEEP") == "full"
@@ -141,8 +139,7 @@ def test_init_killed_between_create_and_start_then_delete_force_leaves_nothing(o
     assert not failures, failures
 
 
-@pytest.mark.parametrize("runs", [30])
-def test_create_killed_after_a_delay_then_delete_force_leaves_nothing(oci, runs):
+def test_create_killed_after_a_delay_then_delete_force_leaves_nothing(oci, runs=30):
     """Kills at times spread over a create's duration: the same cases for any runtime."""
     b = crash_bundle(oci)
     t0 = time.monotonic()

@@ -82,6 +82,7 @@ test: install rootfs
 	$(MAKE) conformance-runc
 	RUNTIME=$(BIN)/ocirt $(PY) -m pytest -q conformance
 	$(MAKE) vm
+	$(MAKE) vm-systemd
 	$(MAKE) clients
 
 clean:

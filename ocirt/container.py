@@ -57,6 +57,7 @@ class Creation:
         from ocirt.spawn import Session
         linux = self.spec["linux"]
         cgroup = cgroups.for_container(linux.get("cgroupsPath"), self.c.id, self.g.systemd_cgroup)
+        self._record_intent(cgroup)
         found = cgroup.create(linux.get("resources"))   # undoes itself if it fails
         self.cgroup = cgroup
         self.g.log.debug(f"create {self.c.id}: cgroup {' '.join(sorted(set(cgroup.dirs.values())))}")
@@ -92,6 +93,18 @@ class Creation:
             if console_fd is not None:
                 os.close(console_fd)
         self._converse()
+
+    def _record_intent(self, cgroup):
+        """Before anything is made, what will be: the cgroup directories
+        (parents included) and the resctrl groups. The helper and the init
+        need no record: the helper joins the cgroup before it can block on
+        anything, and the init is born in it."""
+        cgroup.plan_made()
+        record = {"cgroup": cgroup.to_state()}
+        if self.spec["linux"].get("intelRdt") is not None:
+            from ocirt import intelrdt
+            record["intelRdt"] = intelrdt.to_make(self.spec["linux"]["intelRdt"], self.c.id)
+        self.c.record_intent(record)
 
     def _context(self, console_fd):
         files, v2 = self.cgroup.clone_join()
@@ -144,7 +157,6 @@ class Creation:
             self.master = recv_master(self.console_ours)
         if not self.foreground:
             s.reap()
-        self.c.save()
         if self.opts.pid_file:
             write_pid_file(self.opts.pid_file, self.c.state["pid"])
 
@@ -410,6 +422,11 @@ def delete(g, cid, force=False):
             raise
         if os.path.exists(os.path.join(c.dir, "state.json")):  # corrupt: nothing to act on
             g.log.warn(f"{e}: removing its state; its processes and cgroup, if any, are left")
+        else:  # a create that died before the init was known undoes what it recorded
+            c.state = c.load_intent()
+            if c.state:
+                destroy(g, c)
+                return 0
         c.remove()
         return 0
     status = c.status()
@@ -424,7 +441,7 @@ def destroy(g, c):
     from ocirt import cgroups
     cg = cgroups.from_state(c.state["cgroup"])
     cg.kill_all(SIGKILL)   # first: it thaws a paused container, whose init could not die before
-    if c.init_alive():
+    if c.state.get("pid") and c.init_alive():
         kill_and_wait(c.state["pid"])
     cg.destroy()
     g.log.debug(f"delete {c.id}: processes killed, cgroup removed")

@@ -32,12 +32,8 @@ def set_up(rdt, cid):
     """Make, check or join the group as the spec's rules say. Returns what
     state.json keeps: {"tasks": files the helper joins, "created": the
     directories to remove at delete, outermost first}."""
-    mnt = mount_point()
+    mnt, group = _group(rdt, cid)
     clos = rdt.get("closID")
-    if clos and (clos in _RESERVED or "/" in clos):
-        raise OcirtError(f'"{clos}" cannot name a resctrl group (no "/", not "." or a name the kernel keeps)',
-                         jpath(WHERE, "closID"))
-    group = os.path.join(mnt, clos or cid)
     lines = schema_lines(rdt)
     created = []
     try:
@@ -60,6 +56,24 @@ def set_up(rdt, cid):
         remove({"created": created})
         raise
     return {"tasks": tasks, "created": created}
+
+
+def _group(rdt, cid):
+    """(the resctrl mount, the container's group in it)."""
+    mnt = mount_point()
+    clos = rdt.get("closID")
+    if clos and (clos in _RESERVED or "/" in clos):
+        raise OcirtError(f'"{clos}" cannot name a resctrl group (no "/", not "." or a name the kernel keeps)',
+                         jpath(WHERE, "closID"))
+    return mnt, os.path.join(mnt, clos or cid)
+
+
+def to_make(rdt, cid):
+    """What remove() is to take away should set_up be cut short: the groups
+    it would make, outermost first (create records them before it starts)."""
+    group = _group(rdt, cid)[1]
+    dirs = [group, os.path.join(group, "mon_groups", cid)] if rdt.get("enableMonitoring") else [group]
+    return {"tasks": [], "created": [d for d in dirs if not os.path.isdir(d)]}
 
 
 def remove(state):

@@ -1,6 +1,7 @@
 """The state root (--root): one directory per container holding state.json
-(written atomically) and exec.fifo; an flock on the directory serialises
-commands on one container."""
+(written atomically), intent.json (what `create` makes before the init is
+known) and exec.fifo; an flock on the directory serialises commands on one
+container."""
 import fcntl
 import os
 import time
@@ -9,6 +10,7 @@ from ocirt import jsonio
 from ocirt.errors import OcirtError
 
 DEFAULT_ROOT = "/run/ocirt"
+INTENT = "intent.json"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
 
@@ -50,18 +52,34 @@ class Container:
 
     def create_dir(self):
         os.makedirs(self.root, mode=0o711, exist_ok=True)
-        try:
-            os.mkdir(self.dir, 0o711)
-        except FileExistsError:
-            raise OcirtError(f'container with id "{self.id}" already exists') from None
-        self.lock()
+        for _ in range(3):
+            try:
+                os.mkdir(self.dir, 0o711)
+            except FileExistsError:
+                raise OcirtError(f'container with id "{self.id}" already exists') from None
+            try:
+                self._lock_fd = self._locked()
+                return
+            except FileNotFoundError:
+                continue  # a `delete -f` took the empty dir before we locked it: the id is free again
+        raise OcirtError(f'container "{self.id}": its directory was removed while it was being created')
 
     def lock(self):
         try:
-            self._lock_fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            self._lock_fd = self._locked()
         except FileNotFoundError:
             raise OcirtError(f'container "{self.id}" does not exist') from None
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+
+    def _locked(self):
+        """An flock on the directory, once it is the live one: a lock won
+        after a `delete` removed it is on a dead inode, and the name may by
+        then be another container's."""
+        while True:
+            fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink:
+                return fd
+            os.close(fd)
 
     def unlock(self):
         if self._lock_fd is not None:
@@ -86,8 +104,26 @@ class Container:
             f.write(jsonio.dumps(self.state))
         os.replace(tmp, os.path.join(self.dir, "state.json"))
 
+    def record_intent(self, record):
+        """What create is about to make, written before it makes any of it:
+        delete -f undoes it if create dies before state.json exists. One
+        write and no rename: a record a kill cut short means nothing was made."""
+        fd = os.open(os.path.join(self.dir, INTENT), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, jsonio.dumps(record).encode())
+        finally:
+            os.close(fd)
+
+    def load_intent(self):
+        """The intent record, or None (none, or cut short: nothing made)."""
+        try:
+            return jsonio.load_file(os.path.join(self.dir, INTENT))
+        except (FileNotFoundError, ValueError):
+            return None
+
     def remove(self):
-        for name in ("state.json", ".state.json.tmp", "exec.fifo"):
+        # state.json first: a delete killed midway is found again and redone
+        for name in ("state.json", ".state.json.tmp", INTENT, "exec.fifo"):
             try:
                 os.unlink(os.path.join(self.dir, name))
             except FileNotFoundError:

@@ -48,9 +48,9 @@ def from_state(d):
         return SystemdV2.from_state(d)
     if d["version"] == 2:
         from .v2 import V2
-        return V2(d["dirs"])
+        return V2(d["dirs"], d.get("made", ()))
     from .v1 import V1
-    return V1(d["dirs"])
+    return V1(d["dirs"], d.get("made", ()))
 
 
 def _read(path):

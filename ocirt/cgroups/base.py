@@ -17,11 +17,16 @@ class Cgroup:
     version = 0
     holds_helper = False   # True: the cgroup is made around the helper (start_around)
 
-    def __init__(self, dirs):
+    def __init__(self, dirs, made=()):
         self.dirs = dirs
+        self.made = list(made)  # what create makes, parents included: destroy removes them
 
     def to_state(self):
-        return {"version": self.version, "dirs": dict(self.dirs)}
+        return {"version": self.version, "dirs": dict(self.dirs), "made": self.made}
+
+    def plan_made(self):
+        """Note the directories create will make (recorded before it makes them)."""
+        self.made = [d for leaf in self.unique_dirs() for d in fs.missing(leaf)]
 
     def unique_dirs(self):
         return list(dict.fromkeys(self.dirs.values()))
@@ -156,8 +161,11 @@ class Cgroup:
         self._set_frozen(False)
 
     def destroy(self):
+        """Remove the cgroup, and the parents made for it that nothing else uses."""
         for d in self.unique_dirs():
             fs.remove_tree(d)
+        for d in reversed(self.made):
+            fs.remove_empty(d)
 
     # subclasses: _prepare(made), _plan(resources, where, updating),
     # _set_devices(rules, where), _set_frozen(bool), is_frozen(), _procs_dir(),

@@ -107,21 +107,40 @@ def write(path, value, where):
         os.close(fd)
 
 
-def make_dirs(path):
-    """mkdir -p; returns the directories it created, outermost first."""
-    made = []
+def missing(path):
+    """The directories mkdir -p path would make, outermost first."""
     todo = []
-    p = path
-    while not os.path.isdir(p):
-        todo.append(p)
-        p = os.path.dirname(p)
-    for d in reversed(todo):
+    while not os.path.isdir(path):
+        todo.append(path)
+        path = os.path.dirname(path)
+    return todo[::-1]
+
+
+def make_dirs(path, tries=3):
+    """mkdir -p; returns the directories it created, outermost first. A
+    parent another container's delete removes meanwhile is made again."""
+    made = []
+    for d in missing(path):
         try:
             os.mkdir(d, 0o755)
             made.append(d)
         except FileExistsError:
             pass
+        except FileNotFoundError:
+            if tries == 1:
+                raise OcirtError(f"cannot make cgroup {d}: its parent keeps being removed",
+                                 "linux.cgroupsPath") from None
+            return made + make_dirs(path, tries - 1)
     return made
+
+
+def remove_empty(path):
+    """rmdir a cgroup unless something (a child, a task) is in it."""
+    try:
+        os.rmdir(path)
+    except OSError as e:
+        if e.errno not in (errno.ENOENT, errno.ENOTEMPTY, errno.EBUSY):
+            raise OcirtError(f"cannot remove cgroup {path}: {e.strerror}") from None
 
 
 def remove_tree(path, tries=100):

@@ -34,6 +34,11 @@ class SystemdV2(V2):
     def to_state(self):
         return dict(super().to_state(), systemd={"unit": self.unit, "slice": self.slice})
 
+    def plan_made(self):
+        """Nothing of ours to remove later: systemd makes and removes the
+        directories of the scope and its slices."""
+        self.made = []
+
     def create(self, resources, where="linux.resources"):
         """Only check now: the scope is made in start_around, once the helper runs."""
         self._pending = (resources or {}, where, sdunit.resource_properties(resources, where))

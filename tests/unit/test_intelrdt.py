@@ -264,3 +264,24 @@ def test_update_leaves_a_joined_closid_group_and_a_container_without_rdt_alone(r
     assert "not made it" in str(error(intelrdt.update, state, {"closID": "shared"}, "L3:0=3", None))
     assert "has no Intel RDT group" in str(error(intelrdt.update, None, None, "L3:0=3", None))
     assert rdt.schemata_writes() == []
+
+
+# ---------------------------------------------------------------- what create records first
+
+@pytest.mark.parametrize("rdt_cfg, existing", [
+    ({}, []), ({"enableMonitoring": True}, []), ({"closID": "gold", "enableMonitoring": True}, ["gold"]),
+    ({"closID": "gold", "l3CacheSchema": "L3:0=f"}, [])])
+def test_to_make_is_what_set_up_makes(rdt, rdt_cfg, existing):
+    """create records to_make() before set_up: a kill between them must
+    leave only what remove(to_make()) takes away, and never a group that was there."""
+    for d in existing:
+        os.mkdir(rdt.path(d))
+    planned = intelrdt.to_make(rdt_cfg, "c1")
+    assert planned["created"] == intelrdt.set_up(rdt_cfg, "c1")["created"]
+    intelrdt.remove(planned)
+    assert [d for d in existing if os.path.isdir(rdt.path(d))] == existing
+    assert not os.path.exists(rdt.path("c1")) and not os.path.exists(rdt.path("gold", "mon_groups", "c1"))
+
+
+def test_to_make_refuses_a_closid_outside_the_mount(rdt):
+    assert error(intelrdt.to_make, {"closID": "../x"}, "c1").where == "linux.intelRdt.closID"

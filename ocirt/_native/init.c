@@ -1282,15 +1282,7 @@ static void op_console(char **a)
         close(fd);
     }
     /* Send the master with its name as data (what runc sends). */
-    char cbuf[CMSG_SPACE(sizeof(int))] = {0};
-    struct iovec iov = {.iov_base = name, .iov_len = strlen(name)};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &master, sizeof(int));
-    CHECK(sendmsg(sock, &mh, 0), "send console to --console-socket");
+    CHECK(send_fd(sock, master, name, strlen(name)), "send console to --console-socket");
     close(master);
     close(sock);
     for (int i = 0; i < 3; i++)

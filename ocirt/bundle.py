@@ -20,8 +20,7 @@ def load(bundle):
         raise OcirtError(f"config.json: invalid JSON: {e}") from None
     from ocirt.validate import check_strings, validate_config
     validate_config(spec)
-    if jsonio.may_hold_nul_or_surrogate(data):
-        check_strings(spec)
+    check_strings(spec, data)
     if "linux" not in spec:
         raise OcirtError("missing: this runtime runs Linux containers", "linux")
     if "process" not in spec:

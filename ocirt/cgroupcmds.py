@@ -49,9 +49,7 @@ def cmd_update(g, flags, args):
 def _read_json(path):
     try:
         if path == "-":
-            data = sys.stdin.buffer.read(jsonio.MAX_FILE + 1)
-            if len(data) > jsonio.MAX_FILE:
-                raise OcirtError(f"standard input: larger than {jsonio.MAX_FILE >> 20} MiB")
+            data = jsonio.read_bounded(sys.stdin.buffer, "standard input")
         else:
             data = jsonio.read_file(path)
     except OSError as e:

@@ -60,7 +60,7 @@ class Creation:
         self._record_intent(cgroup)
         found = cgroup.create(linux.get("resources"))   # undoes itself if it fails
         self.cgroup = cgroup
-        self.g.log.debug(f"create {self.c.id}: cgroup {' '.join(sorted(set(cgroup.dirs.values())))}")
+        self.g.log.debug(f"create {self.c.id}: cgroup {' '.join(cgroup.unique_dirs())}")
         if found:
             self.g.log.warn(str(OcirtError(f"the container's cgroup is not empty: {found} process(es) found",
                                            "linux.cgroupsPath")))

@@ -37,8 +37,7 @@ def _process(c, flags, argv):
             raise OcirtError(f"--process {flags['process']}: invalid JSON: {e}") from None
         from ocirt.validate import check_strings, validate_process
         validate_process(proc)
-        if jsonio.may_hold_nul_or_surrogate(data):
-            check_strings(proc, "process.json")
+        check_strings(proc, data, "process.json")
         if not proc.get("args"):
             raise OcirtError("must name the program to run", "process.args", "process.json")
         return proc

@@ -66,17 +66,15 @@ def read_file(path):
     with open(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OcirtError(f"{path}: not a regular file")
-        data = f.read(MAX_FILE + 1)
+        return read_bounded(f, path)
+
+
+def read_bounded(f, name):
+    """All of binary stream f, refused past MAX_FILE bytes (name: what f is)."""
+    data = f.read(MAX_FILE + 1)
     if len(data) > MAX_FILE:
-        raise OcirtError(f"{path}: larger than {MAX_FILE >> 20} MiB")
+        raise OcirtError(f"{name}: larger than {MAX_FILE >> 20} MiB")
     return data
-
-
-def may_hold_nul_or_surrogate(data):
-    """Whether a JSON text may decode to a string with a NUL or a lone
-    surrogate: those come only from \\u escapes (a raw NUL is invalid JSON,
-    a surrogate invalid UTF-8), so most documents need no walk."""
-    return b"\\u0000" in data or b"\\ud" in data or b"\\uD" in data
 
 
 _compact = _json.make_encoder(None, None, _json.encode_basestring, None, ":", ",",

@@ -51,11 +51,13 @@ def _raise(error, source):
         raise OcirtError(msg, where=where, source=source)
 
 
-def check_strings(doc, source="config.json"):
-    """No string may hold a NUL (the kernel's strings end there: "a\\0b"
-    would silently run or set "a") or a lone surrogate (not encodable, so
-    it would fail late, after the cgroups were made). Iterative: the depth
-    is only bounded by the JSON parser's."""
+def check_strings(doc, raw, source="config.json"):
+    """No string of doc (parsed from the JSON text raw) may hold a NUL (the
+    kernel's strings end there: "a\\0b" would silently run or set "a") or a
+    lone surrogate (not encodable, so it would fail late, after the cgroups
+    were made). Iterative: the depth is only bounded by the JSON parser's."""
+    if not may_hold_nul_or_surrogate(raw):
+        return
     todo = [(doc, "")]
     while todo:
         value, where = todo.pop()
@@ -67,6 +69,13 @@ def check_strings(doc, source="config.json"):
             todo.extend((v, jpath(where, i)) for i, v in enumerate(value))
         elif isinstance(value, str):
             _check_string(value, where, source)
+
+
+def may_hold_nul_or_surrogate(raw):
+    """Whether a JSON text may decode to a string with a NUL or a lone
+    surrogate: those come only from \\u escapes (a raw NUL is invalid JSON,
+    a surrogate invalid UTF-8), so most documents need no walk."""
+    return b"\\u0000" in raw or b"\\ud" in raw or b"\\uD" in raw
 
 
 def _check_string(s, where, source):

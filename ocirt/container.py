@@ -418,22 +418,31 @@ def delete(g, cid, force=False):
     try:
         c.load()
     except OcirtError as e:
-        if not force:
+        corrupt = os.path.exists(os.path.join(c.dir, "state.json"))
+        if corrupt and not force:
             raise
-        if os.path.exists(os.path.join(c.dir, "state.json")):  # corrupt: nothing to act on
+        if corrupt:  # nothing to act on
             g.log.warn(f"{e}: removing its state; its processes and cgroup, if any, are left")
-        else:  # a create that died before the init was known undoes what it recorded
-            c.state = c.load_intent()
-            if c.state:
-                destroy(g, c)
-                return 0
-        c.remove()
+            c.remove()
+        else:  # a create that died before the init was known (the lock says it is gone)
+            _undo_aborted_create(g, c)
+        if not force:
+            raise  # as runc: the debris goes, and the container still did not exist
         return 0
     status = c.status()
     if status in ("running", "paused") and not force:
         raise OcirtError(f'cannot delete container "{cid}" that is not stopped: {status}')
     destroy(g, c)
     return 0
+
+
+def _undo_aborted_create(g, c):
+    """Remove what a create that died recorded it would make, and its directory."""
+    c.state = c.load_intent()
+    if c.state:
+        destroy(g, c)
+    elif os.path.isdir(c.dir):
+        c.remove()
 
 
 def destroy(g, c):

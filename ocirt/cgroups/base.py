@@ -35,6 +35,8 @@ class Cgroup:
     def create(self, resources, where="linux.resources"):
         """Make (or reuse) the cgroup and apply resources; -> the number of
         processes already in a reused cgroup, which the caller warns of."""
+        from .paths import check_lengths
+        check_lengths(self.unique_dirs())
         made = []
         try:
             for d in self.unique_dirs():

@@ -120,17 +120,24 @@ def make_dirs(path, tries=3):
     """mkdir -p; returns the directories it created, outermost first. A
     parent another container's delete removes meanwhile is made again."""
     made = []
-    for d in missing(path):
-        try:
-            os.mkdir(d, 0o755)
-            made.append(d)
-        except FileExistsError:
-            pass
-        except FileNotFoundError:
-            if tries == 1:
-                raise OcirtError(f"cannot make cgroup {d}: its parent keeps being removed",
-                                 "linux.cgroupsPath") from None
-            return made + make_dirs(path, tries - 1)
+    try:
+        for d in missing(path):
+            try:
+                os.mkdir(d, 0o755)
+                made.append(d)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:
+                if tries == 1:
+                    raise OcirtError(f"cannot make cgroup {d}: its parent keeps being removed",
+                                     "linux.cgroupsPath") from None
+                return made + make_dirs(path, tries - 1)
+            except OSError as e:
+                raise OcirtError(f"cannot make cgroup {d}: {e.strerror}", "linux.cgroupsPath") from None
+    except BaseException:
+        for d in reversed(made):  # the caller never learns of these: undo them here
+            remove_empty(d)
+        raise
     return made
 
 

@@ -84,6 +84,25 @@ def v2_dir(mountpoint, own_path, inner, parent_of_own):
     return posixpath.join(mountpoint + base.rstrip("/"), inner)
 
 
+PATH_MAX = 4096   # the kernel's, with the NUL
+NAME_MAX = 255
+FILE_ROOM = 40    # the longest cgroup file name written (blkio.throttle.write_iops_device)
+
+
+def check_lengths(dirs):
+    """Refuse directories whose files the kernel could not name: a path
+    past PATH_MAX or a component past NAME_MAX fails with ENAMETOOLONG
+    only part way through making the tree."""
+    for d in dirs:
+        name = max(d.split("/"), key=len)
+        if len(name.encode()) > NAME_MAX:
+            raise OcirtError(f"a component of the path is {len(name.encode())} bytes long, "
+                             f"more than the kernel allows ({NAME_MAX})", "linux.cgroupsPath")
+        if len(d.encode()) + FILE_ROOM >= PATH_MAX:
+            raise OcirtError(f"the cgroup directory would be {len(d.encode())} bytes long: its files' "
+                             f"paths would pass the kernel's limit ({PATH_MAX})", "linux.cgroupsPath")
+
+
 def parse_sub_cgroups(args):
     """exec --cgroup values, [CONTROLLER[,CONTROLLER]:]PATH as in runc 1.1, ->
     {controller: PATH}; a lone bare PATH is keyed "": every hierarchy (the

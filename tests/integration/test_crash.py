@@ -113,6 +113,25 @@ def test_create_killed_at_each_syscall_then_delete_force_leaves_nothing(oci):
     assert not failures, f"{len(failures)} of {len(todo)} kill points left debris: {failures[:5]}"
 
 
+def test_create_killed_then_plain_delete_removes_its_debris(oci):
+    """runc's delete without --force removes an aborted create's directory
+    (and says the container does not exist); ocirt also undoes what it
+    recorded, so the id is free without a -f."""
+    b = crash_bundle(oci)
+    todo = list(points(argv_create(oci, b), CREATE_SYSCALLS, f"/{b.cid}\""))[::5]
+    oci("delete", "--force", b.cid)
+    failures = []
+    for syscall, n in todo:
+        run_killed(argv_create(oci, b), syscall, n)
+        r = oci("delete", b.cid, check=False)
+        if r.rc not in (0, 1) or (r.rc and "does not exist" not in r.err):
+            failures.append(f"{syscall} #{n}: delete said {r.rc} {r.err!r}")
+        elif left := debris(oci, b):
+            failures.append(f"create killed at {syscall} #{n}: {left}")
+        oci("delete", "--force", b.cid, check=False)
+    assert not failures, f"{len(failures)} of {len(todo)} kill points: {failures[:5]}"
+
+
 def test_delete_killed_at_each_syscall_then_delete_force_leaves_nothing(oci):
     b = crash_bundle(oci)
     oci("create", "--bundle", b.path, b.cid)

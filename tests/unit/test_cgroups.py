@@ -531,3 +531,12 @@ def test_go_durations(text, want):
 def test_go_duration_errors(text):
     with pytest.raises(OcirtError, match=f'invalid value "{text}" for flag -interval: parse error'):
         parse_duration(text, "interval")
+
+
+def test_lengths_the_kernel_cannot_name_are_refused_naming_the_field():
+    paths.check_lengths(["/sys/fs/cgroup/cpu/" + "a" * 255, "/m" + "/x" * 1900])
+    for bad, msg in ((["/m/" + "a" * 256], "255"), (["/m/ok", "/m" + "/x" * 2100], "4096"),
+                     (["/m/" + "é" * 128], "256 bytes")):
+        with pytest.raises(OcirtError) as e:
+            paths.check_lengths(bad)
+        assert e.value.where == "linux.cgroupsPath" and msg in str(e.value)

@@ -1116,9 +1116,21 @@ static void op_domainname(char **a)
     CHECK(setdomainname(a[2], strlen(a[2])), "setdomainname %s", a[2]);
 }
 
+/* An RLIMIT_NOFILE below the fds we hold would leave create's init
+ * unable to open exec.fifo for `start`: while the fifo is ahead, it is set
+ * no lower than the current limits (raised, if asked, while we still have
+ * the capability), and lowered to its value once the fifo is open
+ * (lowering needs no capability). */
+static struct rlimit nofile_late = {RLIM_INFINITY, 0};
+
 static void op_rlimit(char **a)
 {
-    struct rlimit rl = {.rlim_cur = num(a[3]), .rlim_max = num(a[4])};
+    struct rlimit rl = {.rlim_cur = num(a[3]), .rlim_max = num(a[4])}, now;
+    if ((int)num(a[2]) == RLIMIT_NOFILE && fifo_fd >= 0 && getrlimit(RLIMIT_NOFILE, &now) == 0) {
+        nofile_late = rl;
+        rl.rlim_cur = rl.rlim_cur > now.rlim_cur ? rl.rlim_cur : now.rlim_cur;
+        rl.rlim_max = rl.rlim_max > now.rlim_max ? rl.rlim_max : now.rlim_max;
+    }
     CHECK(setrlimit(num(a[2]), &rl), "setrlimit %s", a[5]);
 }
 
@@ -1448,6 +1460,8 @@ static void op_fifo_wait(char **a)
     CHECK(start_fd, "open exec fifo");
     close(fifo_fd);
     CHECK(write(start_fd, "0", 1), "write exec fifo");
+    if (nofile_late.rlim_cur <= nofile_late.rlim_max)
+        CHECK(setrlimit(RLIMIT_NOFILE, &nofile_late), "setrlimit RLIMIT_NOFILE");
 }
 
 /* Let `start` go before the execve (a seccomp agent may be what runs it,

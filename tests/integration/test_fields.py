@@ -165,3 +165,19 @@ def test_helper_errors_have_go_text(oci):
     b.process["cwd"] = "/out/loop"
     res = oci.run(b, check=False)
     assert res.rc != 0 and "process.cwd: chdir /out/loop: too many levels of symbolic links" in res.err, res
+
+
+@pytest.mark.parametrize("soft,hard", [(3, 3), (4, 1000)])
+def test_nofile_below_the_inits_fds_still_starts_with_exactly_that_limit(oci, soft, hard):
+    """create's init holds exec.fifo's path open until `start`; a lower
+    RLIMIT_NOFILE is set once it has the fifo open (runc's create fails)."""
+    b = oci.bundle("sleep 60")
+    b.process["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": soft, "hard": hard}]
+    oci.create(b)
+    oci("start", b.cid)
+    pid = oci.state(b.cid)["pid"]
+    with open(f"/proc/{pid}/limits") as f:
+        line = next(ln for ln in f if ln.startswith("Max open files"))
+    assert line.split()[3:5] == [str(soft), str(hard)], line
+    assert oci.status(b.cid) == "running"
+    oci("delete", "--force", b.cid)

@@ -7,12 +7,13 @@ PREFIX  ?= /usr/local
 BIN     ?= $(PREFIX)/bin
 SHARE   ?= $(PREFIX)/share
 DEB_PKGS := python3 python3-venv python3-dev gcc libc6-dev musl-tools libseccomp-dev pkg-config \
-            busybox-static runc crun iproute2 procps util-linux bsdutils strace groff-base
+            busybox-static runc crun iproute2 procps util-linux bsdutils strace groff-base \
+            dbus libsystemd0
 ROOTFS  := bundles/busybox/rootfs
 # The binary the integration tests drive.
 export OCIRT := $(BIN)/ocirt
 
-.PHONY: all deps install install-docs man build demo rootfs test unit integration conformance conformance-runc clients vm vm-systemd clean
+.PHONY: all deps install install-docs man build demo rootfs test unit integration conformance conformance-runc clients vm vm-systemd bench-systemd clean
 
 all: build
 
@@ -76,6 +77,10 @@ vm: build
 
 vm-systemd: build rootfs
 	bash tests/vm/run-systemd-tests.sh
+
+# ocibench lifecycle with and without --systemd-cgroup, ocirt and runc, in the systemd VM
+bench-systemd: build
+	bash bench/vm-systemd.sh
 
 test: install rootfs
 	$(PY) -m pytest -q tests

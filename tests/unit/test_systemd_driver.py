@@ -1,4 +1,6 @@
 """The systemd driver's pure half: cgroupsPath, slices, unit properties."""
+import time
+
 import pytest
 
 from ocirt.cgroups import sdunit
@@ -125,3 +127,41 @@ def test_a_create_that_failed_before_its_scope_needs_no_bus(monkeypatch):
     assert cg.create({"pids": {"limit": 5}}) == 0
     cg.kill_all(9)
     cg.destroy()
+
+
+def test_dbus_signatures_split_into_complete_types():
+    from ocirt.cgroups.sdbus import _types
+    assert _types("ssa(sv)a(sa(sv))") == ["s", "s", "a(sv)", "a(sa(sv))"]
+    assert _types("a(ss)bt") == ["a(ss)", "b", "t"] and _types("") == []
+    with pytest.raises(ValueError):
+        _types("(sv")
+
+
+@pytest.fixture
+def private_bus(tmp_path, monkeypatch):
+    """A dbus-daemon of our own as the "system bus": no systemd behind it."""
+    import shutil
+    import subprocess
+    if not shutil.which("dbus-daemon"):
+        pytest.skip("no dbus-daemon (Debian: dbus)")
+    sock = tmp_path / "bus"
+    p = subprocess.Popen(["dbus-daemon", "--session", "--nofork", f"--address=unix:path={sock}"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        if sock.exists():
+            break
+        time.sleep(0.01)
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={sock}")
+    yield sock
+    p.kill()
+    p.wait()
+
+
+def test_a_bus_without_systemd_is_one_error_naming_the_flag(private_bus, monkeypatch):
+    from ocirt.cgroups import sdbus
+    with pytest.raises(OcirtError, match="^--systemd-cgroup: systemd does not answer on the system bus: "
+                                         "Subscribe: "):
+        sdbus.Manager()
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={private_bus}.absent")
+    with pytest.raises(OcirtError, match="^--systemd-cgroup: cannot connect to the system bus: "):
+        sdbus.Manager()

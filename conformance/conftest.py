@@ -10,13 +10,10 @@ import tomllib
 import pytest
 
 from .clauses import CONF_DIR, load_clauses
-from .harness import EXTRA_DIRS, EXTRA_FILES, Bundle, Runtime, remove_cgroup_tree
+from .harness import EXTRA_DIRS, EXTRA_FILES, SYSTEMD, Bundle, Runtime, remove_cgroup_tree
 
 REPO = os.path.dirname(CONF_DIR)
 DEVIATIONS = os.path.join(CONF_DIR, "deviations.toml")
-# CGROUP_DRIVER=systemd: every runtime command gets --systemd-cgroup and every
-# container a transient scope (on a systemd host: tests/vm/run-systemd-tests.sh)
-SYSTEMD = os.environ.get("CGROUP_DRIVER") == "systemd"
 OUTCOMES = ("passed", "failed", "xfailed", "skipped")
 
 

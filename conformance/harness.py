@@ -250,19 +250,27 @@ def cgroup_mounts():
     return found
 
 
+# CGROUP_DRIVER=systemd: the suite runs with --systemd-cgroup (tests/vm/run-systemd-tests.sh)
+SYSTEMD = os.environ.get("CGROUP_DRIVER") == "systemd"
+
+
 def cgroup_dir(controller, path):
     """Host directory of cgroups path in a v1 controller (or v2 when controller is '')."""
     base = cgroup_mounts().get(controller)
-    return None if base is None else os.path.join(base, path.lstrip("/"))
+    return None if base is None else os.path.join(base, systemd_scope_path(path).lstrip("/"))
 
 
 def systemd_scope_path(cg):
-    """A systemd "slice:prefix:name" path (a top-level slice only) -> the
-    scope's cgroup path; any other path as it is."""
+    """A systemd "slice:prefix:name" path -> the scope's cgroup path, nested
+    slices laid out as systemd does ("a-b.slice": /a.slice/a-b.slice); any
+    other path as it is."""
     if cg.count(":") != 2 or cg.startswith("/"):
         return cg
     slice_, prefix, name = cg.split(":")
-    return f"/{slice_ or 'system.slice'}/{prefix + '-' if prefix else ''}{name}.scope"
+    parts = (slice_ or "system.slice")[:-len(".slice")].split("-")
+    slices = "" if parts == ["", ""] else \
+        "".join(f"/{'-'.join(parts[:i + 1])}.slice" for i in range(len(parts)))   # "-.slice": the root
+    return f"{slices}/{prefix + '-' if prefix else ''}{name}.scope"
 
 
 def cgroup_dirs_existing(path):

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from .clauses import CONF_DIR
-from .harness import (cap_mask, cgroup_dir, cgroup_driver, leftovers, named_netns, parse_mountinfo, pid_alive, read,
+from .harness import (SYSTEMD, cap_mask, cgroup_dir, cgroup_driver, leftovers, named_netns, parse_mountinfo, pid_alive, read,
                       status_field)
 
 clause = pytest.mark.clause
@@ -33,9 +33,16 @@ def fixture(name, **values):
     return json.loads(text)
 
 
-def cgroupfs_path(parent, path):
-    """A client's cgroupsPath as a cgroupfs path under the suite's parent: systemd's
-    "slice:prefix:name" names the unit prefix-name.scope in that slice."""
+def cgroups_path(parent, path, cid):
+    """A client's cgroupsPath for the suite's driver. With --systemd-cgroup, a
+    systemd path as the client gave it (the CRI's, from a kubelet with the
+    systemd driver), a cgroupfs one as that client would give it (podman:
+    machine.slice:libpod:ID). Otherwise a cgroupfs path under the suite's
+    parent: "slice:prefix:name" names the unit prefix-name.scope in that slice."""
+    if SYSTEMD:
+        if ":" in path:
+            return path
+        return f"machine.slice:libpod:{cid}" if "libpod" in path else f"system.slice:containerd:{cid}"
     if ":" in path:
         slice_, prefix, name = path.split(":")
         return f"{parent}/{slice_}/{prefix}-{name}.scope"
@@ -62,7 +69,7 @@ def client_bundle(ct, config, host_dir):
     to their content."""
     b = ct.bundle()
     config["root"]["path"] = ct.rootfs
-    config["linux"]["cgroupsPath"] = cgroupfs_path(ct.cg_parent, config["linux"].get("cgroupsPath") or b.cid)
+    config["linux"]["cgroupsPath"] = cgroups_path(ct.cg_parent, config["linux"].get("cgroupsPath") or b.cid, b.cid)
     b.files = {}
     for m in config["mounts"]:
         if m.get("type") == "bind" and not os.path.exists(m["source"]):

@@ -1,4 +1,7 @@
 """The systemd driver's pure half: cgroupsPath, slices, unit properties."""
+import os
+import shutil
+
 import pytest
 
 from ocirt.cgroups import sdunit
@@ -177,3 +180,43 @@ def test_a_create_that_failed_before_its_scope_needs_no_bus(monkeypatch):
     assert cg.create({"pids": {"limit": 5}}) == 0
     cg.kill_all(9)
     cg.destroy()
+
+
+class FakeManager:
+    """systemd on v1: the scope's dirs in the hierarchies it manages, with their files."""
+    calls, managed = [], {}
+
+    def start_scope(self, unit, props):
+        self.calls.append(("start", unit, {n: v for n, _, v in props}))
+        for d, files in self.managed.items():
+            os.makedirs(d)
+            for f in files:
+                open(f"{d}/{f}", "w").close()
+
+    def stop(self, unit):
+        self.calls.append(("stop", unit))
+
+    def close(self):
+        pass
+
+
+def test_v1_start_around_makes_the_rest_and_stop_removes_it(monkeypatch, tmp_path):
+    """systemd made the memory dir; ours are made after the scope starts, and
+    the device policy and v1 properties went to StartTransientUnit."""
+    from ocirt.cgroups import sdbus, systemd
+    monkeypatch.setattr(sdbus, "Manager", FakeManager)
+    dirs = {c: str(tmp_path / c / "system.slice/p-n.scope") for c in ("memory", "devices", "freezer")}
+    FakeManager.calls = []
+    FakeManager.managed = {dirs["memory"]: ["memory.limit_in_bytes"], dirs["devices"]: ["devices.allow", "devices.deny"]}
+    cg = systemd.SystemdV1(dirs, "p-n.scope", "system.slice")
+    assert cg.create({"memory": {"limit": 1 << 20}}) == 0 and not (tmp_path / "freezer").exists()
+    cg.start_around(1234, "ID")
+    (what, unit, props), = FakeManager.calls
+    assert (what, unit, props["PIDs"], props["MemoryLimit"], props["DevicePolicy"]) == \
+        ("start", "p-n.scope", [1234], 1 << 20, "strict") and props["BlockIOAccounting"]
+    assert os.path.isdir(dirs["freezer"])
+    with open(dirs["memory"] + "/memory.limit_in_bytes") as f:
+        assert f.read() == str(1 << 20)
+    monkeypatch.setattr(systemd.fs, "remove_tree", lambda d: shutil.rmtree(d))
+    cg.destroy()
+    assert FakeManager.calls[-1] == ("stop", "p-n.scope") and not any(os.path.exists(d) for d in dirs.values())

@@ -64,6 +64,8 @@ class Creation:
         if found:
             self.g.log.warn(str(OcirtError(f"the container's cgroup is not empty: {found} process(es) found",
                                            "linux.cgroupsPath")))
+        for w in getattr(cgroup, "warnings", ()):   # the systemd driver's: rules systemd cannot hold
+            self.g.log.warn(str(OcirtError(w, "linux.resources.devices")))
         from ocirt.cgroups.spec import ignored
         for w in ignored(linux.get("resources")):
             self.g.log.warn(str(w))

@@ -1,6 +1,6 @@
 """Container cgroups: a cgroupfs v1 and a cgroup v2 driver behind one
 interface (base.Cgroup), chosen by the host as runc chooses, and the
-systemd driver (systemd.py) when --systemd-cgroup asks for it."""
+systemd driver (systemd.py, on either) when --systemd-cgroup asks for it."""
 
 
 def for_container(cgroups_path, container_id, systemd=False):
@@ -44,8 +44,8 @@ def own_procs(cg):
 def from_state(d):
     """Reopen the Cgroup that to_state() described."""
     if "systemd" in d:
-        from .systemd import SystemdV2
-        return SystemdV2.from_state(d)
+        from .systemd import SystemdV1, SystemdV2
+        return (SystemdV2 if d["version"] == 2 else SystemdV1).from_state(d)
     if d["version"] == 2:
         from .v2 import V2
         return V2(d["dirs"], d.get("made", ()))

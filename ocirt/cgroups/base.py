@@ -101,6 +101,10 @@ class Cgroup:
         for d in set(dirs.values()) - set(self.dirs.values()):
             if not os.path.isdir(d):
                 raise OcirtError(f"--cgroup: there is no sub-cgroup {d} (exec joins existing ones only)")
+        return self.with_dirs(dirs)
+
+    def with_dirs(self, dirs):
+        """The same kind of cgroup (a driver may carry more than dirs) at dirs."""
         return type(self)(dirs)
 
     def helper_leaves(self):

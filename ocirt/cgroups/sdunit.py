@@ -51,18 +51,22 @@ def expand_slice(slice_):
     return path
 
 
-def unit_properties(slice_, container_id):
+def unit_properties(slice_, container_id, version=2):
     """What every container scope gets: its slice, Delegate=yes (the runtime
     writes the files systemd does not manage), accounting on (so the
-    controllers are enabled), and no dependencies on shutdown ordering."""
+    controllers are enabled; on cgroup v1 the block one is BlockIO), and no
+    dependencies on shutdown ordering."""
+    block = "IO" if version == 2 else "BlockIO"
     return [("Description", "s", f"ocirt container {container_id}"), ("Slice", "s", slice_),
             ("Delegate", "b", True), ("DefaultDependencies", "b", False),
-            *((f"{a}Accounting", "b", True) for a in ("Memory", "CPU", "IO", "Tasks"))]
+            *((f"{a}Accounting", "b", True) for a in ("Memory", "CPU", block, "Tasks"))]
 
 
-def resource_properties(resources, where="linux.resources"):
+def resource_properties(resources, where="linux.resources", version=2):
     """The values systemd itself sets on the cgroup: on a daemon-reload or a
     SetUnitProperties it rewrites them, so they must be its too."""
+    if version == 1:
+        return v1_resource_properties(resources, where)
     r = resources or {}
     mem, cpu = r.get("memory") or {}, r.get("cpu") or {}
     out = []
@@ -80,16 +84,40 @@ def resource_properties(resources, where="linux.resources"):
     if cpu.get("shares"):
         out.append(("CPUWeight", "t", convert.cpu_shares_to_weight(cpu["shares"])))
     out += cpu_quota(cpu.get("quota") or 0, cpu.get("period") or 0)
-    for key, prop in (("cpus", "AllowedCPUs"), ("mems", "AllowedMemoryNodes")):
-        if cpu.get(key):
-            out.append((prop, "ay", range_to_bits(cpu[key], _at(where, f"cpu.{key}"))))
-    pids = (r.get("pids") or {}).get("limit")
-    if pids and (pids > 0 or pids == -1):
-        out.append(("TasksMax", "t", _uint(pids)))
+    out += _cpuset(cpu, where) + _tasks(r)
     weight = (r.get("blockIO") or {}).get("weight")
     if weight:
         out.append(("IOWeight", "t", convert.blkio_weight_to_io_weight(weight)))
     return out
+
+
+def v1_resource_properties(resources, where="linux.resources"):
+    """On cgroup v1 systemd sets its v1 files: memory.limit_in_bytes
+    (MemoryLimit), cpu.shares (CPUShares, the v1 value as is), the CFS
+    quota, blkio.weight (BlockIOWeight), pids.max; the set runc's
+    genV1ResourcesProperties gives. Swap and reservation stay ours."""
+    r = resources or {}
+    mem, cpu = r.get("memory") or {}, r.get("cpu") or {}
+    out = [("MemoryLimit", "t", _uint(mem["limit"]))] if mem.get("limit") else []
+    if cpu.get("shares"):
+        out.append(("CPUShares", "t", cpu["shares"]))
+    out += cpu_quota(cpu.get("quota") or 0, cpu.get("period") or 0)
+    weight = (r.get("blockIO") or {}).get("weight")
+    if weight:
+        out.append(("BlockIOWeight", "t", weight))
+    return out + _tasks(r) + _cpuset(cpu, where)
+
+
+def _tasks(r):
+    pids = (r.get("pids") or {}).get("limit")
+    return [("TasksMax", "t", _uint(pids))] if pids and (pids > 0 or pids == -1) else []
+
+
+def _cpuset(cpu, where):
+    """AllowedCPUs/AllowedMemoryNodes (systemd applies them on cgroup v2 only;
+    runc sends them on v1 too, and the cpuset files are written after)."""
+    return [(prop, "ay", range_to_bits(cpu[key], _at(where, f"cpu.{key}")))
+            for key, prop in (("cpus", "AllowedCPUs"), ("mems", "AllowedMemoryNodes")) if cpu.get(key)]
 
 
 def _at(where, field):

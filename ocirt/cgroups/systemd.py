@@ -1,47 +1,68 @@
-"""The systemd cgroup driver (cgroup v2): the container's cgroup is a
-transient scope that systemd makes, around ocirt-init itself (a scope starts
-with a process in it); the init is then cloned into it. systemd sets what it
-manages (sdunit.resource_properties); every other file, and the device
-filter, is written as the cgroupfs driver writes them (Delegate=yes)."""
+"""The systemd cgroup driver: the container's cgroup is a transient scope
+that systemd makes, around ocirt-init itself (a scope starts with a process
+in it); the init is then cloned into it. systemd sets what it manages
+(sdunit.resource_properties, the device policy of sddevices); every other
+file, and our own device filter, is written as the cgroupfs driver writes
+them (Delegate=yes). On cgroup v1 systemd makes the scope only in the
+hierarchies it manages: the same path is made in the others (cpuset,
+freezer, net_cls...), and the helper joins it there, as runc's v1 driver does."""
 from ..errors import OcirtError
 from . import fs, paths, sdbus, sdunit
+from .v1 import V1
 from .v2 import V2
 
 
 def for_container(cgroups_path, container_id):
     slice_, unit = sdunit.unit_of(cgroups_path, container_id)   # bad input first, on any host
     sdbus.check_systemd()
-    if not paths.is_unified():
-        raise OcirtError(f"{sdbus.FLAG}: only pure cgroup v2 hosts are supported "
-                         "(this host has cgroup v1 controllers)")
-    return SystemdV2({"": paths.ROOT + sdunit.expand_slice(slice_).rstrip("/") + "/" + unit},
-                     unit, slice_)
+    inner = sdunit.expand_slice(slice_).rstrip("/") + "/" + unit
+    if paths.is_unified():
+        return SystemdV2({"": paths.ROOT + inner}, unit, slice_)
+    # systemd's PID 1 is in /init.scope: the slices hang from each hierarchy's root
+    dirs = {ctrl: paths.v1_dir(mnt, root, "/", inner)
+            for ctrl, (mnt, root) in paths.parse_v1_mounts(fs.read("/proc/self/mountinfo")).items()}
+    if "devices" not in dirs:   # the device policy is the container's security: no way around it
+        raise OcirtError(f"{sdbus.FLAG}: no devices cgroup controller is mounted")
+    if paths.is_unified(paths.HYBRID_UNIFIED):
+        dirs[""] = paths.HYBRID_UNIFIED + inner
+    return SystemdV1(dirs, unit, slice_)
 
 
-class SystemdV2(V2):
+class _Systemd:
+    """What the v1 and v2 drivers share: the scope's life over D-Bus. Mixed
+    in before V1 or V2, which do the cgroupfs part."""
     holds_helper = True
 
     def __init__(self, dirs, unit, slice_):
         super().__init__(dirs)
         self.unit, self.slice = unit, slice_
         self._pending = None
+        self.warnings = []
         self.started = True    # reopened from a state: the scope was made
 
     @classmethod
     def from_state(cls, d):
         return cls(d["dirs"], d["systemd"]["unit"], d["systemd"]["slice"])
 
+    def with_dirs(self, dirs):
+        return type(self)(dirs, self.unit, self.slice)
+
     def to_state(self):
         return dict(super().to_state(), systemd={"unit": self.unit, "slice": self.slice})
 
     def plan_made(self):
-        """Nothing of ours to remove later: systemd makes and removes the
-        directories of the scope and its slices."""
+        """Nothing of ours to remove later but the scope's own directories:
+        systemd makes and removes the slices."""
         self.made = []
 
     def create(self, resources, where="linux.resources"):
         """Only check now: the scope is made in start_around, once the helper runs."""
-        self._pending = (resources or {}, where, sdunit.resource_properties(resources, where))
+        from . import devices
+        r = resources or {}
+        rules = devices.rules(r.get("devices"), where + ".devices")
+        props, self.warnings = _device_properties(rules, where + ".devices")
+        props += sdunit.resource_properties(r, where, self.version)
+        self._pending = (r, where, props)
         self.started = False
         return 0
 
@@ -49,22 +70,36 @@ class SystemdV2(V2):
         """Start the scope with pid (the helper) in it, then write the rest."""
         resources, where, props = self._pending
         with _manager() as m:
-            m.start_scope(self.unit, sdunit.unit_properties(self.slice, container_id) + props +
+            m.start_scope(self.unit, sdunit.unit_properties(self.slice, container_id, self.version) + props +
                           [("PIDs", "au", [pid])])
             self.started = True
             try:
+                self._make_rest()
                 self._apply(resources, where, updating=False)
             except BaseException:
                 m.stop(self.unit)
+                self._remove_rest()
                 raise
 
+    def _make_rest(self):
+        """The directories systemd did not make (none on cgroup v2)."""
+
+    def _remove_rest(self):
+        for d in self.unique_dirs():
+            fs.remove_tree(d)
+
     def helper_leaves(self):
-        """A helper that waits for its process goes back to our own cgroup."""
-        own = paths.parse_proc_cgroup(fs.read("/proc/self/cgroup")).get("", "/")
-        return [paths.ROOT + own.rstrip("/") + "/cgroup.procs"]
+        """A helper that waits for its process goes back to our own cgroup,
+        in the cgroup2 hierarchy systemd moved it in too."""
+        leaves = list(super().helper_leaves())
+        if "" in self.dirs:
+            root = paths.ROOT if self.version == 2 else paths.HYBRID_UNIFIED
+            own = paths.parse_proc_cgroup(fs.read("/proc/self/cgroup")).get("", "/")
+            leaves.append(root + own.rstrip("/") + "/cgroup.procs")
+        return leaves
 
     def update(self, resources, where="linux.resources"):
-        props = sdunit.resource_properties(resources, where)
+        props = sdunit.resource_properties(resources, where, self.version)
         if props:
             with _manager() as m:
                 m.set_properties(self.unit, props)
@@ -74,7 +109,25 @@ class SystemdV2(V2):
         if self.started:   # a create that failed before it has no scope, and needs no bus
             with _manager() as m:
                 m.stop(self.unit)
-        super().destroy()   # sub-cgroups the container made, if systemd left any
+        super().destroy()   # what systemd did not make or left: sub-cgroups, v1 hierarchies
+
+
+class SystemdV2(_Systemd, V2):
+    pass
+
+
+class SystemdV1(_Systemd, V1):
+    def _make_rest(self):
+        made = [d for leaf in self.unique_dirs() for d in fs.make_dirs(leaf)]
+        self._prepare(made)   # cpuset.cpus/mems, before the helper joins
+
+
+def _device_properties(rules, where):
+    from . import sddevices
+    try:
+        return sddevices.device_properties(rules, fs.read("/proc/devices"))
+    except sddevices.Unexpressible as e:
+        raise OcirtError(f"{e}: not supported by {sdbus.FLAG} (nor by the devices cgroup)", where) from None
 
 
 class _manager:

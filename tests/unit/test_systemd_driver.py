@@ -1,4 +1,6 @@
 """The systemd driver's pure half: cgroupsPath, slices, unit properties."""
+import os
+import shutil
 import time
 
 import pytest
@@ -104,19 +106,71 @@ def test_the_scope_is_reopened_from_the_state():
     assert isinstance(cg, SystemdV2) and (cg.unit, cg.slice, cg.dir, cg.version) == ("p-n.scope", "a-b.slice", d, 2)
 
 
-def test_for_container_needs_systemd_then_cgroup_v2(monkeypatch, tmp_path):
+def test_for_container_needs_systemd_then_picks_the_hierarchy(monkeypatch, tmp_path):
     from ocirt import cgroups
-    from ocirt.cgroups import paths, sdbus
+    from ocirt.cgroups import paths, sdbus, systemd
     monkeypatch.setattr(sdbus, "BOOTED", str(tmp_path / "none"))
     with pytest.raises(OcirtError, match="^--systemd-cgroup: systemd is not running"):
         cgroups.for_container("", "ID", systemd=True)
     monkeypatch.setattr(sdbus, "BOOTED", str(tmp_path))
-    monkeypatch.setattr(paths, "is_unified", lambda root=paths.ROOT: False)
-    with pytest.raises(OcirtError, match="^--systemd-cgroup: only pure cgroup v2"):
-        cgroups.for_container("", "ID", systemd=True)
     monkeypatch.setattr(paths, "is_unified", lambda root=paths.ROOT: True)
     cg = cgroups.for_container("a-b.slice:p:n", "ID", systemd=True)
-    assert cg.dir == "/sys/fs/cgroup/a.slice/a-b.slice/p-n.scope" and cg.holds_helper
+    assert cg.dir == "/sys/fs/cgroup/a.slice/a-b.slice/p-n.scope" and cg.holds_helper and cg.version == 2
+    monkeypatch.setattr(paths, "is_unified", lambda root=paths.ROOT: root == paths.HYBRID_UNIFIED)
+    monkeypatch.setattr(systemd.fs, "read", lambda path: HYBRID_MOUNTINFO)
+    cg = cgroups.for_container("a-b.slice:p:n", "ID", systemd=True)
+    inner = "/a.slice/a-b.slice/p-n.scope"
+    assert cg.version == 1 and cg.holds_helper and cg.dirs == {
+        "name=systemd": "/sys/fs/cgroup/systemd" + inner, "cpu": "/sys/fs/cgroup/cpu,cpuacct" + inner,
+        "cpuacct": "/sys/fs/cgroup/cpu,cpuacct" + inner, "devices": "/sys/fs/cgroup/devices" + inner,
+        "freezer": "/sys/fs/cgroup/freezer" + inner, "": "/sys/fs/cgroup/unified" + inner}
+
+
+HYBRID_MOUNTINFO = """\
+30 25 0:26 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw,nsdelegate
+31 25 0:27 / /sys/fs/cgroup/systemd rw,nosuid,nodev,noexec,relatime shared:11 - cgroup cgroup rw,xattr,name=systemd
+35 25 0:31 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:15 - cgroup cgroup rw,cpu,cpuacct
+36 25 0:32 / /sys/fs/cgroup/devices rw,nosuid,nodev,noexec,relatime shared:16 - cgroup cgroup rw,devices
+37 25 0:33 / /sys/fs/cgroup/freezer rw,nosuid,nodev,noexec,relatime shared:17 - cgroup cgroup rw,freezer
+"""
+
+
+def test_without_a_devices_controller_v1_is_refused(monkeypatch, tmp_path):
+    from ocirt import cgroups
+    from ocirt.cgroups import paths, sdbus, systemd
+    monkeypatch.setattr(sdbus, "BOOTED", str(tmp_path))
+    monkeypatch.setattr(paths, "is_unified", lambda root=paths.ROOT: False)
+    monkeypatch.setattr(systemd.fs, "read", lambda path: HYBRID_MOUNTINFO.replace(",devices", ",pids"))
+    with pytest.raises(OcirtError, match="^--systemd-cgroup: no devices cgroup"):
+        cgroups.for_container("", "ID", systemd=True)
+
+
+def test_the_v1_scope_is_reopened_from_the_state():
+    import json
+    from ocirt import cgroups
+    from ocirt.cgroups.systemd import SystemdV1
+    dirs = {"memory": "/sys/fs/cgroup/memory/system.slice/p-n.scope",
+            "freezer": "/sys/fs/cgroup/freezer/system.slice/p-n.scope"}
+    state = json.loads(json.dumps(SystemdV1(dirs, "p-n.scope", "system.slice").to_state()))
+    cg = cgroups.from_state(state)
+    assert isinstance(cg, SystemdV1) and (cg.unit, cg.slice, cg.dirs, cg.version) == ("p-n.scope", "system.slice", dirs, 1)
+    sub = cg.with_dirs({"freezer": dirs["freezer"] + "/x"})   # what exec --cgroup's sub() makes
+    assert isinstance(sub, SystemdV1) and (sub.unit, sub.slice) == ("p-n.scope", "system.slice")
+
+
+def test_v1_resource_properties():
+    props = sdunit.resource_properties({
+        "memory": {"limit": 64 << 20, "reservation": 32 << 20, "swap": 96 << 20},
+        "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"},
+        "pids": {"limit": -1}, "blockIO": {"weight": 500}}, version=1)
+    assert props == [("MemoryLimit", "t", 64 << 20), ("CPUShares", "t", 512),
+                     ("CPUQuotaPeriodUSec", "t", 100000), ("CPUQuotaPerSecUSec", "t", 500000),
+                     ("BlockIOWeight", "t", 500), ("TasksMax", "t", MAX), ("AllowedCPUs", "ay", b"\x01")]
+
+
+def test_v1_accounting_is_block_io():
+    names = [n for n, _, _ in sdunit.unit_properties("system.slice", "ID", version=1)]
+    assert "BlockIOAccounting" in names and "IOAccounting" not in names
 
 
 def test_a_create_that_failed_before_its_scope_needs_no_bus(monkeypatch):
@@ -140,7 +194,6 @@ def test_dbus_signatures_split_into_complete_types():
 @pytest.fixture
 def private_bus(tmp_path, monkeypatch):
     """A dbus-daemon of our own as the "system bus": no systemd behind it."""
-    import shutil
     import subprocess
     if not shutil.which("dbus-daemon"):
         pytest.skip("no dbus-daemon (Debian: dbus)")
@@ -165,3 +218,43 @@ def test_a_bus_without_systemd_is_one_error_naming_the_flag(private_bus, monkeyp
     monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={private_bus}.absent")
     with pytest.raises(OcirtError, match="^--systemd-cgroup: cannot connect to the system bus: "):
         sdbus.Manager()
+
+
+class FakeManager:
+    """systemd on v1: the scope's dirs in the hierarchies it manages, with their files."""
+    calls, managed = [], {}
+
+    def start_scope(self, unit, props):
+        self.calls.append(("start", unit, {n: v for n, _, v in props}))
+        for d, files in self.managed.items():
+            os.makedirs(d)
+            for f in files:
+                open(f"{d}/{f}", "w").close()
+
+    def stop(self, unit):
+        self.calls.append(("stop", unit))
+
+    def close(self):
+        pass
+
+
+def test_v1_start_around_makes_the_rest_and_stop_removes_it(monkeypatch, tmp_path):
+    """systemd made the memory dir; ours are made after the scope starts, and
+    the device policy and v1 properties went to StartTransientUnit."""
+    from ocirt.cgroups import sdbus, systemd
+    monkeypatch.setattr(sdbus, "Manager", FakeManager)
+    dirs = {c: str(tmp_path / c / "system.slice/p-n.scope") for c in ("memory", "devices", "freezer")}
+    FakeManager.calls = []
+    FakeManager.managed = {dirs["memory"]: ["memory.limit_in_bytes"], dirs["devices"]: ["devices.allow", "devices.deny"]}
+    cg = systemd.SystemdV1(dirs, "p-n.scope", "system.slice")
+    assert cg.create({"memory": {"limit": 1 << 20}}) == 0 and not (tmp_path / "freezer").exists()
+    cg.start_around(1234, "ID")
+    (what, unit, props), = FakeManager.calls
+    assert (what, unit, props["PIDs"], props["MemoryLimit"], props["DevicePolicy"]) == \
+        ("start", "p-n.scope", [1234], 1 << 20, "strict") and props["BlockIOAccounting"]
+    assert os.path.isdir(dirs["freezer"])
+    with open(dirs["memory"] + "/memory.limit_in_bytes") as f:
+        assert f.read() == str(1 << 20)
+    monkeypatch.setattr(systemd.fs, "remove_tree", lambda d: shutil.rmtree(d))
+    cg.destroy()
+    assert FakeManager.calls[-1] == ("stop", "p-n.scope") and not any(os.path.exists(d) for d in dirs.values())

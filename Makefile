@@ -13,7 +13,7 @@ ROOTFS  := bundles/busybox/rootfs
 # The binary the integration tests drive.
 export OCIRT := $(BIN)/ocirt
 
-.PHONY: all deps install install-docs man build demo rootfs test unit integration conformance conformance-runc clients vm vm-systemd vm-systemd-v1 bench-systemd clean
+.PHONY: all deps install install-docs man build demo rootfs test unit integration conformance conformance-runc clients vm vm-systemd vm-systemd-v1 vm-systemd-conformance bench-systemd clean
 
 all: build
 
@@ -83,6 +83,10 @@ vm-systemd: build rootfs
 # driver tests 8.2 min, conformance ocirt 4.5, runc 1.2), so not part of `make test`.
 vm-systemd-v1: build rootfs
 	CGROUP2_VM_CGROUP=hybrid bash tests/vm/run-systemd-tests.sh
+
+# The driver-dependent conformance tests with --systemd-cgroup, ocirt and runc (~10 min)
+vm-systemd-conformance: build rootfs
+	bash tests/vm/run-systemd-conformance.sh
 
 # ocibench lifecycle with and without --systemd-cgroup, ocirt and runc, in the systemd VM
 bench-systemd: build

@@ -125,9 +125,8 @@ class Manager:
         as a (sig, value) pair) -> sd-bus's return code."""
         L, c = self.L, self.L.ctypes
         if sig[0] == "a" and sig[1] in _FIXED:
-            data = bytes(value) if sig[1] == "y" else (_FIXED[sig[1]](c) * len(value))(*value)
-            return L.lib.sd_bus_message_append_array(m, sig[1].encode(), data, len(data) if sig[1] == "y"
-                                                     else c.sizeof(data))
+            data = (getattr(c, _FIXED[sig[1]]) * len(value))(*value)
+            return L.lib.sd_bus_message_append_array(m, sig[1].encode(), data, c.sizeof(data))
         if sig[0] in "a(v":
             if sig[0] == "a":
                 kind, inner, items = b"a", sig[1:], [(sig[1:], v) for v in value]
@@ -142,7 +141,7 @@ class Manager:
         if sig in "sog":
             arg = c.c_char_p(value.encode())
         else:
-            arg = _FIXED[sig](c)(int(value))
+            arg = getattr(c, _FIXED[sig])(int(value))
         return L.lib.sd_bus_message_append(m, sig.encode(), arg)
 
     def _job(self, method, sig, args, unit):
@@ -196,10 +195,10 @@ class Manager:
             pass  # not failed, or not loaded: nothing to forget
 
 
-# D-Bus's fixed-size basic types -> their ctypes type (b is a 32-bit int on the wire)
-_FIXED = {"y": lambda c: c.c_uint8, "b": lambda c: c.c_int, "n": lambda c: c.c_int16,
-          "q": lambda c: c.c_uint16, "i": lambda c: c.c_int32, "u": lambda c: c.c_uint32,
-          "x": lambda c: c.c_int64, "t": lambda c: c.c_uint64, "h": lambda c: c.c_int}
+# D-Bus's fixed-size basic types -> the name of their ctypes type (b is a
+# 32-bit int on the wire); names, as ctypes is imported only when the bus is used
+_FIXED = {"y": "c_uint8", "b": "c_int", "n": "c_int16", "q": "c_uint16", "i": "c_int32",
+          "u": "c_uint32", "x": "c_int64", "t": "c_uint64", "h": "c_int"}
 
 
 def _types(sig):

@@ -6,10 +6,7 @@
 set -u
 cd "$(dirname "$0")/.."
 PY=/opt/ocirt/bin/python
-if [ "${1:-}" != --in-vm ]; then
-    exec bash tests/vm/cgroup2-vm --systemd "$PWD" bash "$PWD/bench/vm-systemd.sh" --in-vm
-fi
-"$PY" -m ocirt._launcher /tmp/ocirt-vm || exit 1
+. tests/vm/in-systemd-vm.sh bench/vm-systemd.sh "$@"
 "$PY" bench/ocibench --runs "${RUNS:-10}" --no-floors --only "${ONLY:-lifecycle}" --tmpdir /tmp \
     'ocirt=/tmp/ocirt-vm' 'ocirt-systemd=/tmp/ocirt-vm --systemd-cgroup' \
     'runc=/usr/sbin/runc' 'runc-systemd=/usr/sbin/runc --systemd-cgroup'

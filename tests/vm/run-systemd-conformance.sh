@@ -8,10 +8,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 PY=/opt/ocirt/bin/python
-if [ "${1:-}" != --in-vm ]; then
-    exec bash tests/vm/cgroup2-vm --systemd "$PWD" bash "$PWD/tests/vm/run-systemd-conformance.sh" --in-vm
-fi
-"$PY" -m ocirt._launcher /tmp/ocirt-vm || exit 1
+. tests/vm/in-systemd-vm.sh tests/vm/run-systemd-conformance.sh "$@"
 rc=0
 for rt in /tmp/ocirt-vm /usr/sbin/runc; do
     CGROUP_DRIVER=systemd RUNTIME=$rt "$PY" -m pytest -q -rfEs -p no:cacheprovider \

@@ -169,7 +169,7 @@ class Cgroup:
     def destroy(self):
         """Remove the cgroup, and the parents made for it that nothing else uses."""
         for d in self.unique_dirs():
-            fs.remove_tree(d)
+            fs.remove_tree(d, on_busy=_kill_joined)
         for d in reversed(self.made):
             fs.remove_empty(d)
 
@@ -177,3 +177,13 @@ class Cgroup:
     # _set_devices(rules, where), _set_frozen(bool), is_frozen(), _procs_dir(),
     # stats(), oom_count()
 
+
+
+def _kill_joined(d):
+    """A task in a cgroup being removed joined after the kill: the helper
+    of a create killed part way goes on until it has cloned the init."""
+    for pid in fs.procs(d):
+        try:
+            os.kill(pid, SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -150,9 +150,10 @@ def remove_empty(path):
             raise OcirtError(f"cannot remove cgroup {path}: {e.strerror}") from None
 
 
-def remove_tree(path, tries=100):
+def remove_tree(path, tries=100, on_busy=None):
     """rmdir a cgroup and its children, deepest first. A cgroup whose last
-    task is still exiting answers EBUSY for a moment: retry briefly."""
+    task is still exiting answers EBUSY for a moment: retry briefly, after
+    on_busy(dir) if given (it may end a task that joined meanwhile)."""
     if not os.path.isdir(path):
         return
     dirs = [root for root, _, _ in os.walk(path, topdown=False)]
@@ -166,6 +167,8 @@ def remove_tree(path, tries=100):
             except OSError as e:
                 if e.errno != errno.EBUSY or i == tries - 1:
                     raise OcirtError(f"cannot remove cgroup {d}: {e.strerror}") from None
+                if on_busy:
+                    on_busy(d)
                 time.sleep(0.01)
 
 

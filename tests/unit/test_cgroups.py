@@ -2,6 +2,7 @@
 rules (the eBPF program is run by a small interpreter here), stats parsing,
 and what `update` and `events` parse."""
 import errno
+import os
 import itertools
 import random
 import struct
@@ -540,3 +541,25 @@ def test_lengths_the_kernel_cannot_name_are_refused_naming_the_field():
         with pytest.raises(OcirtError) as e:
             paths.check_lengths(bad)
         assert e.value.where == "linux.cgroupsPath" and msg in str(e.value)
+
+
+def test_remove_tree_ends_what_joined_before_it_retries(tmp_path, monkeypatch):
+    """A task that joins between delete's kill and the rmdir keeps the
+    cgroup busy until on_busy ends it (a create killed part way)."""
+    d = tmp_path / "cg"
+    d.mkdir()
+    busy, ended = [True], []
+    real_rmdir = os.rmdir
+
+    def rmdir(p):
+        if busy[0]:
+            raise OSError(errno.EBUSY, "Device or resource busy")
+        real_rmdir(p)
+    monkeypatch.setattr(fs.os, "rmdir", rmdir)
+    monkeypatch.setattr(fs.time, "sleep", lambda s: None)
+    fs.remove_tree(str(d), on_busy=lambda p: (ended.append(p), busy.__setitem__(0, False)))
+    assert ended == [str(d)] and not d.exists()
+    d.mkdir()
+    busy[0] = True
+    with pytest.raises(OcirtError, match="cannot remove cgroup .*busy"):
+        fs.remove_tree(str(d), tries=3)   # nothing given to end it: it says so

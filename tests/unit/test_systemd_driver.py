@@ -255,6 +255,6 @@ def test_v1_start_around_makes_the_rest_and_stop_removes_it(monkeypatch, tmp_pat
     assert os.path.isdir(dirs["freezer"])
     with open(dirs["memory"] + "/memory.limit_in_bytes") as f:
         assert f.read() == str(1 << 20)
-    monkeypatch.setattr(systemd.fs, "remove_tree", lambda d: shutil.rmtree(d))
+    monkeypatch.setattr(systemd.fs, "remove_tree", lambda d, **_: shutil.rmtree(d))
     cg.destroy()
     assert FakeManager.calls[-1] == ("stop", "p-n.scope") and not any(os.path.exists(d) for d in dirs.values())

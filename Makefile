@@ -13,7 +13,7 @@ ROOTFS  := bundles/busybox/rootfs
 # The binary the integration tests drive.
 export OCIRT := $(BIN)/ocirt
 
-.PHONY: all deps install install-docs man build demo rootfs test unit integration conformance conformance-runc clients vm vm-systemd vm-systemd-v1 vm-systemd-conformance bench-systemd clean
+.PHONY: all deps install install-docs man build demo rootfs test unit integration conformance conformance-runc clients vm vm-systemd vm-systemd-v1 vm-systemd-conformance vm-systemd-clients bench-systemd clean
 
 all: build
 
@@ -87,6 +87,11 @@ vm-systemd-v1: build rootfs
 # The driver-dependent conformance tests with --systemd-cgroup, ocirt and runc (~10 min)
 vm-systemd-conformance: build rootfs
 	bash tests/vm/run-systemd-conformance.sh
+
+# Every podman and containerd smoke scenario in the clients' systemd
+# configurations, ocirt and runc, in the systemd VM (make test runs a few)
+vm-systemd-clients: build
+	bash tests/vm/run-systemd-clients.sh
 
 # ocibench lifecycle with and without --systemd-cgroup, ocirt and runc, in the systemd VM
 bench-systemd: build

@@ -3,7 +3,9 @@
 # tests/vm/cgroup2-vm --systemd (systemd as PID 1, pure cgroup v2,
 # D-Bus; this script runs again there as a Delegate=yes service). There:
 # tests/integration/test_cgroups_systemd.py through ocirt, then a few
-# conformance lifecycle tests with --systemd-cgroup on ocirt and on runc.
+# conformance lifecycle tests with --systemd-cgroup on ocirt and on runc,
+# then a few scenarios of the podman and containerd smokes in their systemd
+# configurations on both (run-systemd-clients.sh has them all).
 # Slow under emulation: keep it small. Without the VM, runs the driver's
 # tests here (only the refusals run on a host without systemd). Ends with
 # one summary line per suite; exits non-zero if any failed.
@@ -12,6 +14,9 @@ cd "$(dirname "$0")/../.."
 PY=/opt/ocirt/bin/python
 PYTEST=("$PY" -m pytest -q -rfEs -p no:cacheprovider)
 LIFECYCLE="full_lifecycle or delete_created or run_then_nothing or kill_all or create_failing_late"
+PODMAN_SCENARIOS="run resources update top_stats_inspect rm_force"
+CONTAINERD_SCENARIOS="run resources pause_resume kill_all delete_force"
+export PODMAN_SCENARIOS CONTAINERD_SCENARIOS
 
 summary() {  # NAME LOG STATUS
     local s
@@ -40,6 +45,9 @@ if [ "${1:-}" = --in-vm ]; then
         "${PYTEST[@]}" conformance/test_lifecycle.py -k "$LIFECYCLE" || rc=1
     suite "conformance, runc --systemd-cgroup" CGROUP_DRIVER=systemd RUNTIME=/usr/sbin/runc \
         "${PYTEST[@]}" conformance/test_lifecycle.py -k "$LIFECYCLE" || rc=1
+    bash tests/vm/run-systemd-clients.sh --in-vm | tee /tmp/clients.log
+    [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+    grep '^run-systemd-clients: ' /tmp/clients.log >>"$SUMMARY"
     cat "$SUMMARY"
     rm -f "$SUMMARY"
     exit "$rc"
@@ -47,6 +55,8 @@ fi
 
 VM=${CGROUP2_VM:-$PWD/tests/vm/cgroup2-vm}
 if [ -f "$VM" ]; then
+    # the clients' packages and image, here: in the VM the host's / is read-only
+    bash tests/clients/podman-smoke --prepare && bash tests/clients/containerd-smoke --prepare || exit 1
     echo "run-systemd-tests: in the systemd VM ($VM --systemd)" >&2
     bash "$VM" --systemd "$PWD" bash "$PWD/tests/vm/run-systemd-tests.sh" --in-vm "$@"
     exit $?

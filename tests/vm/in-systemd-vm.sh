@@ -1,8 +1,9 @@
 # `. tests/vm/in-systemd-vm.sh SCRIPT "$@"`, from the repository's root, in a
 # script (SCRIPT, its path from the root) whose work runs in the systemd VM:
 # without --in-vm it runs SCRIPT again there (tests/vm/cgroup2-vm --systemd,
-# the repository as DIR); in the VM it makes the launcher /tmp/ocirt-vm. Needs PY.
+# the repository as DIR); in the VM it makes the launcher /tmp/ocirt-vm
+# (guest-launcher.sh). Needs PY.
 if [ "${2:-}" != --in-vm ]; then
     exec bash tests/vm/cgroup2-vm --systemd "$PWD" bash "$PWD/$1" --in-vm
 fi
-"$PY" -m ocirt._launcher /tmp/ocirt-vm || exit 1
+. tests/vm/guest-launcher.sh

@@ -38,7 +38,7 @@ suite() {  # NAME ENV... -- PYTEST ARGS...
 if [ "${1:-}" = --in-vm ]; then
     shift
     SUMMARY=$(mktemp)
-    "$PY" -m ocirt._launcher /tmp/ocirt-vm || exit 1
+    . tests/vm/guest-launcher.sh
     rc=0
     suite "ocirt driver tests" OCIRT=/tmp/ocirt-vm "${PYTEST[@]}" tests/integration/test_cgroups_systemd.py "$@" || rc=1
     suite "conformance, ocirt --systemd-cgroup" CGROUP_DRIVER=systemd RUNTIME=/tmp/ocirt-vm \

@@ -35,6 +35,7 @@
 #include <limits.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/keyctl.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -1205,6 +1206,35 @@ static void op_lsm(char **a)
     proc_write(path, a[3], path);
 }
 
+/* keyring: a: where name perm-bits. Join the session keyring `name`, made
+ * if no keyring of that name is searchable, so the container does not hold
+ * the caller's. A kernel without keys is let be (as runc: keyrings guard
+ * little beside the credentials). perm-bits, unless 0, are added to the
+ * keyring's permissions (runc's ModKeyringPerm, whose mask keeps them all). */
+static void op_keyring(char **a)
+{
+    long id = syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, a[2]);
+    if (id < 0 && errno == ENOSYS)
+        return;
+    CHECK(id, "join session keyring %s", a[2]);
+    uint32_t bits = num(a[3]);
+    if (!bits)
+        return;
+    char desc[1200]; /* "type;uid;gid;perm;name", the name at most 1029 bytes */
+    long n = syscall(SYS_keyctl, KEYCTL_DESCRIBE, id, desc, sizeof desc);
+    CHECK(n, "describe session keyring %s", a[2]);
+    if (n > (long)sizeof desc)
+        die("describe session keyring %s: description too long", a[2]);
+    char *perm = desc;
+    for (int i = 0; i < 3; i++) {
+        if (!(perm = strchr(perm, ';')))
+            die("describe session keyring %s: unexpected \"%s\"", a[2], desc);
+        perm++;
+    }
+    uint32_t cur = strtoul(perm, NULL, 16);
+    CHECK(syscall(SYS_keyctl, KEYCTL_SETPERM, id, cur | bits), "set the permissions of session keyring %s", a[2]);
+}
+
 /* ---- terminal ---- */
 
 /* The file the init's console is bound on, made while /dev is writable: new
@@ -1785,6 +1815,7 @@ static void run_child_op(struct rec *r)
     else if (!strcmp(op, "affinity")) op_affinity(a);
     else if (!strcmp(op, "mempolicy")) op_mempolicy(a);
     else if (!strcmp(op, "lsm")) op_lsm(a);
+    else if (!strcmp(op, "keyring")) op_keyring(a);
     else if (!strcmp(op, "console")) op_console(a);
     else if (!strcmp(op, "bounding")) op_bounding(a);
     else if (!strcmp(op, "user")) op_user(a);

@@ -54,7 +54,7 @@ def create_plan(spec, ctx):
     steps += process.affinity(proc, "initial")
     steps += process.oom_steps(proc)
     steps += _cgroup_steps(ctx)
-    pre, flags = namespaces.helper_steps(linux, ns, ctx.get("wait"))
+    pre, flags = namespaces.helper_steps(linux, ns)
     steps += pre
     steps += _listener_steps(ctx)
     mode = CLONE_WAIT if ctx.get("wait") else CLONE_CREATE

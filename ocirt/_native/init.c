@@ -1841,20 +1841,14 @@ static void run_child_op(struct rec *r)
 static void map_ids(pid_t pid, struct rec *r)
 {
     char path[64];
-    const char *op = r->argv[0];
     cur_where = r->argv[1];
-    if (!strcmp(op, "setgroups")) {
-        snprintf(path, sizeof path, "/proc/%d/setgroups", pid);
-        write_file(path, "deny", 4);
-        return;
-    }
-    snprintf(path, sizeof path, "/proc/%d/%s", pid, !strcmp(op, "uidmap") ? "uid_map" : "gid_map");
+    snprintf(path, sizeof path, "/proc/%d/%s", pid, !strcmp(r->argv[0], "uidmap") ? "uid_map" : "gid_map");
     write_file(path, r->argv[2], r->len[2]);
 }
 
 static int is_parent_op(const char *op)
 {
-    return !strcmp(op, "uidmap") || !strcmp(op, "gidmap") || !strcmp(op, "setgroups");
+    return !strcmp(op, "uidmap") || !strcmp(op, "gidmap");
 }
 
 /* The cgroup2 directory the child is born in (CLONE_INTO_CGROUP); opened

@@ -73,6 +73,10 @@ class Globals:
         self.log = Log(flags["log"], flags["log-format"], flags["debug"])
         self.systemd_cgroup = flags["systemd-cgroup"]
         self.command = None
+        # runc's --rootless=true ignores cgroup permission errors; ocirt
+        # does not (auto and false, as root, are what ocirt does)
+        if flags["rootless"].lower() not in ("auto", "", "false", "f", "0"):
+            self.log.warn(f"--rootless={flags['rootless']}: ignored: cgroup permission errors are not ignored")
 
 
 class UsageError(OcirtError):

@@ -19,7 +19,8 @@ HELP = {
     "root": "root directory for storage of container state (default: \"/run/ocirt\")",
     "criu": "path to the criu binary used for checkpoint and restore (not built yet)",
     "systemd-cgroup": "use the systemd cgroup driver (cgroup v2; cgroupsPath slice:prefix:name)",
-    "rootless": "ignore cgroup permission errors ('true', 'false', or 'auto')",
+    "rootless": "ignore cgroup permission errors ('true', 'false', or 'auto'): 'true' is warned of "
+                "and ignored",
     "help": "show help",
     "version": "print the version",
     "bundle": "path to the root of the bundle directory, defaults to the current directory",

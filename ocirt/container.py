@@ -119,7 +119,8 @@ class Creation:
             "cgroup2_host": self.cgroup.version == 2,
             "fifo": None if self.foreground else self.c.fifo,
             "console_fd": console_fd, "preserve_fds": self.listen_fds + self.opts.preserve_fds,
-            "no_pivot": self.opts.no_pivot, "wait": self.foreground,
+            "no_pivot": self.opts.no_pivot, "no_new_keyring": self.opts.no_new_keyring,
+            "wait": self.foreground,
             "seccomp": compiled_seccomp(self.g, self.spec["linux"]), "id": self.c.id,
         }
 
@@ -184,6 +185,7 @@ class Creation:
             "bundle": self.bundle, "rootfs": self.rootfs, "created": now_rfc3339(),
             "owner": "", "cgroup": self.cgroup.to_state(), "intelRdt": self.rdt, "config": self.spec,
             "terminal": bool(proc.get("terminal")),
+            "noNewKeyring": self.opts.no_new_keyring,  # for exec, as runc's state records it
         }
         self.c.save()
 

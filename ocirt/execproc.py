@@ -188,7 +188,8 @@ class Exec:
                 "cgroup_leave": () if self.detach else cgroups.own_procs(cg),
                 "rdt_tasks": (self.c.state.get("intelRdt") or {}).get("tasks", ()),
                 "preserve_fds": self.flags["preserve-fds"], "wait": not self.detach,
-                "seccomp": compiled_seccomp(self.g, self.c.state["config"]["linux"]), "create_cwd": False}
+                "seccomp": compiled_seccomp(self.g, self.c.state["config"]["linux"]), "create_cwd": False,
+                "id": self.c.id, "no_new_keyring": self.c.state.get("noNewKeyring", False)}
 
     def _console(self):
         if not self.proc.get("terminal"):

@@ -131,6 +131,3 @@ class Session:
     def close(self):
         self.sock.close()
 
-
-def child_error(where, msg, source="config.json"):
-    return OcirtError(msg, where or None, source)

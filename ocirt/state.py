@@ -9,7 +9,6 @@ import time
 from ocirt import jsonio
 from ocirt.errors import OcirtError
 
-DEFAULT_ROOT = "/run/ocirt"
 INTENT = "intent.json"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 

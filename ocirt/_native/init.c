@@ -35,6 +35,7 @@
 #include <limits.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/keyctl.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -1205,6 +1206,35 @@ static void op_lsm(char **a)
     proc_write(path, a[3], path);
 }
 
+/* keyring: a: where name perm-bits. Join the session keyring `name`, made
+ * if no keyring of that name is searchable, so the container does not hold
+ * the caller's. A kernel without keys is let be (as runc: keyrings guard
+ * little beside the credentials). perm-bits, unless 0, are added to the
+ * keyring's permissions (runc's ModKeyringPerm, whose mask keeps them all). */
+static void op_keyring(char **a)
+{
+    long id = syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, a[2]);
+    if (id < 0 && errno == ENOSYS)
+        return;
+    CHECK(id, "join session keyring %s", a[2]);
+    uint32_t bits = num(a[3]);
+    if (!bits)
+        return;
+    char desc[1200]; /* "type;uid;gid;perm;name", the name at most 1029 bytes */
+    long n = syscall(SYS_keyctl, KEYCTL_DESCRIBE, id, desc, sizeof desc);
+    CHECK(n, "describe session keyring %s", a[2]);
+    if (n > (long)sizeof desc)
+        die("describe session keyring %s: description too long", a[2]);
+    char *perm = desc;
+    for (int i = 0; i < 3; i++) {
+        if (!(perm = strchr(perm, ';')))
+            die("describe session keyring %s: unexpected \"%s\"", a[2], desc);
+        perm++;
+    }
+    uint32_t cur = strtoul(perm, NULL, 16);
+    CHECK(syscall(SYS_keyctl, KEYCTL_SETPERM, id, cur | bits), "set the permissions of session keyring %s", a[2]);
+}
+
 /* ---- terminal ---- */
 
 /* The file the init's console is bound on, made while /dev is writable: new
@@ -1785,6 +1815,7 @@ static void run_child_op(struct rec *r)
     else if (!strcmp(op, "affinity")) op_affinity(a);
     else if (!strcmp(op, "mempolicy")) op_mempolicy(a);
     else if (!strcmp(op, "lsm")) op_lsm(a);
+    else if (!strcmp(op, "keyring")) op_keyring(a);
     else if (!strcmp(op, "console")) op_console(a);
     else if (!strcmp(op, "bounding")) op_bounding(a);
     else if (!strcmp(op, "user")) op_user(a);
@@ -1810,20 +1841,14 @@ static void run_child_op(struct rec *r)
 static void map_ids(pid_t pid, struct rec *r)
 {
     char path[64];
-    const char *op = r->argv[0];
     cur_where = r->argv[1];
-    if (!strcmp(op, "setgroups")) {
-        snprintf(path, sizeof path, "/proc/%d/setgroups", pid);
-        write_file(path, "deny", 4);
-        return;
-    }
-    snprintf(path, sizeof path, "/proc/%d/%s", pid, !strcmp(op, "uidmap") ? "uid_map" : "gid_map");
+    snprintf(path, sizeof path, "/proc/%d/%s", pid, !strcmp(r->argv[0], "uidmap") ? "uid_map" : "gid_map");
     write_file(path, r->argv[2], r->len[2]);
 }
 
 static int is_parent_op(const char *op)
 {
-    return !strcmp(op, "uidmap") || !strcmp(op, "gidmap") || !strcmp(op, "setgroups");
+    return !strcmp(op, "uidmap") || !strcmp(op, "gidmap");
 }
 
 /* The cgroup2 directory the child is born in (CLONE_INTO_CGROUP); opened

@@ -4,7 +4,7 @@ import os
 
 from ocirt import SPEC_VERSION
 from ocirt.errors import OcirtError
-from ocirt.plan import argv_fields, namespaces, process
+from ocirt.plan import argv_fields, keyring, namespaces, process
 
 # What the helper does after the clone (init.c, do_clone): leave once the
 # init waits for `start`; report the execve, wait and report the exit
@@ -27,7 +27,9 @@ CLONE_CREATE, CLONE_WAIT, CLONE_DETACH = 0, 1, 2
 #   preserve_fds          number of fds after stdio to pass on
 #   no_pivot, wait        bools
 #   seccomp               compiled program (ocirt.plan.seccomp.Compiled) or None
-#   id                    the container's id (in the state sent to a seccomp agent)
+#   id                    the container's id (in the state sent to a seccomp agent,
+#                         and the session keyring's name)
+#   no_new_keyring        bool: keep the caller's session keyring (--no-new-keyring)
 
 
 def create_plan(spec, ctx):
@@ -52,13 +54,14 @@ def create_plan(spec, ctx):
     steps += process.affinity(proc, "initial")
     steps += process.oom_steps(proc)
     steps += _cgroup_steps(ctx)
-    pre, flags = namespaces.helper_steps(linux, ns, ctx.get("wait"))
+    pre, flags = namespaces.helper_steps(linux, ns)
     steps += pre
     steps += _listener_steps(ctx)
     mode = CLONE_WAIT if ctx.get("wait") else CLONE_CREATE
     ctx = dict(ctx, report_exec=mode != CLONE_CREATE)
     steps.append(("clone", "linux.namespaces", flags, mode))
     steps += id_maps
+    steps += keyring.init_steps(ctx, userns)
     steps += [s for s in rootfs if s[0] != "idmap-tree"]
     if any(hooks_.get(k) for k in hooks.KINDS) or linux.get("netDevices"):
         # the runtime moves the devices, then runs its hooks (ocirt/container.py)
@@ -239,5 +242,6 @@ def exec_plan(ns_paths, proc, ctx):
     mode = CLONE_WAIT if ctx.get("wait") else CLONE_DETACH
     ctx = dict(ctx, report_exec=True)
     steps.append(("clone", "process", 0, mode))
+    steps += keyring.exec_steps(ctx)
     steps += process_steps(proc, ctx)
     return steps

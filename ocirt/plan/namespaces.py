@@ -29,7 +29,7 @@ def namespaces(linux):
     return seen
 
 
-def helper_steps(linux, ns, wait):
+def helper_steps(linux, ns):
     """Steps run by the helper before and right after clone."""
     steps = []
     for t in JOIN_ORDER:
@@ -74,10 +74,3 @@ def _time_offsets(linux):
             lines.append(f"{clock} {off.get('secs', 0)} {off.get('nanosecs', 0)}\n")
     return "".join(lines)
 
-
-def map_id(entries, cid):
-    """Host id of container id `cid` under a mapping (None if unmapped)."""
-    for m in entries:
-        if m["containerID"] <= cid < m["containerID"] + m["size"]:
-            return m["hostID"] + cid - m["containerID"]
-    return None

@@ -2,7 +2,6 @@
 the other fails with a one-line error (or does nothing, as runc would), the
 state is then consistent, and a final delete -f leaves nothing."""
 import json
-import os
 import subprocess
 import tempfile
 

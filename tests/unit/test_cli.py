@@ -168,3 +168,9 @@ def test_list_of_an_empty_root(capsys, tmp_path):
     assert main(["--root", str(tmp_path / "none"), "list", "-q"]) == 0
     assert capsys.readouterr().out == ""
     assert main(["--root", str(tmp_path / "none"), "list", "--format", "yaml"]) == 1
+
+
+@pytest.mark.parametrize("value,warned", [("auto", False), ("false", False), ("0", False), ("true", True)])
+def test_rootless_true_is_warned_of_as_ignored(value, warned, capsys, tmp_path):
+    assert main(["--root", str(tmp_path), f"--rootless={value}", "list", "-q"]) == 0
+    assert ("--rootless" in capsys.readouterr().err) == warned

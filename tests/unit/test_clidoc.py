@@ -1,7 +1,6 @@
 """The man pages, the bash completion and `--help` come from the command
 table: every command and every flag of it appears in each, and they work
 (groff renders the pages without a warning; bash completes the flags)."""
-import os
 import shutil
 import subprocess
 

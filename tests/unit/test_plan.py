@@ -388,6 +388,33 @@ def test_cwd_must_be_absolute():
     assert process.cwd_step({"cwd": "/x"}) == ("cwd", "process.cwd", "/x", "create")
 
 
+def keyring_steps(steps):
+    return [x for x in steps if x[0] == "keyring"]
+
+
+def test_a_new_session_keyring_first_thing_in_the_container():
+    """As runc's init: joined right after the clone (before the mounts and
+    the createContainer hooks), named after the container, made searchable
+    by its owner, or by others in a user namespace."""
+    n = names(plan())
+    assert n.index("clone") < n.index("keyring") < n.index("bindroot")
+    assert keyring_steps(plan()) == [("keyring", "process", "_ses.c1", 0x00080000)]
+    s = spec(linux__namespaces=SPEC["linux"]["namespaces"] + [{"type": "user"}],
+             linux__uidMappings=[{"containerID": 0, "hostID": 1000, "size": 1}],
+             linux__gidMappings=[{"containerID": 0, "hostID": 1000, "size": 1}])
+    assert keyring_steps(plan(s)) == [("keyring", "process", "_ses.c1", 0x00000008)]
+    assert keyring_steps(plan(no_new_keyring=True)) == []
+
+
+def test_exec_joins_the_keyring_unless_the_container_has_none():
+    steps = build.exec_plan([], SPEC["process"], {"wait": True, "id": "c1"})
+    n = names(steps)
+    assert n.index("clone") + 1 == n.index("keyring")
+    assert keyring_steps(steps) == [("keyring", "process", "_ses.c1", 0)]  # permissions left alone
+    steps = build.exec_plan([], SPEC["process"], {"wait": True, "id": "c1", "no_new_keyring": True})
+    assert keyring_steps(steps) == []
+
+
 # ---------------------------------------------------------------- sysctl, host facilities
 
 def test_sysctl_needs_its_namespace():

@@ -15,7 +15,10 @@
  *
  * Plan format: records of u32 argc, then argc fields of u32 len + bytes (each
  * field carries its own trailing NUL). Field 0 is the step name, field 1 the
- * config.json path the step comes from (for error messages).
+ * config.json path the step comes from (for error messages). The steps and
+ * their fields are declared in ocirt/plan/steps.py, which steps_gen.h (the
+ * op table and field indexes) is generated from: read_plan refuses a step
+ * the table has not, or one without its fields.
  *
  * Sync socket (SOCK_SEQPACKET) to the runtime: we send "pid N", "hooks",
  * "ready", "exec" (the program is being executed), "exit N" and
@@ -69,6 +72,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#define STEP_TABLE
+#include "steps_gen.h"
+
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
 #endif
@@ -105,6 +111,7 @@ struct rec {
     int argc;
     char **argv;
     size_t *len;
+    const struct step_op *op;
 };
 
 static struct rec *plan;
@@ -220,9 +227,9 @@ static void debug_step(const char *stage, struct rec *r)
     if (debug_fd < 0)
         return;
     char **a = r->argv;
-    int k = !strcmp(a[0], "mount") ? 3 : 2;
+    int k = r->op->log;
     const char *arg = r->argc > k && r->len[k] < 200 && !memchr(a[k], 0, r->len[k]) ? a[k] : "";
-    debug("%s: %s %s%s%s", stage, a[0], a[1], *arg ? ": " : "", arg);
+    debug("%s: %s %s%s%s", stage, a[FIELD_NAME], a[FIELD_WHERE], *arg ? ": " : "", arg);
 }
 
 #define CHECK(expr, ...)                                                    \
@@ -255,6 +262,34 @@ static void write_file(const char *path, const char *data, size_t len)
     close(fd);
 }
 
+static int by_name(const void *name, const void *op)
+{
+    return strcmp(name, ((const struct step_op *)op)->name);
+}
+
+/* R's entry in the op table: a step the table has not is refused, and one
+ * without the fields it declares (its lists' lengths included). */
+static const struct step_op *step_op(struct rec *r)
+{
+    if (r->argc < 2)
+        die("plan: a step of %d fields, without its name and config path", r->argc);
+    const char *name = r->argv[FIELD_NAME];
+    const struct step_op *op = bsearch(name, step_ops, N_STEPS, sizeof *step_ops, by_name);
+    if (!op)
+        die("plan: unknown step %s", name);
+    int n = op->argc, k = 0;
+    for (; k < op->lists && n < r->argc; k++) {
+        uint64_t items = num(r->argv[n]);
+        if (items >= (uint64_t)(r->argc - n))
+            break;
+        n += 1 + items;
+    }
+    if (k < op->lists || n != r->argc)
+        die("plan: step %s has %d fields, not %d%s", name, r->argc, op->argc,
+            op->lists ? " and its lists" : "");
+    return op;
+}
+
 static void read_plan(int fd)
 {
     struct stat st;
@@ -276,6 +311,8 @@ static void read_plan(int fd)
         r->len = calloc(r->argc + 1, sizeof(size_t));
         for (int i = 0; i < r->argc; i++) {
             uint32_t n;
+            if (p + 4 > end)
+                die("plan: truncated");
             memcpy(&n, p, 4);
             p += 4;
             if (p + n > end || n == 0)
@@ -284,6 +321,7 @@ static void read_plan(int fd)
             r->len[i] = n - 1;
             p += n;
         }
+        r->op = step_op(r);
     }
 }
 
@@ -504,35 +542,38 @@ static int ns_type(const char *name)
  * being outside it. */
 static int cgroupns_fd = -1;
 
-static void op_setns(char **a)
+void op_setns(struct rec *r)
 {
-    int fd = open(a[2], O_RDONLY | O_CLOEXEC);
-    CHECK(fd, "open %s", a[2]);
-    if (!strcmp(a[3], "cgroup")) {
+    char **a = r->argv;
+    int fd = open(a[SETNS_PATH], O_RDONLY | O_CLOEXEC);
+    CHECK(fd, "open %s", a[SETNS_PATH]);
+    if (!strcmp(a[SETNS_TYPE], "cgroup")) {
         cgroupns_fd = fd;
         return;
     }
-    CHECK(setns(fd, ns_type(a[3])), "setns %s namespace %s", a[3], a[2]);
+    CHECK(setns(fd, ns_type(a[SETNS_TYPE])), "setns %s namespace %s", a[SETNS_TYPE], a[SETNS_PATH]);
     close(fd);
 }
 
 /* Connected now, from the host's view; the fd is sent once the filter is in. */
-static void op_seccomp_listener(char **a)
+void op_seccomp_listener(struct rec *r)
 {
+    char **a = r->argv;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(a[2]) >= sizeof sa.sun_path)
-        die("%s: path too long", a[2]);
-    strcpy(sa.sun_path, a[2]);
+    if (strlen(a[SECCOMP_LISTENER_PATH]) >= sizeof sa.sun_path)
+        die("%s: path too long", a[SECCOMP_LISTENER_PATH]);
+    strcpy(sa.sun_path, a[SECCOMP_LISTENER_PATH]);
     listener_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     CHECK(listener_fd, "socket");
-    CHECK(connect(listener_fd, (struct sockaddr *)&sa, sizeof sa), "connect to %s", a[2]);
+    CHECK(connect(listener_fd, (struct sockaddr *)&sa, sizeof sa), "connect to %s", a[SECCOMP_LISTENER_PATH]);
 }
 
-static void op_timens(char **a)
+void op_timens(struct rec *r)
 {
+    char **a = r->argv;
     CHECK(unshare(CLONE_NEWTIME), "unshare time namespace");
-    if (*a[2])
-        write_file("/proc/self/timens_offsets", a[2], strlen(a[2]));
+    if (*a[TIMENS_OFFSETS])
+        write_file("/proc/self/timens_offsets", a[TIMENS_OFFSETS], strlen(a[TIMENS_OFFSETS]));
 }
 
 /* idmapped mounts: the helper (still root in the host user namespace, which
@@ -580,15 +621,17 @@ static int userns_with(const char *uidmap, const char *gidmap)
 
 /* a: where src uidmap gidmap rbind(0/1) ridmap(0/1); consecutive mounts
  * with the same maps share a user namespace. */
-static void op_idmap_tree(char **a)
+void op_idmap_tree(struct rec *r)
 {
+    char **a = r->argv;
     if (n_idmaps == (int)(sizeof idmap_userns / sizeof *idmap_userns))
         die("too many idmapped mounts");
     char **last = n_idmaps ? idmap_args[n_idmaps - 1] : NULL;
-    if (last && !strcmp(last[3], a[3]) && !strcmp(last[4], a[4]))
+    if (last && !strcmp(last[IDMAP_TREE_UIDMAP], a[IDMAP_TREE_UIDMAP]) &&
+        !strcmp(last[IDMAP_TREE_GIDMAP], a[IDMAP_TREE_GIDMAP]))
         idmap_userns[n_idmaps] = idmap_userns[n_idmaps - 1];
     else
-        idmap_userns[n_idmaps] = userns_with(a[3], a[4]);
+        idmap_userns[n_idmaps] = userns_with(a[IDMAP_TREE_UIDMAP], a[IDMAP_TREE_GIDMAP]);
     idmap_args[n_idmaps++] = a;
 }
 
@@ -597,12 +640,13 @@ static void op_idmap_tree(char **a)
 static int idmap_tree(int k)
 {
     char **a = idmap_args[k];
-    unsigned rec = !strcmp(a[5], "1") ? AT_RECURSIVE : 0;
-    int tree = syscall(SYS_open_tree, AT_FDCWD, a[2], OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
-    CHECK(tree, "open bind source %s", a[2]);
-    if (set_attr(tree, !strcmp(a[6], "1") ? AT_RECURSIVE : 0, MOUNT_ATTR_IDMAP, 0, idmap_userns[k]) < 0) {
+    unsigned rec = !strcmp(a[IDMAP_TREE_RBIND], "1") ? AT_RECURSIVE : 0;
+    int tree = syscall(SYS_open_tree, AT_FDCWD, a[IDMAP_TREE_SRC], OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
+    CHECK(tree, "open bind source %s", a[IDMAP_TREE_SRC]);
+    unsigned recattr = !strcmp(a[IDMAP_TREE_RIDMAP], "1") ? AT_RECURSIVE : 0;
+    if (set_attr(tree, recattr, MOUNT_ATTR_IDMAP, 0, idmap_userns[k]) < 0) {
         int e = errno;
-        die("idmap %s: %s%s", a[2], err(e),
+        die("idmap %s: %s%s", a[IDMAP_TREE_SRC], err(e),
             e == EINVAL ? " (its filesystem may not support idmapped mounts)" : "");
     }
     return tree;
@@ -703,7 +747,7 @@ static int n_binds, next_bind;
 
 static int is_bind(struct rec *r)
 {
-    return !strcmp(r->argv[0], "mount") && (num(r->argv[5]) & MS_BIND);
+    return r->op == &step_ops[STEP_MOUNT] && (num(r->argv[MOUNT_FLAGS]) & MS_BIND);
 }
 
 /* Helper: open the bind sources of the steps after FIRST in PID's mount
@@ -715,7 +759,7 @@ static void send_bind_sources(pid_t pid, int first, int sock)
     for (int j = first; j < nrecs; j++) {
         if (!is_bind(&plan[j]))
             continue;
-        cur_where = plan[j].argv[1];
+        cur_where = plan[j].argv[FIELD_WHERE];
         if (own < 0) {
             char path[64];
             snprintf(path, sizeof path, "/proc/%d/ns/mnt", pid);
@@ -725,10 +769,10 @@ static void send_bind_sources(pid_t pid, int first, int sock)
             CHECK(setns(ns, CLONE_NEWNS), "join the container's mount namespace");
             close(ns);
         }
-        int fd = has_word(plan[j].argv[12], "idmapped") ? idmap_tree(k++)
-                                                         : open(plan[j].argv[2], O_PATH | O_CLOEXEC);
-        CHECK(fd, "open bind source %s", plan[j].argv[2]);
-        CHECK(send_fd(sock, fd, "", 1), "send bind source %s", plan[j].argv[2]);
+        int fd = has_word(plan[j].argv[MOUNT_EXTRA], "idmapped") ? idmap_tree(k++)
+                                                         : open(plan[j].argv[MOUNT_SRC], O_PATH | O_CLOEXEC);
+        CHECK(fd, "open bind source %s", plan[j].argv[MOUNT_SRC]);
+        CHECK(send_fd(sock, fd, "", 1), "send bind source %s", plan[j].argv[MOUNT_SRC]);
         close(fd);
     }
     if (own >= 0) {
@@ -782,11 +826,13 @@ static void check_dest_fs(int fd, const char *dst, int in_proc)
  * extra: "in-proc" (check the destination is on procfs), "proc-source" (the
  *        bind source must be a procfs: the mount is at /proc), "tmpcopyup",
  *        "idmapped" (attach the next idmapped tree instead of mounting src) */
-static void op_mount(char **a)
+void op_mount(struct rec *r)
 {
-    const char *src = a[2], *dst = a[3], *type = a[4], *data = a[6], *kind = a[7], *extra = a[12];
-    unsigned long flags = num(a[5]), remount = num(a[8]), prop = num(a[9]);
-    uint64_t attr_set = num(a[10]), attr_clr = num(a[11]);
+    char **a = r->argv;
+    const char *src = a[MOUNT_SRC], *dst = a[MOUNT_DST], *type = a[MOUNT_FSTYPE], *data = a[MOUNT_DATA];
+    const char *kind = a[MOUNT_KIND], *extra = a[MOUNT_EXTRA];
+    unsigned long flags = num(a[MOUNT_FLAGS]), remount = num(a[MOUNT_REMOUNT]), prop = num(a[MOUNT_PROPAGATION]);
+    uint64_t attr_set = num(a[MOUNT_ATTR_SET]), attr_clr = num(a[MOUNT_ATTR_CLR]);
 
     if (!strcmp(kind, "file"))
         touch_in_root(dst);
@@ -844,11 +890,12 @@ static void op_mount(char **a)
 
 /* ---- devices and links ---- */
 
-static void op_mknod(char **a)
+void op_mknod(struct rec *r)
 {
-    const char *path = a[2];
-    mode_t mode = num(a[6]);
-    char t = a[3][0];
+    char **a = r->argv;
+    const char *path = a[MKNOD_PATH];
+    mode_t mode = num(a[MKNOD_MODE]);
+    char t = a[MKNOD_TYPE][0];
     mode |= t == 'c' || t == 'u' ? S_IFCHR : t == 'b' ? S_IFBLK : S_IFIFO;
     const char *name;
     int parent = open_parent(path, &name);
@@ -857,31 +904,33 @@ static void op_mknod(char **a)
         /* linux.devices: what exists there must be this very device (the
          * spec wants an error otherwise); default devices just replace it. */
         int same = (st.st_mode & S_IFMT) == (mode & S_IFMT) &&
-                   (S_ISFIFO(st.st_mode) || st.st_rdev == makedev(num(a[4]), num(a[5])));
-        if (!same && !strcmp(a[9], "strict"))
+                   (S_ISFIFO(st.st_mode) || st.st_rdev == makedev(num(a[MKNOD_MAJOR]), num(a[MKNOD_MINOR])));
+        if (!same && !strcmp(a[MKNOD_POLICY], "strict"))
             die("%s already exists and is not this device", path);
         CHECK(unlinkat(parent, name, 0), "remove %s", path);
     }
-    CHECK(mknodat(parent, name, mode, makedev(num(a[4]), num(a[5]))), "mknod %s", path);
-    CHECK(fchownat(parent, name, num(a[7]), num(a[8]), AT_SYMLINK_NOFOLLOW), "chown %s", path);
+    CHECK(mknodat(parent, name, mode, makedev(num(a[MKNOD_MAJOR]), num(a[MKNOD_MINOR]))), "mknod %s", path);
+    CHECK(fchownat(parent, name, num(a[MKNOD_UID]), num(a[MKNOD_GID]), AT_SYMLINK_NOFOLLOW), "chown %s", path);
     close(parent);
 }
 
 /* In a user namespace mknod is refused: bind the host's node instead. */
-static void op_binddev(char **a)
+void op_binddev(struct rec *r)
 {
-    touch_in_root(a[2]);
-    int fd = open_in_root(a[2], O_PATH);
-    CHECK(fd, "open %s", a[2]);
+    char **a = r->argv;
+    touch_in_root(a[BINDDEV_PATH]);
+    int fd = open_in_root(a[BINDDEV_PATH], O_PATH);
+    CHECK(fd, "open %s", a[BINDDEV_PATH]);
     char target[64];
     fdpath(target, sizeof target, fd);
-    CHECK(mount(a[2], target, NULL, MS_BIND, NULL), "bind device %s", a[2]);
+    CHECK(mount(a[BINDDEV_PATH], target, NULL, MS_BIND, NULL), "bind device %s", a[BINDDEV_PATH]);
     close(fd);
 }
 
-static void op_symlink(char **a)
+void op_symlink(struct rec *r)
 {
-    const char *target = a[2], *link = a[3], *name;
+    char **a = r->argv;
+    const char *target = a[SYMLINK_TARGET], *link = a[SYMLINK_LINK], *name;
     int parent = open_parent(link, &name);
     if (symlinkat(target, parent, name) < 0 && errno != EEXIST)
         die("symlink %s -> %s: %s", link, target, err(errno));
@@ -890,15 +939,17 @@ static void op_symlink(char **a)
 
 /* ---- rootfs ---- */
 
-static void op_rootprop(char **a)
+void op_rootprop(struct rec *r)
 {
-    CHECK(mount(NULL, "/", NULL, num(a[2]), NULL), "set propagation of /");
+    char **a = r->argv;
+    CHECK(mount(NULL, "/", NULL, num(a[ROOTPROP_FLAGS]), NULL), "set propagation of /");
 }
 
 /* pivot_root needs the rootfs' parent mount to be non-shared. */
-static void op_parent_private(char **a)
+void op_parent_private(struct rec *r)
 {
-    const char *rootfs = a[2];
+    char **a = r->argv;
+    const char *rootfs = a[PARENT_PRIVATE_ROOTFS];
     FILE *f = fopen("/proc/self/mountinfo", "re");
     if (!f)
         die("open /proc/self/mountinfo: %s", err(errno));
@@ -918,20 +969,23 @@ static void op_parent_private(char **a)
     CHECK(mount(NULL, best, NULL, MS_PRIVATE, NULL), "make %s private", best);
 }
 
-static void op_bindroot(char **a)
+void op_bindroot(struct rec *r)
 {
-    CHECK(mount(a[2], a[2], NULL, MS_BIND | MS_REC, NULL), "bind rootfs %s", a[2]);
+    char **a = r->argv;
+    const char *rootfs = a[BINDROOT_ROOTFS];
+    CHECK(mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL), "bind rootfs %s", rootfs);
     close(root_fd);
-    root_fd = open(a[2], O_PATH | O_DIRECTORY | O_CLOEXEC);
-    CHECK(root_fd, "open rootfs %s", a[2]);
+    root_fd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    CHECK(root_fd, "open rootfs %s", rootfs);
 }
 
-static void op_pivot(char **a)
+void op_pivot(struct rec *r)
 {
+    char **a = r->argv;
     int old = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
     CHECK(old, "open /");
-    CHECK(fchdir(root_fd), "chdir %s", a[2]);
-    CHECK(syscall(SYS_pivot_root, ".", "."), "pivot_root %s", a[2]);
+    CHECK(fchdir(root_fd), "chdir %s", a[PIVOT_ROOTFS]);
+    CHECK(syscall(SYS_pivot_root, ".", "."), "pivot_root %s", a[PIVOT_ROOTFS]);
     CHECK(fchdir(old), "chdir to old root");
     /* Keep unmount events of the old root from reaching the host. */
     CHECK(mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL), "make old root rslave");
@@ -1005,10 +1059,11 @@ static void detach_host_mounts(const char *rootfs)
     free(buf);
 }
 
-static void op_chroot_move(char **a)
+void op_chroot_move(struct rec *r)
 {
-    detach_host_mounts(a[2]);
-    CHECK(fchdir(root_fd), "chdir %s", a[2]);
+    char **a = r->argv;
+    detach_host_mounts(a[CHROOT_MOVE_ROOTFS]);
+    CHECK(fchdir(root_fd), "chdir %s", a[CHROOT_MOVE_ROOTFS]);
     CHECK(mount(".", "/", NULL, MS_MOVE, NULL), "move rootfs to /");
     CHECK(chroot("."), "chroot");
     CHECK(chdir("/"), "chdir /");
@@ -1016,9 +1071,9 @@ static void op_chroot_move(char **a)
     root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
-static void op_root_ro(char **a)
+void op_root_ro(struct rec *r)
 {
-    (void)a;
+    (void)r;
     CHECK(mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL), "remount / read-only");
 }
 
@@ -1039,19 +1094,20 @@ static void remount_ro(const char *path)
     close(fd);
 }
 
-static void op_readonly(char **a)
+void op_readonly(struct rec *r)
 {
-    int fd = open_in_root(a[2], O_PATH);
+    char **a = r->argv;
+    int fd = open_in_root(a[READONLY_PATH], O_PATH);
     if (fd < 0) {
         if (errno == ENOENT)
             return;
-        die("open %s: %s", a[2], err(errno));
+        die("open %s: %s", a[READONLY_PATH], err(errno));
     }
     char target[64];
     fdpath(target, sizeof target, fd);
-    CHECK(mount(target, target, NULL, MS_BIND | MS_REC, NULL), "bind %s", a[2]);
+    CHECK(mount(target, target, NULL, MS_BIND | MS_REC, NULL), "bind %s", a[READONLY_PATH]);
     close(fd);
-    remount_ro(a[2]);
+    remount_ro(a[READONLY_PATH]);
 }
 
 /* The container's /dev/null, opened once and checked to be the null device:
@@ -1072,49 +1128,53 @@ static void open_null(const char *path)
         die("cannot mask %s: /dev/null is not the null device (c 1:3)", path);
 }
 
-static void op_mask(char **a)
+void op_mask(struct rec *r)
 {
-    int fd = open_in_root(a[2], O_PATH);
+    char **a = r->argv;
+    int fd = open_in_root(a[MASK_PATH], O_PATH);
     if (fd < 0) {
         if (errno == ENOENT)
             return;
-        die("open %s: %s", a[2], err(errno));
+        die("open %s: %s", a[MASK_PATH], err(errno));
     }
     struct stat st;
-    CHECK(fstat(fd, &st), "stat %s", a[2]);
+    CHECK(fstat(fd, &st), "stat %s", a[MASK_PATH]);
     char target[64];
     fdpath(target, sizeof target, fd);
     if (S_ISDIR(st.st_mode))
-        CHECK(mount("tmpfs", target, "tmpfs", MS_RDONLY, "size=0k"), "mask %s", a[2]);
+        CHECK(mount("tmpfs", target, "tmpfs", MS_RDONLY, "size=0k"), "mask %s", a[MASK_PATH]);
     else {
-        open_null(a[2]);
+        open_null(a[MASK_PATH]);
         char null[64];
         fdpath(null, sizeof null, null_fd);
-        CHECK(mount(null, target, NULL, MS_BIND, NULL), "mask %s", a[2]);
+        CHECK(mount(null, target, NULL, MS_BIND, NULL), "mask %s", a[MASK_PATH]);
     }
     close(fd);
 }
 
 /* ---- kernel settings ---- */
 
-static void op_sysctl(char **a)
+void op_sysctl(struct rec *r)
 {
+    char **a = r->argv;
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "sys/%s", a[2]);
+    snprintf(path, sizeof path, "sys/%s", a[SYSCTL_KEY]);
     for (char *p = path + 4; *p; p++)
         if (*p == '.')
             *p = '/';
-    proc_write(path, a[3], "sysctl");
+    proc_write(path, a[SYSCTL_VALUE], "sysctl");
 }
 
-static void op_hostname(char **a)
+void op_hostname(struct rec *r)
 {
-    CHECK(sethostname(a[2], strlen(a[2])), "sethostname %s", a[2]);
+    char **a = r->argv;
+    CHECK(sethostname(a[HOSTNAME_NAME], strlen(a[HOSTNAME_NAME])), "sethostname %s", a[HOSTNAME_NAME]);
 }
 
-static void op_domainname(char **a)
+void op_domainname(struct rec *r)
 {
-    CHECK(setdomainname(a[2], strlen(a[2])), "setdomainname %s", a[2]);
+    char **a = r->argv;
+    CHECK(setdomainname(a[DOMAINNAME_NAME], strlen(a[DOMAINNAME_NAME])), "setdomainname %s", a[DOMAINNAME_NAME]);
 }
 
 /* An RLIMIT_NOFILE below the fds we hold would leave create's init
@@ -1124,30 +1184,34 @@ static void op_domainname(char **a)
  * (lowering needs no capability). */
 static struct rlimit nofile_late = {RLIM_INFINITY, 0};
 
-static void op_rlimit(char **a)
+void op_rlimit(struct rec *r)
 {
-    struct rlimit rl = {.rlim_cur = num(a[3]), .rlim_max = num(a[4])}, now;
-    if ((int)num(a[2]) == RLIMIT_NOFILE && fifo_fd >= 0 && getrlimit(RLIMIT_NOFILE, &now) == 0) {
+    char **a = r->argv;
+    struct rlimit rl = {.rlim_cur = num(a[RLIMIT_SOFT]), .rlim_max = num(a[RLIMIT_HARD])}, now;
+    if ((int)num(a[RLIMIT_RESOURCE]) == RLIMIT_NOFILE && fifo_fd >= 0 && getrlimit(RLIMIT_NOFILE, &now) == 0) {
         nofile_late = rl;
         rl.rlim_cur = rl.rlim_cur > now.rlim_cur ? rl.rlim_cur : now.rlim_cur;
         rl.rlim_max = rl.rlim_max > now.rlim_max ? rl.rlim_max : now.rlim_max;
     }
-    CHECK(setrlimit(num(a[2]), &rl), "setrlimit %s", a[5]);
+    CHECK(setrlimit(num(a[RLIMIT_RESOURCE]), &rl), "setrlimit %s", a[RLIMIT_NAME]);
 }
 
 /* Helper, before any setns: the host's /proc is ours. */
-static void op_oom(char **a)
+void op_oom(struct rec *r)
 {
-    write_file("/proc/self/oom_score_adj", a[2], strlen(a[2]));
+    char **a = r->argv;
+    write_file("/proc/self/oom_score_adj", a[OOM_SCORE], strlen(a[OOM_SCORE]));
 }
 
-static void op_personality(char **a)
+void op_personality(struct rec *r)
 {
-    CHECK(personality(num(a[2])), "personality %s", a[2]);
+    char **a = r->argv;
+    CHECK(personality(num(a[PERSONALITY_DOMAIN])), "personality %s", a[PERSONALITY_DOMAIN]);
 }
 
-static void op_sched(char **a)
+void op_sched(struct rec *r)
 {
+    char **a = r->argv;
     /* policy nice priority flags runtime deadline period (sched_setattr) */
     struct {
         uint32_t size, policy;
@@ -1155,13 +1219,15 @@ static void op_sched(char **a)
         int32_t nice;
         uint32_t priority;
         uint64_t runtime, deadline, period;
-    } at = {48, num(a[2]), num(a[5]), snum(a[3]), num(a[4]), num(a[6]), num(a[7]), num(a[8])};
+    } at = {48, num(a[SCHED_POLICY]), num(a[SCHED_FLAGS]), snum(a[SCHED_NICE]), num(a[SCHED_PRIORITY]),
+            num(a[SCHED_RUNTIME_NS]), num(a[SCHED_DEADLINE_NS]), num(a[SCHED_PERIOD_NS])};
     CHECK(syscall(SYS_sched_setattr, 0, &at, 0), "sched_setattr");
 }
 
-static void op_ioprio(char **a)
+void op_ioprio(struct rec *r)
 {
-    CHECK(syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, (int)num(a[2])), "ioprio_set");
+    char **a = r->argv;
+    CHECK(syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, (int)num(a[IOPRIO_PRIO])), "ioprio_set");
 }
 
 /* A kernel list ("0-3,7") into a bitmap of nbits (checked by the plan). */
@@ -1181,29 +1247,33 @@ static void parse_list(const char *s, unsigned long *bits, size_t nbits)
     }
 }
 
-static void op_affinity(char **a)
+void op_affinity(struct rec *r)
 {
+    char **a = r->argv;
     cpu_set_t set;
-    parse_list(a[2], (unsigned long *)&set, CPU_SETSIZE);
-    CHECK(sched_setaffinity(0, sizeof set, &set), "sched_setaffinity %s", a[2]);
+    parse_list(a[AFFINITY_CPUS], (unsigned long *)&set, CPU_SETSIZE);
+    CHECK(sched_setaffinity(0, sizeof set, &set), "sched_setaffinity %s", a[AFFINITY_CPUS]);
 }
 
 /* a: where mode|flags nodes */
-static void op_mempolicy(char **a)
+void op_mempolicy(struct rec *r)
 {
+    char **a = r->argv;
     unsigned long nodes[1024 / (8 * sizeof(unsigned long))];
-    parse_list(a[3], nodes, 1024);
+    parse_list(a[MEMPOLICY_NODES], nodes, 1024);
     /* maxnode counts one more than the bits the kernel reads */
-    CHECK(syscall(SYS_set_mempolicy, (int)num(a[2]), *a[3] ? nodes : NULL, *a[3] ? 1025 : 0),
-          "set_mempolicy %s", a[3]);
+    const char *list = a[MEMPOLICY_NODES];
+    CHECK(syscall(SYS_set_mempolicy, (int)num(a[MEMPOLICY_MODE]), *list ? nodes : NULL, *list ? 1025 : 0),
+          "set_mempolicy %s", list);
 }
 
-static void op_lsm(char **a)
+void op_lsm(struct rec *r)
 {
-    /* a[2]: file under /proc/self/attr, a[3]: value */
+    char **a = r->argv;
+    /* a[LSM_ATTR]: file under /proc/self/attr, a[LSM_VALUE]: value */
     char path[128];
-    snprintf(path, sizeof path, "self/attr/%s", a[2]);
-    proc_write(path, a[3], path);
+    snprintf(path, sizeof path, "self/attr/%s", a[LSM_ATTR]);
+    proc_write(path, a[LSM_VALUE], path);
 }
 
 /* keyring: a: where name perm-bits. Join the session keyring `name`, made
@@ -1211,28 +1281,30 @@ static void op_lsm(char **a)
  * the caller's. A kernel without keys is let be (as runc: keyrings guard
  * little beside the credentials). perm-bits, unless 0, are added to the
  * keyring's permissions (runc's ModKeyringPerm, whose mask keeps them all). */
-static void op_keyring(char **a)
+void op_keyring(struct rec *r)
 {
-    long id = syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, a[2]);
+    char **a = r->argv;
+    long id = syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, a[KEYRING_NAME]);
     if (id < 0 && errno == ENOSYS)
         return;
-    CHECK(id, "join session keyring %s", a[2]);
-    uint32_t bits = num(a[3]);
+    CHECK(id, "join session keyring %s", a[KEYRING_NAME]);
+    uint32_t bits = num(a[KEYRING_PERM]);
     if (!bits)
         return;
     char desc[1200]; /* "type;uid;gid;perm;name", the name at most 1029 bytes */
     long n = syscall(SYS_keyctl, KEYCTL_DESCRIBE, id, desc, sizeof desc);
-    CHECK(n, "describe session keyring %s", a[2]);
+    CHECK(n, "describe session keyring %s", a[KEYRING_NAME]);
     if (n > (long)sizeof desc)
-        die("describe session keyring %s: description too long", a[2]);
+        die("describe session keyring %s: description too long", a[KEYRING_NAME]);
     char *perm = desc;
     for (int i = 0; i < 3; i++) {
         if (!(perm = strchr(perm, ';')))
-            die("describe session keyring %s: unexpected \"%s\"", a[2], desc);
+            die("describe session keyring %s: unexpected \"%s\"", a[KEYRING_NAME], desc);
         perm++;
     }
     uint32_t cur = strtoul(perm, NULL, 16);
-    CHECK(syscall(SYS_keyctl, KEYCTL_SETPERM, id, cur | bits), "set the permissions of session keyring %s", a[2]);
+    CHECK(syscall(SYS_keyctl, KEYCTL_SETPERM, id, cur | bits), "set the permissions of session keyring %s",
+          a[KEYRING_NAME]);
 }
 
 /* ---- terminal ---- */
@@ -1240,11 +1312,12 @@ static void op_keyring(char **a)
 /* The file the init's console is bound on, made while /dev is writable: new
  * (O_EXCL, in a /dev reached without symlinks), or an empty regular file
  * already there; never a symlink's target. */
-static void op_mkfile(char **a)
+void op_mkfile(struct rec *r)
 {
-    const char *name = strrchr(a[2], '/') + 1;
+    char **a = r->argv;
+    const char *name = strrchr(a[MKFILE_PATH], '/') + 1;
     char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%.*s", (int)(name - a[2]), a[2]);
+    snprintf(dir, sizeof dir, "%.*s", (int)(name - a[MKFILE_PATH]), a[MKFILE_PATH]);
     mkdir_in_root(dir, 0755); /* an image without /dev */
     int parent = open_no_symlinks(dir, O_PATH | O_DIRECTORY);
     CHECK(parent, "open %s", dir);
@@ -1252,10 +1325,10 @@ static void op_mkfile(char **a)
     struct stat st;
     if (fd < 0 && errno == EEXIST && fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
         (!S_ISREG(st.st_mode) || st.st_size))
-        die("%s is there and is not an empty regular file (%s)", a[2],
+        die("%s is there and is not an empty regular file (%s)", a[MKFILE_PATH],
             S_ISLNK(st.st_mode) ? "a symlink" : "it would be hidden");
     if (fd < 0 && errno != EEXIST)
-        die("create %s: %s", a[2], err(errno));
+        die("create %s: %s", a[MKFILE_PATH], err(errno));
     if (fd >= 0)
         close(fd);
     close(parent);
@@ -1296,24 +1369,25 @@ static int open_console_file(void)
 }
 
 /* a: where sock rows cols uid dev_console */
-static void op_console(char **a)
+void op_console(struct rec *r)
 {
-    int sock = num(a[2]);
+    char **a = r->argv;
+    int sock = num(a[CONSOLE_SOCK]);
     int master = open_ptmx();
     CHECK(unlockpt(master), "unlockpt");
     unsigned n;
     CHECK(ioctl(master, TIOCGPTN, &n), "get the pty number");
     char name[32]; /* what runc sends: the slave's name in the container */
     snprintf(name, sizeof name, "/dev/pts/%u", n);
-    struct winsize ws = {.ws_row = num(a[3]), .ws_col = num(a[4])};
+    struct winsize ws = {.ws_row = num(a[CONSOLE_ROWS]), .ws_col = num(a[CONSOLE_COLS])};
     if (ws.ws_row || ws.ws_col)
         CHECK(ioctl(master, TIOCSWINSZ, &ws), "set console size");
     int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
     CHECK(slave, "open %s", name);
     /* The process's user may use its terminal: it gets the pty, whose group
      * stays the one devpts gave it (its gid= option: tty), as runc does. */
-    CHECK(fchown(slave, num(a[5]), -1), "chown %s to uid %s", name, a[5]);
-    if (!strcmp(a[6], "1")) {
+    CHECK(fchown(slave, num(a[CONSOLE_UID]), -1), "chown %s to uid %s", name, a[CONSOLE_UID]);
+    if (!strcmp(a[CONSOLE_DEV_CONSOLE], "1")) {
         /* The init's terminal is also /dev/console, as runc makes it (the
          * plan made the file, before /dev may have become read-only). */
         int fd = open_console_file();
@@ -1359,31 +1433,33 @@ static int last_cap(void)
     return last;
 }
 
-static void op_bounding(char **a)
+void op_bounding(struct rec *r)
 {
-    uint64_t keep = num(a[2]);
+    char **a = r->argv;
+    uint64_t keep = num(a[BOUNDING_KEEP]);
     for (int c = 0; c <= last_cap(); c++)
         if (!(keep & (1ULL << c)))
             CHECK(prctl(PR_CAPBSET_DROP, c, 0, 0, 0), "drop capability %d from the bounding set", c);
 }
 
 /* a: where uid gid umask ngroups groups... */
-static void op_user(char **a)
+void op_user(struct rec *r)
 {
-    uid_t uid = num(a[2]);
-    gid_t gid = num(a[3]);
-    int ngroups = num(a[5]);
+    char **a = r->argv;
+    uid_t uid = num(a[USER_UID]);
+    gid_t gid = num(a[USER_GID]);
+    int ngroups = num(a[USER_GROUPS]);
     gid_t groups[ngroups > 0 ? ngroups : 1];
     for (int i = 0; i < ngroups; i++)
-        groups[i] = num(a[6 + i]);
+        groups[i] = num(a[USER_GROUPS + 1 + i]);
     CHECK(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "keep capabilities");
     /* setgroups is refused in a user namespace with setgroups=deny. */
     if (setgroups(ngroups, groups) < 0 && !(errno == EPERM && ngroups == 0))
         die("setgroups: %s", err(errno));
     CHECK(setresgid(gid, gid, gid), "setgid %u", gid);
     CHECK(setresuid(uid, uid, uid), "setuid %u", uid);
-    if (a[4][0] != '-')
-        umask(num(a[4]));
+    if (a[USER_UMASK][0] != '-')
+        umask(num(a[USER_UMASK]));
 }
 
 /* a: where effective permitted inheritable ambient (64-bit masks) keep_admin
@@ -1392,15 +1468,16 @@ static void op_user(char **a)
  * permitted and effective sets from the bounding, inheritable and ambient
  * sets (and the file's), never from the old permitted or effective ones
  * (capabilities(7)), so the program does not get it. */
-static void op_caps(char **a)
+void op_caps(struct rec *r)
 {
+    char **a = r->argv;
     struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct d[2];
     uint32_t e[2], p[2], i[2];
-    capmask(a, 2, e);
-    capmask(a, 3, p);
-    capmask(a, 4, i);
-    if (!strcmp(a[6], "1")) {
+    capmask(a, CAPS_EFFECTIVE, e);
+    capmask(a, CAPS_PERMITTED, p);
+    capmask(a, CAPS_INHERITABLE, i);
+    if (!strcmp(a[CAPS_KEEP_ADMIN], "1")) {
         e[CAP_SYS_ADMIN / 32] |= 1U << (CAP_SYS_ADMIN % 32);
         p[CAP_SYS_ADMIN / 32] |= 1U << (CAP_SYS_ADMIN % 32);
     }
@@ -1412,41 +1489,43 @@ static void op_caps(char **a)
         d[k] = (struct __user_cap_data_struct){e[k] & cur[k].permitted, p[k] & cur[k].permitted,
                                                i[k] & cur[k].permitted};
     CHECK(syscall(SYS_capset, &h, d), "set capabilities");
-    uint64_t amb = num(a[5]) & ((uint64_t)cur[1].permitted << 32 | cur[0].permitted);
+    uint64_t amb = num(a[CAPS_AMBIENT]) & ((uint64_t)cur[1].permitted << 32 | cur[0].permitted);
     for (int c = 0; c <= last_cap(); c++)
         if (amb & (1ULL << c))
             CHECK(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0), "raise ambient capability %d", c);
     CHECK(prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0), "clear keep-capabilities");
 }
 
-static void op_nnp(char **a)
+void op_nnp(struct rec *r)
 {
-    (void)a;
+    (void)r;
     CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "set no_new_privs");
 }
 
 /* ---- process ---- */
 
-static void op_cwd(char **a)
+void op_cwd(struct rec *r)
 {
-    if (chdir(a[2]) < 0) {
-        if (errno != ENOENT || strcmp(a[3], "create"))
-            die("chdir %s: %s", a[2], err(errno));
-        mkdir_in_root(a[2], 0755);
-        CHECK(chdir(a[2]), "chdir %s", a[2]);
+    char **a = r->argv;
+    if (chdir(a[CWD_PATH]) < 0) {
+        if (errno != ENOENT || strcmp(a[CWD_CREATE], "create"))
+            die("chdir %s: %s", a[CWD_PATH], err(errno));
+        mkdir_in_root(a[CWD_PATH], 0755);
+        CHECK(chdir(a[CWD_PATH]), "chdir %s", a[CWD_PATH]);
     }
     /* The kernel marks a cwd outside our root "(unreachable)": refuse it
      * (a leaked host directory fd must never become the cwd). */
     char buf[PATH_MAX];
     long n = syscall(SYS_getcwd, buf, sizeof buf);
     if (n < 0 || buf[0] != '/')
-        die("cwd %s is outside the container", a[2]);
+        die("cwd %s is outside the container", a[CWD_PATH]);
 }
 
 /* a: where name PATH */
-static void op_lookup(char **a)
+void op_lookup(struct rec *r)
 {
-    const char *name = a[2];
+    char **a = r->argv;
+    const char *name = a[LOOKUP_NAME];
     if (strchr(name, '/')) {
         snprintf(exec_path, sizeof exec_path, "%s", name);
         struct stat st;
@@ -1459,7 +1538,7 @@ static void op_lookup(char **a)
             die("exec: \"%s\": permission denied", name);
         return;
     }
-    char *path = strdup(a[3]);
+    char *path = strdup(a[LOOKUP_PATH]);
     for (char *dir = strtok(path, ":"); dir; dir = strtok(NULL, ":")) {
         struct stat st;
         snprintf(exec_path, sizeof exec_path, "%s/%s", *dir ? dir : ".", name);
@@ -1471,17 +1550,18 @@ static void op_lookup(char **a)
 
 /* Opened by the helper, before any namespace is joined: the state root
  * need not be searchable by a user namespace's root. */
-static void op_fifo_open(char **a)
+void op_fifo_open(struct rec *r)
 {
-    fifo_fd = open(a[2], O_PATH | O_CLOEXEC);
-    CHECK(fifo_fd, "open exec fifo %s", a[2]);
+    char **a = r->argv;
+    fifo_fd = open(a[FIFO_OPEN_PATH], O_PATH | O_CLOEXEC);
+    CHECK(fifo_fd, "open exec fifo %s", a[FIFO_OPEN_PATH]);
 }
 
 /* Block until `start` opens the fifo for reading; "0" tells it we are
  * here (a fifo nobody opened for writing reads as empty, too). */
-static void op_fifo_wait(char **a)
+void op_fifo_wait(struct rec *r)
 {
-    (void)a;
+    (void)r;
     close(failed_fd); /* set up: the helper may go, and the init outlive it */
     failed_fd = -1;
     char p[64];
@@ -1496,23 +1576,24 @@ static void op_fifo_wait(char **a)
 
 /* Let `start` go before the execve (a seccomp agent may be what runs it,
  * and our syscalls from here on may wait for that agent). */
-static void op_fifo_go(char **a)
+void op_fifo_go(struct rec *r)
 {
-    (void)a;
+    (void)r;
     close(start_fd);
     start_fd = -1;
 }
 
 /* a: where keep(0/1): keep the sync socket until execve closes it, for a
  * runtime that waits to hear that the program runs (run, exec). */
-static void op_ready(char **a)
+void op_ready(struct rec *r)
 {
+    char **a = r->argv;
     send_msg("ready", 5);
     if (notified) { /* from here our syscalls may wait for the seccomp agent: */
         close(failed_fd); /* the helper must not (exec -d by the agent itself) */
         failed_fd = -1;
     }
-    if (strcmp(a[2], "1")) {
+    if (strcmp(a[READY_KEEP], "1")) {
         close(sync_fd);
         sync_fd = -1;
     }
@@ -1521,9 +1602,9 @@ static void op_ready(char **a)
 /* Ask the runtime to run its hooks; it answers "go LEN" and then the state
  * JSON in messages of at most 64 KiB (one datagram is bounded by the
  * socket's buffer; annotations alone may be 256 KiB), or "E<error>". */
-static void op_hooks(char **a)
+void op_hooks(struct rec *r)
 {
-    (void)a;
+    (void)r;
     send_msg("hooks", 5);
     char head[1 << 16];
     recv_msg(head, sizeof head);
@@ -1596,8 +1677,8 @@ static long load_filter(char **a, size_t bpflen);
 static struct rec *filter_to_come(void)
 {
     for (int i = 0; i < nrecs; i++)
-        if (!strcmp(plan[i].argv[0], "seccomp"))
-            return notified || num(plan[i].argv[4]) ? NULL : &plan[i];
+        if (plan[i].op == &step_ops[STEP_SECCOMP])
+            return notified || num(plan[i].argv[SECCOMP_PARTS]) ? NULL : &plan[i];
     return NULL;
 }
 
@@ -1612,7 +1693,7 @@ static const char *hook_child(int in, int in_root, const char *path, char **argv
     struct rec *f = in_root ? NULL : filter_to_come();
     if (in_root && fchdir(root_fd) < 0)
         return *e = errno, "chdir to the container's root: ";
-    if (f && load_filter(f->argv, f->len[3]) < 0)
+    if (f && load_filter(f->argv, f->len[SECCOMP_BPF]) < 0)
         return *e = errno, "load the seccomp filter: ";
     execve(path, argv, envp);
     return *e = errno, "";
@@ -1623,20 +1704,21 @@ static const char *hook_child(int in, int in_root, const char *path, char **argv
  * our cwd (startContainer: the process's).
  * a: where timeout status flags path argc args... envc env...
  * flags: 1 run in the container's root, 2 the env is the process's */
-static void op_hook(char **a)
+void op_hook(struct rec *r)
 {
-    long long timeout = snum(a[2]);
-    const char *status = a[3], *path = a[5];
-    int flags = num(a[4]), in_root = flags & 1;
-    int argc = num(a[6]);
-    int envc = num(a[7 + argc]);
+    char **a = r->argv;
+    long long timeout = snum(a[HOOK_TIMEOUT]);
+    const char *status = a[HOOK_STATUS], *path = a[HOOK_PATH];
+    int flags = num(a[HOOK_FLAGS]), in_root = flags & 1;
+    int argc = num(a[HOOK_ARGS]), env = HOOK_ARGS + 1 + argc;
+    int envc = num(a[env]);
     char *argv[argc + 2], *envp[envc + 2];
     if (argc == 0)
         argv[argc++] = (char *)path;
     else
-        memcpy(argv, &a[7], argc * sizeof *argv);
+        memcpy(argv, &a[HOOK_ARGS + 1], argc * sizeof *argv);
     argv[argc] = NULL;
-    memcpy(envp, &a[8 + num(a[6])], envc * sizeof *envp);
+    memcpy(envp, &a[env + 1], envc * sizeof *envp);
     if ((flags & 2) && home_env[0]) /* the process's env, and the HOME it gets */
         envp[envc++] = home_env;
     envp[envc] = NULL;
@@ -1707,19 +1789,21 @@ static void send_listener(int nfd, const char *msg, size_t len)
 
 static long load_filter(char **a, size_t bpflen)
 {
-    struct sock_fprog prog = {.len = bpflen / 8, .filter = (struct sock_filter *)a[3]};
-    return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned)num(a[2]), &prog);
+    struct sock_fprog prog = {.len = bpflen / 8, .filter = (struct sock_filter *)a[SECCOMP_BPF]};
+    return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned)num(a[SECCOMP_FLAGS]), &prog);
 }
 
 /* a: where flags bpf nparts parts... (parts: the SCMP_ACT_NOTIFY payload) */
-static void op_seccomp(char **a, size_t bpflen)
+void op_seccomp(struct rec *r)
 {
+    char **a = r->argv;
+    debug_fd = -1; /* nothing but execve may run under the filter */
     size_t len = 0;
-    int nparts = num(a[4]);
+    int nparts = num(a[SECCOMP_PARTS]);
     /* Built before the filter: from then on a notified syscall would wait
      * for an agent that has not got the fd yet. */
-    char *payload = nparts ? notify_payload(&a[5], nparts, &len) : NULL;
-    long fd = load_filter(a, bpflen);
+    char *payload = nparts ? notify_payload(&a[SECCOMP_PARTS + 1], nparts, &len) : NULL;
+    long fd = load_filter(a, r->len[SECCOMP_BPF]);
     CHECK(fd, "load seccomp filter");
     notified = payload != NULL;
     if (payload) {
@@ -1728,16 +1812,18 @@ static void op_seccomp(char **a, size_t bpflen)
     }
 }
 
-static void op_close_fds(char **a)
+void op_close_fds(struct rec *r)
 {
-    CHECK(syscall(SYS_close_range, (unsigned)num(a[2]), ~0U, CLOSE_RANGE_CLOEXEC), "close_range");
+    char **a = r->argv;
+    CHECK(syscall(SYS_close_range, (unsigned)num(a[CLOSE_FDS_FIRST]), ~0U, CLOSE_RANGE_CLOEXEC), "close_range");
 }
 
 /* The home of UID in the container's /etc/passwd, else "/". Read with care:
  * the image's file may be a fifo, a device or a procfs file (a symlink). */
-static void op_home(char **a)
+void op_home(struct rec *r)
 {
-    uid_t uid = num(a[2]);
+    char **a = r->argv;
+    uid_t uid = num(a[HOME_UID]);
     char buf[1 << 16] = {0}, *home = "/";
     ssize_t n = 0;
     struct stat st;
@@ -1768,14 +1854,15 @@ static void op_home(char **a)
 }
 
 /* a: where argc args... envc env... */
-static void __attribute__((noreturn)) op_exec(char **a)
+void __attribute__((noreturn)) op_exec(struct rec *r)
 {
-    int argc = num(a[2]);
-    int envc = num(a[3 + argc]);
+    char **a = r->argv;
+    int argc = num(a[EXEC_ARGS]), env = EXEC_ARGS + 1 + argc;
+    int envc = num(a[env]);
     char *argv[argc + 1], *envp[envc + 2];
-    memcpy(argv, &a[3], argc * sizeof *argv);
+    memcpy(argv, &a[EXEC_ARGS + 1], argc * sizeof *argv);
     argv[argc] = NULL;
-    memcpy(envp, &a[4 + argc], envc * sizeof *envp);
+    memcpy(envp, &a[env + 1], envc * sizeof *envp);
     if (home_env[0])
         envp[envc++] = home_env;
     envp[envc] = NULL;
@@ -1785,87 +1872,75 @@ static void __attribute__((noreturn)) op_exec(char **a)
 
 /* ---- the two stages ---- */
 
-static void run_child_op(struct rec *r)
+void op_remount_ro(struct rec *r)
 {
-    char **a = r->argv;
-    const char *op = a[0];
-    cur_where = a[1];
-    debug_step("init", r);
-    if (!strcmp(op, "mount")) op_mount(a);
-    else if (!strcmp(op, "mknod")) op_mknod(a);
-    else if (!strcmp(op, "binddev")) op_binddev(a);
-    else if (!strcmp(op, "symlink")) op_symlink(a);
-    else if (!strcmp(op, "mkfile")) op_mkfile(a);
-    else if (!strcmp(op, "rootprop")) op_rootprop(a);
-    else if (!strcmp(op, "parent-private")) op_parent_private(a);
-    else if (!strcmp(op, "bindroot")) op_bindroot(a);
-    else if (!strcmp(op, "pivot")) op_pivot(a);
-    else if (!strcmp(op, "chroot-move")) op_chroot_move(a);
-    else if (!strcmp(op, "root-ro")) op_root_ro(a);
-    else if (!strcmp(op, "readonly")) op_readonly(a);
-    else if (!strcmp(op, "remount-ro")) remount_ro(a[2]);
-    else if (!strcmp(op, "mask")) op_mask(a);
-    else if (!strcmp(op, "sysctl")) op_sysctl(a);
-    else if (!strcmp(op, "hostname")) op_hostname(a);
-    else if (!strcmp(op, "domainname")) op_domainname(a);
-    else if (!strcmp(op, "rlimit")) op_rlimit(a);
-    else if (!strcmp(op, "personality")) op_personality(a);
-    else if (!strcmp(op, "sched")) op_sched(a);
-    else if (!strcmp(op, "ioprio")) op_ioprio(a);
-    else if (!strcmp(op, "affinity")) op_affinity(a);
-    else if (!strcmp(op, "mempolicy")) op_mempolicy(a);
-    else if (!strcmp(op, "lsm")) op_lsm(a);
-    else if (!strcmp(op, "keyring")) op_keyring(a);
-    else if (!strcmp(op, "console")) op_console(a);
-    else if (!strcmp(op, "bounding")) op_bounding(a);
-    else if (!strcmp(op, "user")) op_user(a);
-    else if (!strcmp(op, "caps")) op_caps(a);
-    else if (!strcmp(op, "nnp")) op_nnp(a);
-    else if (!strcmp(op, "cwd")) op_cwd(a);
-    else if (!strcmp(op, "home")) op_home(a);
-    else if (!strcmp(op, "lookup")) op_lookup(a);
-    else if (!strcmp(op, "fifo-wait")) op_fifo_wait(a);
-    else if (!strcmp(op, "fifo-go")) op_fifo_go(a);
-    else if (!strcmp(op, "ready")) op_ready(a);
-    else if (!strcmp(op, "hooks")) op_hooks(a);
-    else if (!strcmp(op, "hook")) op_hook(a);
-    else if (!strcmp(op, "seccomp")) {
-        debug_fd = -1;
-        op_seccomp(a, r->len[3]);
-    }
-    else if (!strcmp(op, "close-fds")) op_close_fds(a);
-    else if (!strcmp(op, "exec")) op_exec(a);
-    else die("unknown plan step %s", op);
+    remount_ro(r->argv[REMOUNT_RO_PATH]);
 }
 
-static void map_ids(pid_t pid, struct rec *r)
+/* The pid of the child the helper cloned, for the steps after the clone
+ * that the helper runs: the id maps. */
+static pid_t cloned;
+
+static void map_ids(struct rec *r, const char *file)
 {
     char path[64];
-    cur_where = r->argv[1];
-    snprintf(path, sizeof path, "/proc/%d/%s", pid, !strcmp(r->argv[0], "uidmap") ? "uid_map" : "gid_map");
-    write_file(path, r->argv[2], r->len[2]);
+    snprintf(path, sizeof path, "/proc/%d/%s", cloned, file);
+    write_file(path, r->argv[UIDMAP_MAP], r->len[UIDMAP_MAP]);
 }
 
-static int is_parent_op(const char *op)
+void op_uidmap(struct rec *r)
 {
-    return !strcmp(op, "uidmap") || !strcmp(op, "gidmap");
+    map_ids(r, "uid_map");
+}
+
+void op_gidmap(struct rec *r)
+{
+    map_ids(r, "gid_map");
+}
+
+/* The steps after the clone: the child runs its own and the any-stage
+ * ones, the helper its own (the id maps, which need the child's pid). */
+static void run_after_clone(int first, int child)
+{
+    for (int j = first; j < nrecs; j++) {
+        struct rec *r = &plan[j];
+        if (child ? !(r->op->stage & STAGE_CHILD) : r->op->stage != STAGE_HELPER)
+            continue;
+        cur_where = r->argv[FIELD_WHERE];
+        if (child)
+            debug_step("init", r);
+        r->op->fn(r);
+    }
+}
+
+void op_cgroup(struct rec *r)
+{
+    write_file(r->argv[CGROUP_PROCS], "0", 1);
+}
+
+void op_debug(struct rec *r)
+{
+    debug_fd = num(r->argv[DEBUG_FD]);
+    debug_json = num(r->argv[DEBUG_JSON]);
+    fcntl(debug_fd, F_SETFD, FD_CLOEXEC); /* not for hooks or the program */
 }
 
 /* The cgroup2 directory the child is born in (CLONE_INTO_CGROUP); opened
  * before any setns, while host paths still resolve. */
 static int cgroup_fd = -1;
 
-static void op_cgroup2(char **a)
+void op_cgroup2(struct rec *r)
 {
-    cgroup_fd = open(a[2], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    CHECK(cgroup_fd, "open cgroup %s", a[2]);
+    char **a = r->argv;
+    cgroup_fd = open(a[CGROUP2_DIR], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CHECK(cgroup_fd, "open cgroup %s", a[CGROUP2_DIR]);
 }
 
 /* The runtime makes the cgroup only now, around the helper itself (a
  * systemd scope needs a process to be started with): wait for its "go". */
-static void op_hold(char **a)
+void op_hold(struct rec *r)
 {
-    (void)a;
+    (void)r;
     send_msg("hold", 4);
     char buf[4096];
     recv_msg(buf, sizeof buf);
@@ -1879,12 +1954,13 @@ static void op_hold(char **a)
 static int leave_fds[16];
 static int n_leave;
 
-static void op_leave_cgroup(char **a)
+void op_leave_cgroup(struct rec *r)
 {
+    char **a = r->argv;
     if (n_leave == (int)(sizeof leave_fds / sizeof *leave_fds))
         die("too many cgroup hierarchies");
-    leave_fds[n_leave] = open(a[2], O_WRONLY | O_CLOEXEC);
-    CHECK(leave_fds[n_leave], "open %s", a[2]);
+    leave_fds[n_leave] = open(a[LEAVE_CGROUP_PROCS], O_WRONLY | O_CLOEXEC);
+    CHECK(leave_fds[n_leave], "open %s", a[LEAVE_CGROUP_PROCS]);
     n_leave++;
 }
 
@@ -1935,12 +2011,11 @@ static int report_exec(pid_t pid, int failed)
  * mode 0 (create): leave once the child waits for `start` (or failed);
  * 1 (run, exec): report the execve, wait, report the exit status;
  * 2 (exec -d): report the execve and leave. */
-static void do_clone(int i)
+void op_clone(struct rec *r)
 {
-    struct rec *r = &plan[i];
-    cur_where = r->argv[1];
-    uint64_t flags = num(r->argv[2]);
-    int mode = num(r->argv[3]);
+    int i = r - plan;
+    uint64_t flags = num(r->argv[CLONE_FLAGS]);
+    int mode = num(r->argv[CLONE_MODE]);
     int go[2], failed[2];
     CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go), "socketpair");
     CHECK(pipe2(failed, O_CLOEXEC), "pipe");
@@ -1961,7 +2036,7 @@ static void do_clone(int i)
             cur_where = "linux.namespaces";
             CHECK(setns(cgroupns_fd, CLONE_NEWCGROUP), "setns cgroup namespace");
             close(cgroupns_fd);
-            cur_where = r->argv[1];
+            cur_where = r->argv[FIELD_WHERE];
         }
         for (int j = 0; j < n_leave; j++)
             close(leave_fds[j]); /* the helper's, as well */
@@ -1978,9 +2053,7 @@ static void do_clone(int i)
         /* the root paths resolve in: the runtime's, unless the plan binds a rootfs */
         root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
         CHECK(root_fd, "open /");
-        for (int j = i + 1; j < nrecs; j++)
-            if (!is_parent_op(plan[j].argv[0]))
-                run_child_op(&plan[j]);
+        run_after_clone(i + 1, 1);
         die("plan has no exec step");
     }
     close(go[1]);
@@ -1989,9 +2062,8 @@ static void do_clone(int i)
         close(listener_fd); /* the child's now: the agent sees the end when it is done */
     for (int j = 0; j < n_leave; j++)
         CHECK(write(leave_fds[j], "0", 1), "leave the container's cgroup");
-    for (int j = i + 1; j < nrecs; j++)
-        if (is_parent_op(plan[j].argv[0]))
-            map_ids(pid, &plan[j]);
+    cloned = pid;
+    run_after_clone(i + 1, 0);
     char msg[32];
     debug("helper: cloned the init, pid %d (flags %#llx)", pid, (unsigned long long)ca.flags);
     send_msg(msg, snprintf(msg, sizeof msg, "pid %d", pid));
@@ -2038,27 +2110,12 @@ int main(int argc, char **argv)
     read_plan(atoi(argv[1]));
     umask(0);
     for (int i = 0; i < nrecs; i++) {
-        char **a = plan[i].argv;
-        cur_where = a[1];
-        debug_step("helper", &plan[i]);
-        if (!strcmp(a[0], "debug")) {
-            debug_fd = num(a[2]);
-            debug_json = num(a[3]);
-            fcntl(debug_fd, F_SETFD, FD_CLOEXEC); /* not for hooks or the program */
-        }
-        else if (!strcmp(a[0], "setns")) op_setns(a);
-        else if (!strcmp(a[0], "timens")) op_timens(a);
-        else if (!strcmp(a[0], "seccomp-listener")) op_seccomp_listener(a);
-        else if (!strcmp(a[0], "cgroup")) write_file(a[2], "0", 1);
-        else if (!strcmp(a[0], "cgroup2")) op_cgroup2(a);
-        else if (!strcmp(a[0], "hold")) op_hold(a);
-        else if (!strcmp(a[0], "affinity")) op_affinity(a);
-        else if (!strcmp(a[0], "oom")) op_oom(a);
-        else if (!strcmp(a[0], "idmap-tree")) op_idmap_tree(a);
-        else if (!strcmp(a[0], "fifo-open")) op_fifo_open(a);
-        else if (!strcmp(a[0], "leave-cgroup")) op_leave_cgroup(a);
-        else if (!strcmp(a[0], "clone")) do_clone(i);
-        else die("unknown helper step %s", a[0]);
+        struct rec *r = &plan[i];
+        cur_where = r->argv[FIELD_WHERE];
+        debug_step("helper", r);
+        if (!(r->op->stage & STAGE_HELPER))
+            die("plan: step %s comes before the clone, which it needs", r->argv[FIELD_NAME]);
+        r->op->fn(r);
     }
     die("plan has no clone step");
 }

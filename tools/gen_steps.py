@@ -22,8 +22,9 @@ HEADER = """\
 #ifndef OCIRT_STEPS_GEN_H
 #define OCIRT_STEPS_GEN_H
 
+struct run;
 struct rec;
-typedef void step_fn(struct rec *r);
+typedef void step_fn(struct run *run, struct rec *r);
 
 /* Who runs a step: the helper, the child, or whichever reaches it. */
 enum { STAGE_HELPER = 1, STAGE_CHILD = 2, STAGE_ANY = 3 };

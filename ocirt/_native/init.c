@@ -114,31 +114,54 @@ struct rec {
     const struct step_op *op;
 };
 
-static struct rec *plan;
-static int nrecs;
-static int sync_fd = -1;
-static int root_fd = -1;   /* O_PATH fd of the rootfs, before pivot_root */
-static int fifo_fd = -1;   /* O_PATH fd of exec.fifo */
-static int start_fd = -1;  /* exec.fifo opened by `start`: errors go there */
-static int listener_fd = -1; /* connected to linux.seccomp.listenerPath */
-static pid_t host_pid;     /* our pid as the runtime sees it */
-static char *state_json;   /* from the runtime, for createContainer/startContainer hooks:
-                            * the state without its status, pid and closing brace */
-static char exec_path[PATH_MAX];
-static char home_env[PATH_MAX + 8]; /* "HOME=..." for a process.env without HOME (runc's), or empty */
-static const char *cur_where = "";
-/* Child end of a close-on-exec pipe to a detached helper: die() writes a
- * byte so that the helper reaps us; execve, or create's wait for `start`,
- * closes it and the helper leaves us to the caller (see do_clone). */
-static int failed_fd = -1;
-static int notified; /* a seccomp agent has our listener */
+/* Where the helper's messages go. die() and debug() are called from every
+ * step and helper function: this one state of theirs is global. */
+struct report {
+    const char *where; /* the config path of the step being run */
+    int sync_fd;       /* the sync socket to the runtime */
+    int start_fd;      /* exec.fifo opened by `start`: errors go there */
+    /* Child end of a close-on-exec pipe to a detached helper: die() writes a
+     * byte so that the helper reaps us; execve, or create's wait for `start`,
+     * closes it and the helper leaves us to the caller (see op_clone). */
+    int failed_fd;
+    /* --debug: where each stage goes (the runtime's --log, else its stderr),
+     * in the runtime's format; -1 (no cost) without --debug. Never after the
+     * seccomp filter is loaded: nothing but execve may run under it. */
+    int debug_fd, debug_json;
+};
+static struct report report = {"", -1, -1, -1, -1, 0};
+
+/* The state of a run of the plan, handed to every step. */
+struct run {
+    struct rec *plan;
+    int nrecs;
+    int root_fd;     /* O_PATH fd of the rootfs, before pivot_root */
+    int proc_fd;     /* the root of the container's procfs, once verified */
+    int null_fd;     /* the container's /dev/null, for masks (open_null) */
+    int fifo_fd;     /* O_PATH fd of exec.fifo */
+    int listener_fd; /* connected to linux.seccomp.listenerPath */
+    int notified;    /* a seccomp agent has our listener */
+    pid_t host_pid;  /* our pid as the runtime sees it */
+    pid_t cloned;    /* the helper's child, for the steps the helper runs after the clone */
+    char *state_json; /* from the runtime, for createContainer/startContainer hooks:
+                       * the state without its status, pid and closing brace */
+    char exec_path[PATH_MAX];
+    char home_env[PATH_MAX + 8]; /* "HOME=..." for a process.env without HOME (runc's), or empty */
+    struct rlimit nofile_late;   /* see op_rlimit */
+    int cgroupns_fd;             /* see op_setns */
+    int cgroup_fd;               /* see op_cgroup2 */
+    int leave_fds[16], n_leave;  /* see op_leave_cgroup */
+    int idmap_userns[64], n_idmaps; /* see op_idmap_tree */
+    char **idmap_args[64];
+    int *bind_fds, n_binds, next_bind; /* see send_bind_sources */
+};
 
 /* ---- errors ---- */
 
 static void send_msg(const char *buf, size_t n)
 {
-    if (sync_fd >= 0)
-        while (send(sync_fd, buf, n, MSG_NOSIGNAL) < 0 && errno == EINTR)
+    if (report.sync_fd >= 0)
+        while (send(report.sync_fd, buf, n, MSG_NOSIGNAL) < 0 && errno == EINTR)
             ;
 }
 
@@ -148,19 +171,19 @@ static void send_msg(const char *buf, size_t n)
 static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
 {
     char msg[4096];
-    int n = snprintf(msg, sizeof msg, "E%s\t", cur_where);
+    int n = snprintf(msg, sizeof msg, "E%s\t", report.where);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg + n, sizeof msg - n, fmt, ap);
     va_end(ap);
-    if (sync_fd >= 0)
+    if (report.sync_fd >= 0)
         send_msg(msg, strlen(msg));
-    else if (start_fd >= 0) /* `start` is reading exec.fifo */
-        (void)!write(start_fd, msg, strlen(msg));
+    else if (report.start_fd >= 0) /* `start` is reading exec.fifo */
+        (void)!write(report.start_fd, msg, strlen(msg));
     else
-        dprintf(2, "ocirt: %s%s%s\n", cur_where, *cur_where ? ": " : "", msg + n);
-    if (failed_fd >= 0)
-        (void)!write(failed_fd, "x", 1);
+        dprintf(2, "ocirt: %s%s%s\n", report.where, *report.where ? ": " : "", msg + n);
+    if (report.failed_fd >= 0)
+        (void)!write(report.failed_fd, "x", 1);
     _exit(127);
 }
 
@@ -190,15 +213,9 @@ static const char *err(int e)
     return buf;
 }
 
-/* --debug: where each stage goes (the runtime's --log, else its stderr),
- * in the runtime's format; -1 (no cost) without --debug. Never after the
- * seccomp filter is loaded: nothing but execve may run under it. */
-static int debug_fd = -1;
-static int debug_json;
-
 static void __attribute__((format(printf, 1, 2))) debug(const char *fmt, ...)
 {
-    if (debug_fd < 0)
+    if (report.debug_fd < 0)
         return;
     char msg[1024], line[2200], t[32];
     va_list ap;
@@ -215,16 +232,16 @@ static void __attribute__((format(printf, 1, 2))) debug(const char *fmt, ...)
     *o = 0;
     time_t now = time(NULL);
     strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    int len = debug_json ? snprintf(line, sizeof line, "{\"level\":\"debug\",\"msg\":\"%s\",\"time\":\"%s\"}\n", esc, t)
+    int len = report.debug_json ? snprintf(line, sizeof line, "{\"level\":\"debug\",\"msg\":\"%s\",\"time\":\"%s\"}\n", esc, t)
                          : snprintf(line, sizeof line, "time=\"%s\" level=debug msg=\"%s\"\n", t, esc);
-    (void)!write(debug_fd, line, len < (int)sizeof line ? len : (int)sizeof line - 1);
+    (void)!write(report.debug_fd, line, len < (int)sizeof line ? len : (int)sizeof line - 1);
 }
 
 /* Log one step of the plan, with its first argument (a mount's: its
  * destination) when that is text. */
 static void debug_step(const char *stage, struct rec *r)
 {
-    if (debug_fd < 0)
+    if (report.debug_fd < 0)
         return;
     char **a = r->argv;
     int k = r->op->log;
@@ -290,7 +307,7 @@ static const struct step_op *step_op(struct rec *r)
     return op;
 }
 
-static void read_plan(int fd)
+static void read_plan(struct run *run, int fd)
 {
     struct stat st;
     CHECK(fstat(fd, &st), "plan");
@@ -300,11 +317,11 @@ static void read_plan(int fd)
     close(fd);
     char *p = buf, *end = buf + st.st_size;
     int cap = 64;
-    plan = calloc(cap, sizeof *plan);
+    run->plan = calloc(cap, sizeof *run->plan);
     while (p + 4 <= end) {
-        if (nrecs == cap)
-            plan = realloc(plan, (cap *= 2) * sizeof *plan);
-        struct rec *r = &plan[nrecs++];
+        if (run->nrecs == cap)
+            run->plan = realloc(run->plan, (cap *= 2) * sizeof *run->plan);
+        struct rec *r = &run->plan[run->nrecs++];
         memcpy(&r->argc, p, 4);
         p += 4;
         r->argv = calloc(r->argc + 1, sizeof(char *));
@@ -361,7 +378,7 @@ static ssize_t recv_msg(char *buf, size_t cap)
 {
     ssize_t n;
     do
-        n = recv(sync_fd, buf, cap - 1, 0);
+        n = recv(report.sync_fd, buf, cap - 1, 0);
     while (n < 0 && errno == EINTR);
     if (n <= 0)
         die("sync: runtime went away");
@@ -379,28 +396,28 @@ static int openat2_(int dirfd, const char *path, uint64_t flags, uint64_t resolv
 
 /* Open PATH (relative to the rootfs) with symlinks resolved as if the rootfs
  * were "/": nothing can lead outside it. */
-static int open_in_root(const char *path, int flags)
+static int open_in_root(int root, const char *path, int flags)
 {
     while (*path == '/')
         path++;
     if (!*path)
         path = ".";
-    return openat2_(root_fd, path, flags | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    return openat2_(root, path, flags | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
 }
 
 /* Open PATH in the rootfs following no symlink at all: for what the runtime
  * itself opens or mounts once the rootfs is assembled, which the caller then
  * checks by fstat (the image and the volumes may have planted anything). */
-static int open_no_symlinks(const char *path, int flags)
+static int open_no_symlinks(int root, const char *path, int flags)
 {
     while (*path == '/')
         path++;
-    return openat2_(root_fd, path, flags | O_CLOEXEC,
+    return openat2_(root, path, flags | O_CLOEXEC,
                     RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
 }
 
 /* mkdir -p inside the rootfs, each component resolved in root. */
-static void mkdir_in_root(const char *path, mode_t mode)
+static void mkdir_in_root(int root, const char *path, mode_t mode)
 {
     char buf[PATH_MAX];
     snprintf(buf, sizeof buf, "%s", path);
@@ -408,13 +425,13 @@ static void mkdir_in_root(const char *path, mode_t mode)
         if (*p == '/' || *p == 0) {
             char c = *p;
             *p = 0;
-            int fd = open_in_root(buf, O_PATH | O_DIRECTORY);
+            int fd = open_in_root(root, buf, O_PATH | O_DIRECTORY);
             if (fd < 0) {
                 if (errno != ENOENT)
                     die("mkdir %s: %s", buf, err(errno));
                 char *slash = strrchr(buf, '/');
                 *slash = 0;
-                int parent = open_in_root(*buf ? buf : "/", O_PATH | O_DIRECTORY);
+                int parent = open_in_root(root, *buf ? buf : "/", O_PATH | O_DIRECTORY);
                 CHECK(parent, "open %s", *buf ? buf : "/");
                 *slash = '/';
                 if (mkdirat(parent, slash + 1, mode) < 0 && errno != EEXIST)
@@ -432,28 +449,28 @@ static void mkdir_in_root(const char *path, mode_t mode)
 
 /* Make PATH's parent inside the rootfs and open it; *name gets PATH's last
  * component, to act on relative to the returned fd. */
-static int open_parent(const char *path, const char **name)
+static int open_parent(int root, const char *path, const char **name)
 {
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     *slash = 0;
-    mkdir_in_root(*dir ? dir : "/", 0755);
-    int parent = open_in_root(*dir ? dir : "/", O_PATH | O_DIRECTORY);
+    mkdir_in_root(root, *dir ? dir : "/", 0755);
+    int parent = open_in_root(root, *dir ? dir : "/", O_PATH | O_DIRECTORY);
     CHECK(parent, "open %s", dir);
     *name = strrchr(path, '/') + 1;
     return parent;
 }
 
-static void touch_in_root(const char *path)
+static void touch_in_root(int root, const char *path)
 {
-    int fd = open_in_root(path, O_PATH);
+    int fd = open_in_root(root, path, O_PATH);
     if (fd >= 0) {
         close(fd);
         return;
     }
     const char *name;
-    int parent = open_parent(path, &name);
+    int parent = open_parent(root, path, &name);
     fd = openat(parent, name, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0755);
     CHECK(fd, "create %s", path);
     close(fd);
@@ -474,8 +491,6 @@ static int under(const char *path, const char *dir)
 
 /* ---- the container's /proc, by fd ---- */
 
-static int proc_fd = -1; /* the root of the container's procfs, once verified */
-
 /* Open NAME below the container's /proc for writing ("self/..." is our
  * own directory there, whatever pid namespace that procfs is of). The
  * settings written there must reach the kernel, not what a volume or the
@@ -483,26 +498,26 @@ static int proc_fd = -1; /* the root of the container's procfs, once verified */
  * /proc/self/attr, a symlink, a second procfs): /proc must be the root of
  * a procfs and NAME is resolved below it with no symlink and no mount
  * crossed. */
-static int proc_open(const char *name)
+static int proc_open(struct run *run, const char *name)
 {
     struct statfs sf;
     struct stat st;
-    if (proc_fd < 0) {
-        proc_fd = open_in_root("/proc", O_PATH | O_DIRECTORY);
-        CHECK(proc_fd, "open /proc");
-        CHECK(fstatfs(proc_fd, &sf) < 0 ? -1 : fstat(proc_fd, &st), "stat /proc");
+    if (run->proc_fd < 0) {
+        run->proc_fd = open_in_root(run->root_fd, "/proc", O_PATH | O_DIRECTORY);
+        CHECK(run->proc_fd, "open /proc");
+        CHECK(fstatfs(run->proc_fd, &sf) < 0 ? -1 : fstat(run->proc_fd, &st), "stat /proc");
         if (sf.f_type != PROC_SUPER_MAGIC || st.st_ino != PROC_ROOT_INO)
             die("/proc is not the root of a procfs");
     }
     char path[PATH_MAX], self[32] = "";
     if (!strncmp(name, "self/", 5)) {
-        ssize_t n = readlinkat(proc_fd, "self", self, sizeof self - 1);
+        ssize_t n = readlinkat(run->proc_fd, "self", self, sizeof self - 1);
         CHECK(n, "readlink /proc/self");
         self[n] = 0;
         name += 4;
     }
     snprintf(path, sizeof path, "%s%s", self, name);
-    int fd = openat2_(proc_fd, path, O_WRONLY | O_CLOEXEC,
+    int fd = openat2_(run->proc_fd, path, O_WRONLY | O_CLOEXEC,
                       RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH);
     if (fd < 0 && (errno == EXDEV || errno == ELOOP))
         die("/proc/%s: %s over it: refused", path, errno == EXDEV ? "a mount is" : "a symlink is");
@@ -513,9 +528,9 @@ static int proc_open(const char *name)
     return fd;
 }
 
-static void proc_write(const char *name, const char *value, const char *what)
+static void proc_write(struct run *run, const char *name, const char *value, const char *what)
 {
-    int fd = proc_open(name);
+    int fd = proc_open(run, name);
     CHECK(write(fd, value, strlen(value)), "%s: write %s", what, value);
     close(fd);
 }
@@ -540,15 +555,13 @@ static int ns_type(const char *name)
  * nsdelegate (systemd's cgroup2 mount) CLONE_INTO_CGROUP from inside the
  * container's cgroup namespace is refused (ENOENT), the helper's own cgroup
  * being outside it. */
-static int cgroupns_fd = -1;
-
-void op_setns(struct rec *r)
+void op_setns(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     int fd = open(a[SETNS_PATH], O_RDONLY | O_CLOEXEC);
     CHECK(fd, "open %s", a[SETNS_PATH]);
     if (!strcmp(a[SETNS_TYPE], "cgroup")) {
-        cgroupns_fd = fd;
+        run->cgroupns_fd = fd;
         return;
     }
     CHECK(setns(fd, ns_type(a[SETNS_TYPE])), "setns %s namespace %s", a[SETNS_TYPE], a[SETNS_PATH]);
@@ -556,19 +569,19 @@ void op_setns(struct rec *r)
 }
 
 /* Connected now, from the host's view; the fd is sent once the filter is in. */
-void op_seccomp_listener(struct rec *r)
+void op_seccomp_listener(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(a[SECCOMP_LISTENER_PATH]) >= sizeof sa.sun_path)
         die("%s: path too long", a[SECCOMP_LISTENER_PATH]);
     strcpy(sa.sun_path, a[SECCOMP_LISTENER_PATH]);
-    listener_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    CHECK(listener_fd, "socket");
-    CHECK(connect(listener_fd, (struct sockaddr *)&sa, sizeof sa), "connect to %s", a[SECCOMP_LISTENER_PATH]);
+    run->listener_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(run->listener_fd, "socket");
+    CHECK(connect(run->listener_fd, (struct sockaddr *)&sa, sizeof sa), "connect to %s", a[SECCOMP_LISTENER_PATH]);
 }
 
-void op_timens(struct rec *r)
+void op_timens(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     CHECK(unshare(CLONE_NEWTIME), "unshare time namespace");
@@ -581,10 +594,6 @@ void op_timens(struct rec *r)
  * send_bind_sources clones the source into a detached tree mapped through
  * it, in the child's mount namespace, and the child attaches the trees in
  * plan order with move_mount. */
-static int idmap_userns[64];
-static char **idmap_args[64];
-static int n_idmaps;
-
 static int set_attr(int fd, unsigned flags, uint64_t set, uint64_t clr, int userns)
 {
     struct mount_attr attr = {.attr_set = set, .attr_clr = clr, .userns_fd = userns};
@@ -621,30 +630,30 @@ static int userns_with(const char *uidmap, const char *gidmap)
 
 /* a: where src uidmap gidmap rbind(0/1) ridmap(0/1); consecutive mounts
  * with the same maps share a user namespace. */
-void op_idmap_tree(struct rec *r)
+void op_idmap_tree(struct run *run, struct rec *r)
 {
     char **a = r->argv;
-    if (n_idmaps == (int)(sizeof idmap_userns / sizeof *idmap_userns))
+    if (run->n_idmaps == (int)(sizeof run->idmap_userns / sizeof *run->idmap_userns))
         die("too many idmapped mounts");
-    char **last = n_idmaps ? idmap_args[n_idmaps - 1] : NULL;
+    char **last = run->n_idmaps ? run->idmap_args[run->n_idmaps - 1] : NULL;
     if (last && !strcmp(last[IDMAP_TREE_UIDMAP], a[IDMAP_TREE_UIDMAP]) &&
         !strcmp(last[IDMAP_TREE_GIDMAP], a[IDMAP_TREE_GIDMAP]))
-        idmap_userns[n_idmaps] = idmap_userns[n_idmaps - 1];
+        run->idmap_userns[run->n_idmaps] = run->idmap_userns[run->n_idmaps - 1];
     else
-        idmap_userns[n_idmaps] = userns_with(a[IDMAP_TREE_UIDMAP], a[IDMAP_TREE_GIDMAP]);
-    idmap_args[n_idmaps++] = a;
+        run->idmap_userns[run->n_idmaps] = userns_with(a[IDMAP_TREE_UIDMAP], a[IDMAP_TREE_GIDMAP]);
+    run->idmap_args[run->n_idmaps++] = a;
 }
 
 /* The K-th idmapped tree, cloned from the source as the current mount
  * namespace (the child's) has it. */
-static int idmap_tree(int k)
+static int idmap_tree(struct run *run, int k)
 {
-    char **a = idmap_args[k];
+    char **a = run->idmap_args[k];
     unsigned rec = !strcmp(a[IDMAP_TREE_RBIND], "1") ? AT_RECURSIVE : 0;
     int tree = syscall(SYS_open_tree, AT_FDCWD, a[IDMAP_TREE_SRC], OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
     CHECK(tree, "open bind source %s", a[IDMAP_TREE_SRC]);
     unsigned recattr = !strcmp(a[IDMAP_TREE_RIDMAP], "1") ? AT_RECURSIVE : 0;
-    if (set_attr(tree, recattr, MOUNT_ATTR_IDMAP, 0, idmap_userns[k]) < 0) {
+    if (set_attr(tree, recattr, MOUNT_ATTR_IDMAP, 0, run->idmap_userns[k]) < 0) {
         int e = errno;
         die("idmap %s: %s%s", a[IDMAP_TREE_SRC], err(e),
             e == EINVAL ? " (its filesystem may not support idmapped mounts)" : "");
@@ -742,9 +751,6 @@ static void remount_bind(int fd, const char *target, unsigned long flags, const 
  * runc does: in the child's mount namespace, whose copies of the host's
  * mounts a bind needs as its source (and keeps locked, ro stays ro), and
  * handed to the child over the go socket, in plan order. */
-static int *bind_fds;
-static int n_binds, next_bind;
-
 static int is_bind(struct rec *r)
 {
     return r->op == &step_ops[STEP_MOUNT] && (num(r->argv[MOUNT_FLAGS]) & MS_BIND);
@@ -752,14 +758,14 @@ static int is_bind(struct rec *r)
 
 /* Helper: open the bind sources of the steps after FIRST in PID's mount
  * namespace (idmapped ones as mapped trees) and send them on SOCK. */
-static void send_bind_sources(pid_t pid, int first, int sock)
+static void send_bind_sources(struct run *run, pid_t pid, int first, int sock)
 {
     int own = -1, k = 0;
-    const char *where = cur_where;
-    for (int j = first; j < nrecs; j++) {
-        if (!is_bind(&plan[j]))
+    const char *where = report.where;
+    for (int j = first; j < run->nrecs; j++) {
+        if (!is_bind(&run->plan[j]))
             continue;
-        cur_where = plan[j].argv[FIELD_WHERE];
+        report.where = run->plan[j].argv[FIELD_WHERE];
         if (own < 0) {
             char path[64];
             snprintf(path, sizeof path, "/proc/%d/ns/mnt", pid);
@@ -769,27 +775,27 @@ static void send_bind_sources(pid_t pid, int first, int sock)
             CHECK(setns(ns, CLONE_NEWNS), "join the container's mount namespace");
             close(ns);
         }
-        int fd = has_word(plan[j].argv[MOUNT_EXTRA], "idmapped") ? idmap_tree(k++)
-                                                         : open(plan[j].argv[MOUNT_SRC], O_PATH | O_CLOEXEC);
-        CHECK(fd, "open bind source %s", plan[j].argv[MOUNT_SRC]);
-        CHECK(send_fd(sock, fd, "", 1), "send bind source %s", plan[j].argv[MOUNT_SRC]);
+        int fd = has_word(run->plan[j].argv[MOUNT_EXTRA], "idmapped") ? idmap_tree(run, k++)
+                                                         : open(run->plan[j].argv[MOUNT_SRC], O_PATH | O_CLOEXEC);
+        CHECK(fd, "open bind source %s", run->plan[j].argv[MOUNT_SRC]);
+        CHECK(send_fd(sock, fd, "", 1), "send bind source %s", run->plan[j].argv[MOUNT_SRC]);
         close(fd);
     }
     if (own >= 0) {
         CHECK(setns(own, CLONE_NEWNS), "return to the runtime's mount namespace");
         close(own);
     }
-    cur_where = where;
+    report.where = where;
 }
 
 /* Child: receive what send_bind_sources sends. */
-static void recv_bind_sources(int first, int sock)
+static void recv_bind_sources(struct run *run, int first, int sock)
 {
-    for (int j = first; j < nrecs; j++)
-        n_binds += is_bind(&plan[j]);
-    bind_fds = calloc(n_binds + 1, sizeof *bind_fds);
-    for (int k = 0; k < n_binds; k++)
-        if ((bind_fds[k] = recv_fd(sock)) < 0)
+    for (int j = first; j < run->nrecs; j++)
+        run->n_binds += is_bind(&run->plan[j]);
+    run->bind_fds = calloc(run->n_binds + 1, sizeof *run->bind_fds);
+    for (int k = 0; k < run->n_binds; k++)
+        if ((run->bind_fds[k] = recv_fd(sock)) < 0)
             _exit(1); /* the helper failed: it reports why */
 }
 
@@ -826,7 +832,7 @@ static void check_dest_fs(int fd, const char *dst, int in_proc)
  * extra: "in-proc" (check the destination is on procfs), "proc-source" (the
  *        bind source must be a procfs: the mount is at /proc), "tmpcopyup",
  *        "idmapped" (attach the next idmapped tree instead of mounting src) */
-void op_mount(struct rec *r)
+void op_mount(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     const char *src = a[MOUNT_SRC], *dst = a[MOUNT_DST], *type = a[MOUNT_FSTYPE], *data = a[MOUNT_DATA];
@@ -835,10 +841,10 @@ void op_mount(struct rec *r)
     uint64_t attr_set = num(a[MOUNT_ATTR_SET]), attr_clr = num(a[MOUNT_ATTR_CLR]);
 
     if (!strcmp(kind, "file"))
-        touch_in_root(dst);
+        touch_in_root(run->root_fd, dst);
     else
-        mkdir_in_root(dst, 0755);
-    int fd = open_in_root(dst, O_PATH);
+        mkdir_in_root(run->root_fd, dst, 0755);
+    int fd = open_in_root(run->root_fd, dst, O_PATH);
     CHECK(fd, "open mount destination %s", dst);
     char target[64];
     fdpath(target, sizeof target, fd);
@@ -847,9 +853,9 @@ void op_mount(struct rec *r)
     char srcpath[64];
     int sfd = -1;
     if (flags & MS_BIND) {
-        if (next_bind >= n_binds)
+        if (run->next_bind >= run->n_binds)
             die("no bind source for %s", dst);
-        sfd = bind_fds[next_bind++];
+        sfd = run->bind_fds[run->next_bind++];
         if (has_word(extra, "proc-source"))
             check_procfs_root(sfd, src);
         fdpath(srcpath, sizeof srcpath, sfd);
@@ -866,11 +872,11 @@ void op_mount(struct rec *r)
         close(sfd);
     /* Later steps act on what is now mounted there. */
     int old = fd;
-    fd = open_in_root(dst, O_PATH);
+    fd = open_in_root(run->root_fd, dst, O_PATH);
     CHECK(fd, "open %s", dst);
     if (has_word(extra, "tmpcopyup")) {
         int from = openat(old, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        int to = open_in_root(dst, O_RDONLY | O_DIRECTORY);
+        int to = open_in_root(run->root_fd, dst, O_RDONLY | O_DIRECTORY);
         CHECK(from < 0 ? from : to, "tmpcopyup: open %s", dst);
         copy_tree(from, to);
         close(from);
@@ -890,7 +896,7 @@ void op_mount(struct rec *r)
 
 /* ---- devices and links ---- */
 
-void op_mknod(struct rec *r)
+void op_mknod(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     const char *path = a[MKNOD_PATH];
@@ -898,7 +904,7 @@ void op_mknod(struct rec *r)
     char t = a[MKNOD_TYPE][0];
     mode |= t == 'c' || t == 'u' ? S_IFCHR : t == 'b' ? S_IFBLK : S_IFIFO;
     const char *name;
-    int parent = open_parent(path, &name);
+    int parent = open_parent(run->root_fd, path, &name);
     struct stat st;
     if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
         /* linux.devices: what exists there must be this very device (the
@@ -915,11 +921,11 @@ void op_mknod(struct rec *r)
 }
 
 /* In a user namespace mknod is refused: bind the host's node instead. */
-void op_binddev(struct rec *r)
+void op_binddev(struct run *run, struct rec *r)
 {
     char **a = r->argv;
-    touch_in_root(a[BINDDEV_PATH]);
-    int fd = open_in_root(a[BINDDEV_PATH], O_PATH);
+    touch_in_root(run->root_fd, a[BINDDEV_PATH]);
+    int fd = open_in_root(run->root_fd, a[BINDDEV_PATH], O_PATH);
     CHECK(fd, "open %s", a[BINDDEV_PATH]);
     char target[64];
     fdpath(target, sizeof target, fd);
@@ -927,11 +933,11 @@ void op_binddev(struct rec *r)
     close(fd);
 }
 
-void op_symlink(struct rec *r)
+void op_symlink(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     const char *target = a[SYMLINK_TARGET], *link = a[SYMLINK_LINK], *name;
-    int parent = open_parent(link, &name);
+    int parent = open_parent(run->root_fd, link, &name);
     if (symlinkat(target, parent, name) < 0 && errno != EEXIST)
         die("symlink %s -> %s: %s", link, target, err(errno));
     close(parent);
@@ -939,14 +945,14 @@ void op_symlink(struct rec *r)
 
 /* ---- rootfs ---- */
 
-void op_rootprop(struct rec *r)
+void op_rootprop(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     CHECK(mount(NULL, "/", NULL, num(a[ROOTPROP_FLAGS]), NULL), "set propagation of /");
 }
 
 /* pivot_root needs the rootfs' parent mount to be non-shared. */
-void op_parent_private(struct rec *r)
+void op_parent_private(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     const char *rootfs = a[PARENT_PRIVATE_ROOTFS];
@@ -969,22 +975,22 @@ void op_parent_private(struct rec *r)
     CHECK(mount(NULL, best, NULL, MS_PRIVATE, NULL), "make %s private", best);
 }
 
-void op_bindroot(struct rec *r)
+void op_bindroot(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     const char *rootfs = a[BINDROOT_ROOTFS];
     CHECK(mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL), "bind rootfs %s", rootfs);
-    close(root_fd);
-    root_fd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    CHECK(root_fd, "open rootfs %s", rootfs);
+    close(run->root_fd);
+    run->root_fd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    CHECK(run->root_fd, "open rootfs %s", rootfs);
 }
 
-void op_pivot(struct rec *r)
+void op_pivot(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     int old = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
     CHECK(old, "open /");
-    CHECK(fchdir(root_fd), "chdir %s", a[PIVOT_ROOTFS]);
+    CHECK(fchdir(run->root_fd), "chdir %s", a[PIVOT_ROOTFS]);
     CHECK(syscall(SYS_pivot_root, ".", "."), "pivot_root %s", a[PIVOT_ROOTFS]);
     CHECK(fchdir(old), "chdir to old root");
     /* Keep unmount events of the old root from reaching the host. */
@@ -992,8 +998,8 @@ void op_pivot(struct rec *r)
     CHECK(umount2(".", MNT_DETACH), "unmount old root");
     CHECK(chdir("/"), "chdir /");
     close(old);
-    close(root_fd);
-    root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    close(run->root_fd);
+    run->root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
 /* The whole of PATH, NUL-terminated, in a malloc'd buffer. */
@@ -1059,30 +1065,29 @@ static void detach_host_mounts(const char *rootfs)
     free(buf);
 }
 
-void op_chroot_move(struct rec *r)
+void op_chroot_move(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     detach_host_mounts(a[CHROOT_MOVE_ROOTFS]);
-    CHECK(fchdir(root_fd), "chdir %s", a[CHROOT_MOVE_ROOTFS]);
+    CHECK(fchdir(run->root_fd), "chdir %s", a[CHROOT_MOVE_ROOTFS]);
     CHECK(mount(".", "/", NULL, MS_MOVE, NULL), "move rootfs to /");
     CHECK(chroot("."), "chroot");
     CHECK(chdir("/"), "chdir /");
-    close(root_fd);
-    root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    close(run->root_fd);
+    run->root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
-void op_root_ro(struct rec *r)
+void op_root_ro(struct run *run, struct rec *r)
 {
-    (void)r;
     CHECK(mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL), "remount / read-only");
 }
 
 /* Make the mount at PATH read-only (not those under it), keeping its
  * nosuid, nodev and noexec: a bind remount clears what it does not repeat
  * (and the atime flags are kept when none is given). */
-static void remount_ro(const char *path)
+static void remount_ro(int root, const char *path)
 {
-    int fd = open_in_root(path, O_PATH);
+    int fd = open_in_root(root, path, O_PATH);
     CHECK(fd, "open %s", path);
     char target[64];
     fdpath(target, sizeof target, fd);
@@ -1094,10 +1099,10 @@ static void remount_ro(const char *path)
     close(fd);
 }
 
-void op_readonly(struct rec *r)
+void op_readonly(struct run *run, struct rec *r)
 {
     char **a = r->argv;
-    int fd = open_in_root(a[READONLY_PATH], O_PATH);
+    int fd = open_in_root(run->root_fd, a[READONLY_PATH], O_PATH);
     if (fd < 0) {
         if (errno == ENOENT)
             return;
@@ -1107,31 +1112,29 @@ void op_readonly(struct rec *r)
     fdpath(target, sizeof target, fd);
     CHECK(mount(target, target, NULL, MS_BIND | MS_REC, NULL), "bind %s", a[READONLY_PATH]);
     close(fd);
-    remount_ro(a[READONLY_PATH]);
+    remount_ro(run->root_fd, a[READONLY_PATH]);
 }
 
 /* The container's /dev/null, opened once and checked to be the null device:
  * masks are bound from this fd, never from the name, which a /dev from the
  * bundle or a host process racing us could make a file or a symlink. */
-static int null_fd = -1;
-
-static void open_null(const char *path)
+static void open_null(struct run *run, const char *path)
 {
-    if (null_fd >= 0)
+    if (run->null_fd >= 0)
         return;
-    null_fd = open_no_symlinks("/dev/null", O_PATH);
-    if (null_fd < 0)
+    run->null_fd = open_no_symlinks(run->root_fd, "/dev/null", O_PATH);
+    if (run->null_fd < 0)
         die("cannot mask %s: /dev/null: %s", path, errno == ELOOP ? "a symlink" : err(errno));
     struct stat st;
-    CHECK(fstat(null_fd, &st), "stat /dev/null");
+    CHECK(fstat(run->null_fd, &st), "stat /dev/null");
     if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3))
         die("cannot mask %s: /dev/null is not the null device (c 1:3)", path);
 }
 
-void op_mask(struct rec *r)
+void op_mask(struct run *run, struct rec *r)
 {
     char **a = r->argv;
-    int fd = open_in_root(a[MASK_PATH], O_PATH);
+    int fd = open_in_root(run->root_fd, a[MASK_PATH], O_PATH);
     if (fd < 0) {
         if (errno == ENOENT)
             return;
@@ -1144,9 +1147,9 @@ void op_mask(struct rec *r)
     if (S_ISDIR(st.st_mode))
         CHECK(mount("tmpfs", target, "tmpfs", MS_RDONLY, "size=0k"), "mask %s", a[MASK_PATH]);
     else {
-        open_null(a[MASK_PATH]);
+        open_null(run, a[MASK_PATH]);
         char null[64];
-        fdpath(null, sizeof null, null_fd);
+        fdpath(null, sizeof null, run->null_fd);
         CHECK(mount(null, target, NULL, MS_BIND, NULL), "mask %s", a[MASK_PATH]);
     }
     close(fd);
@@ -1154,7 +1157,7 @@ void op_mask(struct rec *r)
 
 /* ---- kernel settings ---- */
 
-void op_sysctl(struct rec *r)
+void op_sysctl(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     char path[PATH_MAX];
@@ -1162,16 +1165,16 @@ void op_sysctl(struct rec *r)
     for (char *p = path + 4; *p; p++)
         if (*p == '.')
             *p = '/';
-    proc_write(path, a[SYSCTL_VALUE], "sysctl");
+    proc_write(run, path, a[SYSCTL_VALUE], "sysctl");
 }
 
-void op_hostname(struct rec *r)
+void op_hostname(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     CHECK(sethostname(a[HOSTNAME_NAME], strlen(a[HOSTNAME_NAME])), "sethostname %s", a[HOSTNAME_NAME]);
 }
 
-void op_domainname(struct rec *r)
+void op_domainname(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     CHECK(setdomainname(a[DOMAINNAME_NAME], strlen(a[DOMAINNAME_NAME])), "setdomainname %s", a[DOMAINNAME_NAME]);
@@ -1182,14 +1185,12 @@ void op_domainname(struct rec *r)
  * no lower than the current limits (raised, if asked, while we still have
  * the capability), and lowered to its value once the fifo is open
  * (lowering needs no capability). */
-static struct rlimit nofile_late = {RLIM_INFINITY, 0};
-
-void op_rlimit(struct rec *r)
+void op_rlimit(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     struct rlimit rl = {.rlim_cur = num(a[RLIMIT_SOFT]), .rlim_max = num(a[RLIMIT_HARD])}, now;
-    if ((int)num(a[RLIMIT_RESOURCE]) == RLIMIT_NOFILE && fifo_fd >= 0 && getrlimit(RLIMIT_NOFILE, &now) == 0) {
-        nofile_late = rl;
+    if ((int)num(a[RLIMIT_RESOURCE]) == RLIMIT_NOFILE && run->fifo_fd >= 0 && getrlimit(RLIMIT_NOFILE, &now) == 0) {
+        run->nofile_late = rl;
         rl.rlim_cur = rl.rlim_cur > now.rlim_cur ? rl.rlim_cur : now.rlim_cur;
         rl.rlim_max = rl.rlim_max > now.rlim_max ? rl.rlim_max : now.rlim_max;
     }
@@ -1197,19 +1198,19 @@ void op_rlimit(struct rec *r)
 }
 
 /* Helper, before any setns: the host's /proc is ours. */
-void op_oom(struct rec *r)
+void op_oom(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     write_file("/proc/self/oom_score_adj", a[OOM_SCORE], strlen(a[OOM_SCORE]));
 }
 
-void op_personality(struct rec *r)
+void op_personality(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     CHECK(personality(num(a[PERSONALITY_DOMAIN])), "personality %s", a[PERSONALITY_DOMAIN]);
 }
 
-void op_sched(struct rec *r)
+void op_sched(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     /* policy nice priority flags runtime deadline period (sched_setattr) */
@@ -1224,7 +1225,7 @@ void op_sched(struct rec *r)
     CHECK(syscall(SYS_sched_setattr, 0, &at, 0), "sched_setattr");
 }
 
-void op_ioprio(struct rec *r)
+void op_ioprio(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     CHECK(syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, (int)num(a[IOPRIO_PRIO])), "ioprio_set");
@@ -1247,7 +1248,7 @@ static void parse_list(const char *s, unsigned long *bits, size_t nbits)
     }
 }
 
-void op_affinity(struct rec *r)
+void op_affinity(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     cpu_set_t set;
@@ -1256,7 +1257,7 @@ void op_affinity(struct rec *r)
 }
 
 /* a: where mode|flags nodes */
-void op_mempolicy(struct rec *r)
+void op_mempolicy(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     unsigned long nodes[1024 / (8 * sizeof(unsigned long))];
@@ -1267,13 +1268,13 @@ void op_mempolicy(struct rec *r)
           "set_mempolicy %s", list);
 }
 
-void op_lsm(struct rec *r)
+void op_lsm(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     /* a[LSM_ATTR]: file under /proc/self/attr, a[LSM_VALUE]: value */
     char path[128];
     snprintf(path, sizeof path, "self/attr/%s", a[LSM_ATTR]);
-    proc_write(path, a[LSM_VALUE], path);
+    proc_write(run, path, a[LSM_VALUE], path);
 }
 
 /* keyring: a: where name perm-bits. Join the session keyring `name`, made
@@ -1281,7 +1282,7 @@ void op_lsm(struct rec *r)
  * the caller's. A kernel without keys is let be (as runc: keyrings guard
  * little beside the credentials). perm-bits, unless 0, are added to the
  * keyring's permissions (runc's ModKeyringPerm, whose mask keeps them all). */
-void op_keyring(struct rec *r)
+void op_keyring(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     long id = syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, a[KEYRING_NAME]);
@@ -1312,14 +1313,14 @@ void op_keyring(struct rec *r)
 /* The file the init's console is bound on, made while /dev is writable: new
  * (O_EXCL, in a /dev reached without symlinks), or an empty regular file
  * already there; never a symlink's target. */
-void op_mkfile(struct rec *r)
+void op_mkfile(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     const char *name = strrchr(a[MKFILE_PATH], '/') + 1;
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%.*s", (int)(name - a[MKFILE_PATH]), a[MKFILE_PATH]);
-    mkdir_in_root(dir, 0755); /* an image without /dev */
-    int parent = open_no_symlinks(dir, O_PATH | O_DIRECTORY);
+    mkdir_in_root(run->root_fd, dir, 0755); /* an image without /dev */
+    int parent = open_no_symlinks(run->root_fd, dir, O_PATH | O_DIRECTORY);
     CHECK(parent, "open %s", dir);
     int fd = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
     struct stat st;
@@ -1337,9 +1338,9 @@ void op_mkfile(struct rec *r)
 /* The master from the container's devpts, opened by fd and checked to be
  * its ptmx (an image's /dev/ptmx, or the container itself for exec -t, may
  * lead anywhere), then reopened for use without a new lookup. */
-static int open_ptmx(void)
+static int open_ptmx(int root)
 {
-    int fd = open_no_symlinks("/dev/pts/ptmx", O_PATH);
+    int fd = open_no_symlinks(root, "/dev/pts/ptmx", O_PATH);
     CHECK(fd, "open /dev/pts/ptmx");
     struct stat st;
     struct statfs sf;
@@ -1356,9 +1357,9 @@ static int open_ptmx(void)
 }
 
 /* The init's /dev/console: what op_mkfile left there, not followed. */
-static int open_console_file(void)
+static int open_console_file(int root)
 {
-    int fd = open_no_symlinks("/dev/console", O_PATH);
+    int fd = open_no_symlinks(root, "/dev/console", O_PATH);
     if (fd < 0)
         die("open /dev/console: %s", errno == ELOOP ? "a symlink" : err(errno));
     struct stat st;
@@ -1369,11 +1370,11 @@ static int open_console_file(void)
 }
 
 /* a: where sock rows cols uid dev_console */
-void op_console(struct rec *r)
+void op_console(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     int sock = num(a[CONSOLE_SOCK]);
-    int master = open_ptmx();
+    int master = open_ptmx(run->root_fd);
     CHECK(unlockpt(master), "unlockpt");
     unsigned n;
     CHECK(ioctl(master, TIOCGPTN, &n), "get the pty number");
@@ -1390,7 +1391,7 @@ void op_console(struct rec *r)
     if (!strcmp(a[CONSOLE_DEV_CONSOLE], "1")) {
         /* The init's terminal is also /dev/console, as runc makes it (the
          * plan made the file, before /dev may have become read-only). */
-        int fd = open_console_file();
+        int fd = open_console_file(run->root_fd);
         char src[64], target[64];
         fdpath(src, sizeof src, slave);
         fdpath(target, sizeof target, fd);
@@ -1433,7 +1434,7 @@ static int last_cap(void)
     return last;
 }
 
-void op_bounding(struct rec *r)
+void op_bounding(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     uint64_t keep = num(a[BOUNDING_KEEP]);
@@ -1443,7 +1444,7 @@ void op_bounding(struct rec *r)
 }
 
 /* a: where uid gid umask ngroups groups... */
-void op_user(struct rec *r)
+void op_user(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     uid_t uid = num(a[USER_UID]);
@@ -1468,7 +1469,7 @@ void op_user(struct rec *r)
  * permitted and effective sets from the bounding, inheritable and ambient
  * sets (and the file's), never from the old permitted or effective ones
  * (capabilities(7)), so the program does not get it. */
-void op_caps(struct rec *r)
+void op_caps(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
@@ -1496,21 +1497,20 @@ void op_caps(struct rec *r)
     CHECK(prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0), "clear keep-capabilities");
 }
 
-void op_nnp(struct rec *r)
+void op_nnp(struct run *run, struct rec *r)
 {
-    (void)r;
     CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "set no_new_privs");
 }
 
 /* ---- process ---- */
 
-void op_cwd(struct rec *r)
+void op_cwd(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     if (chdir(a[CWD_PATH]) < 0) {
         if (errno != ENOENT || strcmp(a[CWD_CREATE], "create"))
             die("chdir %s: %s", a[CWD_PATH], err(errno));
-        mkdir_in_root(a[CWD_PATH], 0755);
+        mkdir_in_root(run->root_fd, a[CWD_PATH], 0755);
         CHECK(chdir(a[CWD_PATH]), "chdir %s", a[CWD_PATH]);
     }
     /* The kernel marks a cwd outside our root "(unreachable)": refuse it
@@ -1522,14 +1522,14 @@ void op_cwd(struct rec *r)
 }
 
 /* a: where name PATH */
-void op_lookup(struct rec *r)
+void op_lookup(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     const char *name = a[LOOKUP_NAME];
     if (strchr(name, '/')) {
-        snprintf(exec_path, sizeof exec_path, "%s", name);
+        snprintf(run->exec_path, sizeof run->exec_path, "%s", name);
         struct stat st;
-        if (stat(exec_path, &st) < 0)
+        if (stat(run->exec_path, &st) < 0)
             die("exec: \"%s\": stat %s: %s", name, name, err(errno));
         if (S_ISDIR(st.st_mode))
             die("exec: \"%s\": is a directory", name);
@@ -1541,8 +1541,8 @@ void op_lookup(struct rec *r)
     char *path = strdup(a[LOOKUP_PATH]);
     for (char *dir = strtok(path, ":"); dir; dir = strtok(NULL, ":")) {
         struct stat st;
-        snprintf(exec_path, sizeof exec_path, "%s/%s", *dir ? dir : ".", name);
-        if (stat(exec_path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111))
+        snprintf(run->exec_path, sizeof run->exec_path, "%s/%s", *dir ? dir : ".", name);
+        if (stat(run->exec_path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111))
             return;
     }
     die("exec: \"%s\": executable file not found in $PATH", name);
@@ -1550,61 +1550,58 @@ void op_lookup(struct rec *r)
 
 /* Opened by the helper, before any namespace is joined: the state root
  * need not be searchable by a user namespace's root. */
-void op_fifo_open(struct rec *r)
+void op_fifo_open(struct run *run, struct rec *r)
 {
     char **a = r->argv;
-    fifo_fd = open(a[FIFO_OPEN_PATH], O_PATH | O_CLOEXEC);
-    CHECK(fifo_fd, "open exec fifo %s", a[FIFO_OPEN_PATH]);
+    run->fifo_fd = open(a[FIFO_OPEN_PATH], O_PATH | O_CLOEXEC);
+    CHECK(run->fifo_fd, "open exec fifo %s", a[FIFO_OPEN_PATH]);
 }
 
 /* Block until `start` opens the fifo for reading; "0" tells it we are
  * here (a fifo nobody opened for writing reads as empty, too). */
-void op_fifo_wait(struct rec *r)
+void op_fifo_wait(struct run *run, struct rec *r)
 {
-    (void)r;
-    close(failed_fd); /* set up: the helper may go, and the init outlive it */
-    failed_fd = -1;
+    close(report.failed_fd); /* set up: the helper may go, and the init outlive it */
+    report.failed_fd = -1;
     char p[64];
-    fdpath(p, sizeof p, fifo_fd);
-    start_fd = open(p, O_WRONLY | O_CLOEXEC);
-    CHECK(start_fd, "open exec fifo");
-    close(fifo_fd);
-    CHECK(write(start_fd, "0", 1), "write exec fifo");
-    if (nofile_late.rlim_cur <= nofile_late.rlim_max)
-        CHECK(setrlimit(RLIMIT_NOFILE, &nofile_late), "setrlimit RLIMIT_NOFILE");
+    fdpath(p, sizeof p, run->fifo_fd);
+    report.start_fd = open(p, O_WRONLY | O_CLOEXEC);
+    CHECK(report.start_fd, "open exec fifo");
+    close(run->fifo_fd);
+    CHECK(write(report.start_fd, "0", 1), "write exec fifo");
+    if (run->nofile_late.rlim_cur <= run->nofile_late.rlim_max)
+        CHECK(setrlimit(RLIMIT_NOFILE, &run->nofile_late), "setrlimit RLIMIT_NOFILE");
 }
 
 /* Let `start` go before the execve (a seccomp agent may be what runs it,
  * and our syscalls from here on may wait for that agent). */
-void op_fifo_go(struct rec *r)
+void op_fifo_go(struct run *run, struct rec *r)
 {
-    (void)r;
-    close(start_fd);
-    start_fd = -1;
+    close(report.start_fd);
+    report.start_fd = -1;
 }
 
 /* a: where keep(0/1): keep the sync socket until execve closes it, for a
  * runtime that waits to hear that the program runs (run, exec). */
-void op_ready(struct rec *r)
+void op_ready(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     send_msg("ready", 5);
-    if (notified) { /* from here our syscalls may wait for the seccomp agent: */
-        close(failed_fd); /* the helper must not (exec -d by the agent itself) */
-        failed_fd = -1;
+    if (run->notified) { /* from here our syscalls may wait for the seccomp agent: */
+        close(report.failed_fd); /* the helper must not (exec -d by the agent itself) */
+        report.failed_fd = -1;
     }
     if (strcmp(a[READY_KEEP], "1")) {
-        close(sync_fd);
-        sync_fd = -1;
+        close(report.sync_fd);
+        report.sync_fd = -1;
     }
 }
 
 /* Ask the runtime to run its hooks; it answers "go LEN" and then the state
  * JSON in messages of at most 64 KiB (one datagram is bounded by the
  * socket's buffer; annotations alone may be 256 KiB), or "E<error>". */
-void op_hooks(struct rec *r)
+void op_hooks(struct run *run, struct rec *r)
 {
-    (void)r;
     send_msg("hooks", 5);
     char head[1 << 16];
     recv_msg(head, sizeof head);
@@ -1615,7 +1612,7 @@ void op_hooks(struct rec *r)
     CHECK(buf ? 0 : -1, "state for the hooks: %zu bytes", len);
     while (off < len)
         off += recv_msg(buf + off, len - off + 1);
-    state_json = buf;
+    run->state_json = buf;
 }
 
 /* Milliseconds on the monotonic clock. */
@@ -1674,11 +1671,11 @@ static int hook_wait(pid_t pid, int in, const char *data, size_t len, long long 
 static long load_filter(char **a, size_t bpflen);
 
 /* The seccomp step the process is to get before its execve, if not loaded yet. */
-static struct rec *filter_to_come(void)
+static struct rec *filter_to_come(struct run *run)
 {
-    for (int i = 0; i < nrecs; i++)
-        if (plan[i].op == &step_ops[STEP_SECCOMP])
-            return notified || num(plan[i].argv[SECCOMP_PARTS]) ? NULL : &plan[i];
+    for (int i = 0; i < run->nrecs; i++)
+        if (run->plan[i].op == &step_ops[STEP_SECCOMP])
+            return run->notified || num(run->plan[i].argv[SECCOMP_PARTS]) ? NULL : &run->plan[i];
     return NULL;
 }
 
@@ -1686,12 +1683,12 @@ static struct rec *filter_to_come(void)
  * nothing else (not the fds the runtime's caller passed on); a hook in
  * the container (startContainer) under the process's seccomp filter, as
  * with runc. Returns only on error: the failed stage, errno in *e. */
-static const char *hook_child(int in, int in_root, const char *path, char **argv, char **envp, int *e)
+static const char *hook_child(struct run *run, int in, int in_root, const char *path, char **argv, char **envp, int *e)
 {
     dup2(in, 0);
     syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
-    struct rec *f = in_root ? NULL : filter_to_come();
-    if (in_root && fchdir(root_fd) < 0)
+    struct rec *f = in_root ? NULL : filter_to_come(run);
+    if (in_root && fchdir(run->root_fd) < 0)
         return *e = errno, "chdir to the container's root: ";
     if (f && load_filter(f->argv, f->len[SECCOMP_BPF]) < 0)
         return *e = errno, "load the seccomp filter: ";
@@ -1704,7 +1701,7 @@ static const char *hook_child(int in, int in_root, const char *path, char **argv
  * our cwd (startContainer: the process's).
  * a: where timeout status flags path argc args... envc env...
  * flags: 1 run in the container's root, 2 the env is the process's */
-void op_hook(struct rec *r)
+void op_hook(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     long long timeout = snum(a[HOOK_TIMEOUT]);
@@ -1719,11 +1716,11 @@ void op_hook(struct rec *r)
         memcpy(argv, &a[HOOK_ARGS + 1], argc * sizeof *argv);
     argv[argc] = NULL;
     memcpy(envp, &a[env + 1], envc * sizeof *envp);
-    if ((flags & 2) && home_env[0]) /* the process's env, and the HOME it gets */
-        envp[envc++] = home_env;
+    if ((flags & 2) && run->home_env[0]) /* the process's env, and the HOME it gets */
+        envp[envc++] = run->home_env;
     envp[envc] = NULL;
     char *data = NULL;
-    int len = state_json ? asprintf(&data, "%s,\"status\":\"%s\",\"pid\":%d}", state_json, status, getpid()) : 0;
+    int len = run->state_json ? asprintf(&data, "%s,\"status\":\"%s\",\"pid\":%d}", run->state_json, status, getpid()) : 0;
     CHECK(len, "state for hook %s", path);
     int in[2], ep[2];
     CHECK(pipe2(in, O_CLOEXEC), "pipe");
@@ -1734,7 +1731,7 @@ void op_hook(struct rec *r)
         /* errors are told through the close-on-exec pipe (one error, from
          * the parent): the stage's address (the same in both) and errno */
         int e;
-        const char *stage = hook_child(in[0], in_root, path, argv, envp, &e);
+        const char *stage = hook_child(run, in[0], in_root, path, argv, envp, &e);
         struct iovec iov[2] = {{&stage, sizeof stage}, {&e, sizeof e}};
         (void)!writev(ep[1], iov, 2);
         _exit(127);
@@ -1759,7 +1756,7 @@ void op_hook(struct rec *r)
 }
 
 /* The payload for listenerPath: the parts joined by our host pid. */
-static char *notify_payload(char **parts, int n, size_t *len)
+static char *notify_payload(struct run *run, char **parts, int n, size_t *len)
 {
     size_t cap = 64;
     for (int i = 0; i < n; i++)
@@ -1768,7 +1765,7 @@ static char *notify_payload(char **parts, int n, size_t *len)
     size_t off = 0;
     for (int i = 0; i < n; i++) {
         if (i)
-            off += snprintf(buf + off, cap - off, "%d", host_pid);
+            off += snprintf(buf + off, cap - off, "%d", run->host_pid);
         off += snprintf(buf + off, cap - off, "%s", parts[i]);
     }
     *len = off;
@@ -1777,14 +1774,14 @@ static char *notify_payload(char **parts, int n, size_t *len)
 
 /* Hand the listener fd to the seccomp agent: one sendmsg carrying it, the
  * rest of the payload (if any) without, then close the connection. */
-static void send_listener(int nfd, const char *msg, size_t len)
+static void send_listener(struct run *run, int nfd, const char *msg, size_t len)
 {
-    ssize_t n = send_fd(listener_fd, nfd, msg, len);
+    ssize_t n = send_fd(run->listener_fd, nfd, msg, len);
     CHECK(n, "send the seccomp listener fd");
     for (size_t off = n; off < len; off += n)
-        CHECK(n = send(listener_fd, msg + off, len - off, MSG_NOSIGNAL), "send the seccomp state");
-    close(listener_fd);
-    listener_fd = -1;
+        CHECK(n = send(run->listener_fd, msg + off, len - off, MSG_NOSIGNAL), "send the seccomp state");
+    close(run->listener_fd);
+    run->listener_fd = -1;
 }
 
 static long load_filter(char **a, size_t bpflen)
@@ -1794,25 +1791,25 @@ static long load_filter(char **a, size_t bpflen)
 }
 
 /* a: where flags bpf nparts parts... (parts: the SCMP_ACT_NOTIFY payload) */
-void op_seccomp(struct rec *r)
+void op_seccomp(struct run *run, struct rec *r)
 {
     char **a = r->argv;
-    debug_fd = -1; /* nothing but execve may run under the filter */
+    report.debug_fd = -1; /* nothing but execve may run under the filter */
     size_t len = 0;
     int nparts = num(a[SECCOMP_PARTS]);
     /* Built before the filter: from then on a notified syscall would wait
      * for an agent that has not got the fd yet. */
-    char *payload = nparts ? notify_payload(&a[SECCOMP_PARTS + 1], nparts, &len) : NULL;
+    char *payload = nparts ? notify_payload(run, &a[SECCOMP_PARTS + 1], nparts, &len) : NULL;
     long fd = load_filter(a, r->len[SECCOMP_BPF]);
     CHECK(fd, "load seccomp filter");
-    notified = payload != NULL;
+    run->notified = payload != NULL;
     if (payload) {
-        send_listener(fd, payload, len);
+        send_listener(run, fd, payload, len);
         close(fd);
     }
 }
 
-void op_close_fds(struct rec *r)
+void op_close_fds(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     CHECK(syscall(SYS_close_range, (unsigned)num(a[CLOSE_FDS_FIRST]), ~0U, CLOSE_RANGE_CLOEXEC), "close_range");
@@ -1820,7 +1817,7 @@ void op_close_fds(struct rec *r)
 
 /* The home of UID in the container's /etc/passwd, else "/". Read with care:
  * the image's file may be a fifo, a device or a procfs file (a symlink). */
-void op_home(struct rec *r)
+void op_home(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     uid_t uid = num(a[HOME_UID]);
@@ -1850,11 +1847,11 @@ void op_home(struct rec *r)
             break;
         }
     }
-    snprintf(home_env, sizeof home_env, "HOME=%s", home);
+    snprintf(run->home_env, sizeof run->home_env, "HOME=%s", home);
 }
 
 /* a: where argc args... envc env... */
-void __attribute__((noreturn)) op_exec(struct rec *r)
+void __attribute__((noreturn)) op_exec(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     int argc = num(a[EXEC_ARGS]), env = EXEC_ARGS + 1 + argc;
@@ -1863,84 +1860,77 @@ void __attribute__((noreturn)) op_exec(struct rec *r)
     memcpy(argv, &a[EXEC_ARGS + 1], argc * sizeof *argv);
     argv[argc] = NULL;
     memcpy(envp, &a[env + 1], envc * sizeof *envp);
-    if (home_env[0])
-        envp[envc++] = home_env;
+    if (run->home_env[0])
+        envp[envc++] = run->home_env;
     envp[envc] = NULL;
-    execve(exec_path, argv, envp);
+    execve(run->exec_path, argv, envp);
     die("exec: \"%s\": %s", argv[0], err(errno));
 }
 
 /* ---- the two stages ---- */
 
-void op_remount_ro(struct rec *r)
+void op_remount_ro(struct run *run, struct rec *r)
 {
-    remount_ro(r->argv[REMOUNT_RO_PATH]);
+    remount_ro(run->root_fd, r->argv[REMOUNT_RO_PATH]);
 }
 
-/* The pid of the child the helper cloned, for the steps after the clone
- * that the helper runs: the id maps. */
-static pid_t cloned;
-
-static void map_ids(struct rec *r, const char *file)
+static void map_ids(struct run *run, struct rec *r, const char *file)
 {
     char path[64];
-    snprintf(path, sizeof path, "/proc/%d/%s", cloned, file);
+    snprintf(path, sizeof path, "/proc/%d/%s", run->cloned, file);
     write_file(path, r->argv[UIDMAP_MAP], r->len[UIDMAP_MAP]);
 }
 
-void op_uidmap(struct rec *r)
+void op_uidmap(struct run *run, struct rec *r)
 {
-    map_ids(r, "uid_map");
+    map_ids(run, r, "uid_map");
 }
 
-void op_gidmap(struct rec *r)
+void op_gidmap(struct run *run, struct rec *r)
 {
-    map_ids(r, "gid_map");
+    map_ids(run, r, "gid_map");
 }
 
 /* The steps after the clone: the child runs its own and the any-stage
  * ones, the helper its own (the id maps, which need the child's pid). */
-static void run_after_clone(int first, int child)
+static void run_after_clone(struct run *run, int first, int child)
 {
-    for (int j = first; j < nrecs; j++) {
-        struct rec *r = &plan[j];
+    for (int j = first; j < run->nrecs; j++) {
+        struct rec *r = &run->plan[j];
         if (child ? !(r->op->stage & STAGE_CHILD) : r->op->stage != STAGE_HELPER)
             continue;
-        cur_where = r->argv[FIELD_WHERE];
+        report.where = r->argv[FIELD_WHERE];
         if (child)
             debug_step("init", r);
-        r->op->fn(r);
+        r->op->fn(run, r);
     }
 }
 
-void op_cgroup(struct rec *r)
+void op_cgroup(struct run *run, struct rec *r)
 {
     write_file(r->argv[CGROUP_PROCS], "0", 1);
 }
 
-void op_debug(struct rec *r)
+void op_debug(struct run *run, struct rec *r)
 {
-    debug_fd = num(r->argv[DEBUG_FD]);
-    debug_json = num(r->argv[DEBUG_JSON]);
-    fcntl(debug_fd, F_SETFD, FD_CLOEXEC); /* not for hooks or the program */
+    report.debug_fd = num(r->argv[DEBUG_FD]);
+    report.debug_json = num(r->argv[DEBUG_JSON]);
+    fcntl(report.debug_fd, F_SETFD, FD_CLOEXEC); /* not for hooks or the program */
 }
 
 /* The cgroup2 directory the child is born in (CLONE_INTO_CGROUP); opened
  * before any setns, while host paths still resolve. */
-static int cgroup_fd = -1;
-
-void op_cgroup2(struct rec *r)
+void op_cgroup2(struct run *run, struct rec *r)
 {
     char **a = r->argv;
-    cgroup_fd = open(a[CGROUP2_DIR], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    CHECK(cgroup_fd, "open cgroup %s", a[CGROUP2_DIR]);
+    run->cgroup_fd = open(a[CGROUP2_DIR], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CHECK(run->cgroup_fd, "open cgroup %s", a[CGROUP2_DIR]);
 }
 
 /* The runtime makes the cgroup only now, around the helper itself (a
  * systemd scope needs a process to be started with): wait for its "go". */
-void op_hold(struct rec *r)
+void op_hold(struct run *run, struct rec *r)
 {
-    (void)r;
     send_msg("hold", 4);
     char buf[4096];
     recv_msg(buf, sizeof buf);
@@ -1951,17 +1941,14 @@ void op_hold(struct rec *r)
 /* A helper that stays to wait for its process goes back to the runtime's
  * cgroups after the clone (so kill --all, ps and pids.max meet only the
  * container's processes): their cgroup.procs, opened before any setns. */
-static int leave_fds[16];
-static int n_leave;
-
-void op_leave_cgroup(struct rec *r)
+void op_leave_cgroup(struct run *run, struct rec *r)
 {
     char **a = r->argv;
-    if (n_leave == (int)(sizeof leave_fds / sizeof *leave_fds))
+    if (run->n_leave == (int)(sizeof run->leave_fds / sizeof *run->leave_fds))
         die("too many cgroup hierarchies");
-    leave_fds[n_leave] = open(a[LEAVE_CGROUP_PROCS], O_WRONLY | O_CLOEXEC);
-    CHECK(leave_fds[n_leave], "open %s", a[LEAVE_CGROUP_PROCS]);
-    n_leave++;
+    run->leave_fds[run->n_leave] = open(a[LEAVE_CGROUP_PROCS], O_WRONLY | O_CLOEXEC);
+    CHECK(run->leave_fds[run->n_leave], "open %s", a[LEAVE_CGROUP_PROCS]);
+    run->n_leave++;
 }
 
 /* Did the child die before its execve? Only a child that exited (we have
@@ -2011,38 +1998,38 @@ static int report_exec(pid_t pid, int failed)
  * mode 0 (create): leave once the child waits for `start` (or failed);
  * 1 (run, exec): report the execve, wait, report the exit status;
  * 2 (exec -d): report the execve and leave. */
-void op_clone(struct rec *r)
+void op_clone(struct run *run, struct rec *r)
 {
-    int i = r - plan;
+    int i = r - run->plan;
     uint64_t flags = num(r->argv[CLONE_FLAGS]);
     int mode = num(r->argv[CLONE_MODE]);
     int go[2], failed[2];
     CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go), "socketpair");
     CHECK(pipe2(failed, O_CLOEXEC), "pipe");
     struct clone_args ca = {.flags = flags, .exit_signal = SIGCHLD};
-    if (cgroup_fd >= 0) {
+    if (run->cgroup_fd >= 0) {
         ca.flags |= CLONE_INTO_CGROUP;
-        ca.cgroup = cgroup_fd;
+        ca.cgroup = run->cgroup_fd;
     }
     pid_t pid = syscall(SYS_clone3, &ca, sizeof ca);
     CHECK(pid, "clone");
     if (pid == 0) {
         close(go[0]);
         close(failed[0]);
-        failed_fd = failed[1];
-        if (cgroup_fd >= 0)
-            close(cgroup_fd); /* a host directory: not to be reachable from in here */
-        if (cgroupns_fd >= 0) {
-            cur_where = "linux.namespaces";
-            CHECK(setns(cgroupns_fd, CLONE_NEWCGROUP), "setns cgroup namespace");
-            close(cgroupns_fd);
-            cur_where = r->argv[FIELD_WHERE];
+        report.failed_fd = failed[1];
+        if (run->cgroup_fd >= 0)
+            close(run->cgroup_fd); /* a host directory: not to be reachable from in here */
+        if (run->cgroupns_fd >= 0) {
+            report.where = "linux.namespaces";
+            CHECK(setns(run->cgroupns_fd, CLONE_NEWCGROUP), "setns cgroup namespace");
+            close(run->cgroupns_fd);
+            report.where = r->argv[FIELD_WHERE];
         }
-        for (int j = 0; j < n_leave; j++)
-            close(leave_fds[j]); /* the helper's, as well */
-        if (read(go[1], &host_pid, sizeof host_pid) != sizeof host_pid)
+        for (int j = 0; j < run->n_leave; j++)
+            close(run->leave_fds[j]); /* the helper's, as well */
+        if (read(go[1], &run->host_pid, sizeof run->host_pid) != sizeof run->host_pid)
             _exit(1); /* the helper died: nothing to report to */
-        recv_bind_sources(i + 1, go[1]);
+        recv_bind_sources(run, i + 1, go[1]);
         close(go[1]);
         if (flags & CLONE_NEWUSER) {
             CHECK(setresgid(0, 0, 0), "setgid 0 in the user namespace");
@@ -2051,24 +2038,24 @@ void op_clone(struct rec *r)
         if (setsid() < 0 && errno != EPERM)
             die("setsid: %s", err(errno));
         /* the root paths resolve in: the runtime's, unless the plan binds a rootfs */
-        root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-        CHECK(root_fd, "open /");
-        run_after_clone(i + 1, 1);
+        run->root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        CHECK(run->root_fd, "open /");
+        run_after_clone(run, i + 1, 1);
         die("plan has no exec step");
     }
     close(go[1]);
     close(failed[1]);
-    if (listener_fd >= 0)
-        close(listener_fd); /* the child's now: the agent sees the end when it is done */
-    for (int j = 0; j < n_leave; j++)
-        CHECK(write(leave_fds[j], "0", 1), "leave the container's cgroup");
-    cloned = pid;
-    run_after_clone(i + 1, 0);
+    if (run->listener_fd >= 0)
+        close(run->listener_fd); /* the child's now: the agent sees the end when it is done */
+    for (int j = 0; j < run->n_leave; j++)
+        CHECK(write(run->leave_fds[j], "0", 1), "leave the container's cgroup");
+    run->cloned = pid;
+    run_after_clone(run, i + 1, 0);
     char msg[32];
     debug("helper: cloned the init, pid %d (flags %#llx)", pid, (unsigned long long)ca.flags);
     send_msg(msg, snprintf(msg, sizeof msg, "pid %d", pid));
     CHECK(write(go[0], &pid, sizeof pid), "release child");
-    send_bind_sources(pid, i + 1, go[0]);
+    send_bind_sources(run, pid, i + 1, go[0]);
     close(go[0]);
     int ran = mode == 0 ? -1 : report_exec(pid, failed[0]);
     if (mode != 1) {
@@ -2106,16 +2093,19 @@ int main(int argc, char **argv)
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     /* execve renames us: a process that died with this name never ran its program */
     prctl(PR_SET_NAME, INIT_COMM, 0, 0, 0);
-    sync_fd = atoi(argv[2]);
-    read_plan(atoi(argv[1]));
+    struct run state = {.root_fd = -1, .proc_fd = -1, .null_fd = -1, .fifo_fd = -1, .listener_fd = -1,
+                        .nofile_late = {RLIM_INFINITY, 0}, .cgroupns_fd = -1, .cgroup_fd = -1};
+    struct run *run = &state;
+    report.sync_fd = atoi(argv[2]);
+    read_plan(run, atoi(argv[1]));
     umask(0);
-    for (int i = 0; i < nrecs; i++) {
-        struct rec *r = &plan[i];
-        cur_where = r->argv[FIELD_WHERE];
+    for (int i = 0; i < run->nrecs; i++) {
+        struct rec *r = &run->plan[i];
+        report.where = r->argv[FIELD_WHERE];
         debug_step("helper", r);
         if (!(r->op->stage & STAGE_HELPER))
             die("plan: step %s comes before the clone, which it needs", r->argv[FIELD_NAME]);
-        r->op->fn(r);
+        r->op->fn(run, r);
     }
     die("plan has no clone step");
 }

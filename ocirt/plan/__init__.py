@@ -10,7 +10,7 @@ import struct
 
 
 def encode(steps):
-    """Serialise steps into the format ocirt-init reads (see init.c)."""
+    """Serialise steps into the format ocirt-init reads (see ocirt/_native/plan.c)."""
     out = bytearray()
     for step in steps:
         fields = [_field(x) for x in step]

@@ -3,12 +3,14 @@ functions (one module per area of the spec) so they can be unit-tested
 without root.
 
 A step is a tuple (name, where, *args): `where` is the config.json path the
-step comes from, used in error messages. Arguments are str, int or bytes."""
+step comes from, used in error messages. Arguments are str, int or bytes.
+Each step and its fields are declared in ocirt.plan.steps (the tests check
+every plan against it; encode does not, for speed)."""
 import struct
 
 
 def encode(steps):
-    """Serialise steps into the format ocirt-init reads (see init.c)."""
+    """Serialise steps into the format ocirt-init reads (see ocirt/_native/plan.c)."""
     out = bytearray()
     for step in steps:
         fields = [_field(x) for x in step]

@@ -6,7 +6,7 @@ from ocirt import SPEC_VERSION
 from ocirt.errors import OcirtError
 from ocirt.plan import argv_fields, keyring, namespaces, process
 
-# What the helper does after the clone (init.c, do_clone): leave once the
+# What the helper does after the clone (ocirt/_native/clone.c, op_clone): leave once the
 # init waits for `start`; report the execve, wait and report the exit
 # status (run, exec); report the execve and leave (exec -d).
 CLONE_CREATE, CLONE_WAIT, CLONE_DETACH = 0, 1, 2

@@ -445,7 +445,7 @@ def test_encode_format():
 @pytest.mark.parametrize("plan", ["create", "exec"])
 def test_lsm_labels_are_written_by_the_process_as_root_before_its_credentials(monkeypatch, plan):
     """An AppArmor profile and an SELinux label go to the process's own
-    /proc/self/attr/exec (init.c's op_lsm, through proc_write: the root of a
+    /proc/self/attr/exec (ocirt-init's op_lsm, through proc_write: the root of a
     procfs, reached by fd, as for oomScoreAdj), as root, before the user and
     capability steps."""
     monkeypatch.setattr(process, "_apparmor_enabled", lambda: True)

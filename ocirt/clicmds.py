@@ -21,7 +21,8 @@ def cmd_exec(rt, flags, args):
     proc = _process_file(flags["process"]) if flags["process"] else _process(rt, args[0], flags, args[1:])
     status = rt.exec(args[0], proc, detach=flags["detach"], console_socket=flags["console-socket"],
                      pid_file=flags["pid-file"], preserve_fds=flags["preserve-fds"], cgroup=flags["cgroup"],
-                     ignore_paused=flags["ignore-paused"], blame=lambda e: _blame(e, flags))
+                     ignore_paused=flags["ignore-paused"], validate=bool(flags["process"]),
+                     blame=lambda e: _blame(e, flags))
     return 0 if status is None else status.code
 
 

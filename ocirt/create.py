@@ -248,9 +248,11 @@ def run(rt, cid, opts, detach=False, keep=False):
         cr.c.unlock()  # while it runs, others may exec, kill, pause or delete it
         return cr.launch.wait()
     finally:
-        cr.launch.close()
-        if not keep:
-            _destroy_if_ours(rt.log, cr.c)
+        try:
+            if not keep:
+                _destroy_if_ours(rt.log, cr.c)
+        finally:
+            cr.launch.close()  # only now: a signal must not cut the delete short
 
 
 def _destroy_if_ours(log, c):

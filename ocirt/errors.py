@@ -1,4 +1,6 @@
-"""The one error type: a message, optionally tied to a config.json path."""
+"""The error types: one base, a message optionally tied to a config.json
+path, and a subclass per kind a caller of ocirt.api may want to tell apart.
+The command line prints them all alike (one line on stderr)."""
 
 
 class OcirtError(Exception):
@@ -17,6 +19,34 @@ class OcirtError(Exception):
         if self.where == "":
             return f"{self.source}: {self.msg}"
         return f"{self.source}: {self.where}: {self.msg}"
+
+
+class NotFound(OcirtError):
+    """No container of that id in the state root."""
+
+
+class Exists(OcirtError):
+    """The id is taken by a container of the state root."""
+
+
+class WrongStatus(OcirtError):
+    """The container's status does not allow the operation (start of a
+    running container, kill of a stopped one...)."""
+
+
+class ConfigError(OcirtError):
+    """A field of the configuration (config.json, an exec's process, an
+    update's resources) is at fault: `where` names it, `source` the document."""
+
+
+def typed(e):
+    """e as a ConfigError if it names a field (errors are raised deep in the
+    planner and the drivers as plain OcirtErrors with a `where`)."""
+    if e.where is None or isinstance(e, ConfigError):
+        return e
+    out = ConfigError(e.msg, e.where, e.source)
+    out.__traceback__ = e.__traceback__
+    return out
 
 
 def jpath(base, key):

@@ -1,8 +1,8 @@
-"""`ocirt features`: the runtime-spec features document (features.md,
+"""The runtime-spec features document (features.md,
 features-linux.md). Every list comes from the table the config parser
 checks against, so the document cannot claim what create refuses, nor miss
 what it accepts. Off the hot path: clients call it once, if at all."""
-from ocirt import SPEC_VERSION, jsonio
+from ocirt import SPEC_VERSION
 
 OCI_VERSION_MIN = "1.0.0"
 
@@ -43,10 +43,3 @@ def features():
             "org.opencontainers.runc.checkpoint.enabled": "false",
         },
     }
-
-
-def cmd_features(g, flags, args):
-    from ocirt.cli import no_args
-    no_args(args, "features")
-    print(jsonio.dumps_indent(features()))
-    return 0

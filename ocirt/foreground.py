@@ -17,14 +17,20 @@ class Forwarder:
     kept and sent once the process runs, instead of killing the runtime."""
 
     def __init__(self):
-        self.pid, self.pending = None, []
+        self.pid, self.pending, self.saved = None, [], {}
         for sig in range(1, _signal.NSIG):
             if sig in _KEEP or sig in (32, 33):  # 32, 33: glibc's own real-time signals
                 continue
-            try:
-                _signal.signal(sig, self._on)
+            try:  # ValueError: not the main thread (an embedder's), where none can be caught
+                self.saved[sig] = _signal.signal(sig, self._on)
             except (OSError, ValueError):
                 pass
+
+    def restore(self):
+        """The handlers as they were (for ocirt.api's callers)."""
+        for sig, handler in self.saved.items():
+            _signal.signal(sig, handler if handler is not None else _signal.SIG_DFL)
+        self.saved = {}
 
     def _on(self, sig, _frame):
         if self.pid is None:

@@ -1,5 +1,10 @@
-"""Signal names as runc accepts them: KILL, SIGKILL, 9, RTMIN+3."""
+"""Signal names as runc accepts them (KILL, SIGKILL, 9, RTMIN+3), and
+killing a process for good."""
+import os
+
 from ocirt.errors import OcirtError
+
+SIGKILL = 9
 
 NAMES = {
     "HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "IOT": 6, "BUS": 7, "FPE": 8,
@@ -27,3 +32,25 @@ def parse_signal(text):
         elif s in NAMES:
             return NAMES[s]
     raise OcirtError(f"unknown signal {text!r}")
+
+
+def kill_and_wait(pid, timeout=10.0):
+    """SIGKILL pid and wait (up to timeout) until it is gone."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        os.kill(pid, SIGKILL)
+        import select
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        p.poll(int(timeout * 1000))
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(fd)
+    try:  # ours to reap only when we are its parent (run, or a subreaper)
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

@@ -1,13 +1,14 @@
 """The state root (--root): one directory per container holding state.json
 (written atomically), intent.json (what `create` makes before the init is
-known) and exec.fifo; an flock on the directory serialises commands on one
-container."""
+known) and exec.fifo, whose opening releases a created container's init;
+an flock on the directory serialises commands on one container."""
 import fcntl
 import os
+import select
 import time
 
 from ocirt import jsonio
-from ocirt.errors import OcirtError
+from ocirt.errors import Exists, NotFound, OcirtError
 
 INTENT = "intent.json"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
@@ -55,7 +56,7 @@ class Container:
             try:
                 os.mkdir(self.dir, 0o711)
             except FileExistsError:
-                raise OcirtError(f'container with id "{self.id}" already exists') from None
+                raise Exists(f'container with id "{self.id}" already exists') from None
             try:
                 self._lock_fd = self._locked()
                 return
@@ -67,7 +68,7 @@ class Container:
         try:
             self._lock_fd = self._locked()
         except FileNotFoundError:
-            raise OcirtError(f'container "{self.id}" does not exist') from None
+            raise NotFound(f'container "{self.id}" does not exist') from None
 
     def _locked(self):
         """An flock on the directory, once it is the live one: a lock won
@@ -91,7 +92,7 @@ class Container:
         try:
             self.state = jsonio.load_file(os.path.join(self.dir, "state.json"))
         except FileNotFoundError:
-            raise OcirtError(f'container "{self.id}" does not exist') from None
+            raise NotFound(f'container "{self.id}" does not exist') from None
         except ValueError as e:
             raise OcirtError(f'container "{self.id}": corrupt state.json: {e}') from None
         return self
@@ -137,6 +138,40 @@ class Container:
         start, zombie = proc_start_time(st["pid"])
         return start is not None and start == st.get("pidStart") and not zombie
 
+    def release(self):
+        """Open exec.fifo for reading: the blocked init writes "0", and the
+        fifo ends when its program runs (execve closes it) or after the
+        error that stopped it."""
+        fd = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            data = self._read_fifo(fd)
+        finally:
+            os.close(fd)
+            os.unlink(self.fifo)
+        if data[:1] != b"0":
+            raise OcirtError("container init died before it could be started")
+        if data[1:2] == b"E":  # a startContainer hook or the execve failed: init says why, and exits
+            where, _, msg = data[2:].decode(errors="replace").partition("\t")
+            raise OcirtError(msg, where or None, "config.json")
+        why = _died_before_exec(self.state)
+        if why:
+            raise OcirtError(why, "process", "config.json")
+
+    def _read_fifo(self, fd):
+        """All the init writes, up to the end of the fifo (or its death
+        before it opened the fifo)."""
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        data = b""
+        while True:
+            if p.poll(100):
+                chunk = os.read(fd, 4096)
+                if not chunk and (data or not self.init_alive()):
+                    return data
+                data += chunk
+            elif not data and not self.init_alive():
+                return data
+
     def status(self):
         """created / running / paused / stopped, as runc reports them."""
         if not self.state.get("pid") or not self.init_alive():
@@ -168,6 +203,26 @@ class Container:
         if annotations:
             out["annotations"] = annotations
         return out
+
+
+def _died_before_exec(st):
+    """Why the init died before its execve without a word (say, seccomp
+    killed it at execve), while it is a zombie still named ocirt-init
+    (execve renames a process)."""
+    try:
+        with open(f"/proc/{st['pid']}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    comm = data[data.index(b"(") + 1:data.rindex(b")")]
+    fields = data[data.rindex(b")") + 2:].split()
+    if fields[0] != b"Z" or comm != b"ocirt-init" or int(fields[19]) != st.get("pidStart"):
+        return None
+    code = int(fields[49])  # exit_code, as waitpid reports it
+    if code & 0x7F:
+        import signal
+        return f"killed by signal {code & 0x7F} ({signal.Signals(code & 0x7F).name}) before its program ran"
+    return f"exited with status {code >> 8} before its program ran"
 
 
 def list_ids(root):

@@ -31,8 +31,8 @@ def from_build(built, cwd, code, *argv):
 def test_the_build_holds_the_native_parts_and_uses_them(built, tmp_path):
     init = os.path.join(built, "ocirt", "_native", "ocirt-init")
     assert os.access(init, os.X_OK)
-    p = from_build(built, tmp_path, "import ocirt._native._lib as lib, ocirt.spawn as spawn, ocirt.cli as cli; "
-                   "print(lib.__file__, spawn.INIT, cli._commit())")
+    p = from_build(built, tmp_path, "import ocirt._native._lib as lib, ocirt.launch as launch, ocirt.cli as cli; "
+                   "print(lib.__file__, launch.INIT, cli._commit())")
     lib, used_init, commit = p.stdout.split()
     assert lib.startswith(built + "/ocirt/_native/_lib") and used_init == init, p
     with open(os.path.join(REPO, "ocirt", "COMMIT")) as f:   # make build's, from the same setup.py

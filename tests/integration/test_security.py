@@ -21,7 +21,7 @@ import pytest
 from conftest import OCIRT, TIMEOUT, ConsoleSocket, cgroup_dirs_existing, pid_alive, read_until
 
 from conformance.harness import kill_pid, read
-from ocirt.spawn import INIT
+from ocirt.launch import INIT
 
 
 def sha(path):

@@ -10,7 +10,7 @@ import struct
 import pytest
 
 from ocirt.cgroups import convert, devices, fs, paths, spec, stats, update, v1plan, v2plan
-from ocirt.cgroupcmds import parse_duration
+from ocirt.clicmds import parse_duration
 from ocirt.errors import OcirtError
 
 MOUNTINFO = """\

@@ -19,7 +19,7 @@ PROC = {"args": ["true"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "
 CHECK_FD_3 = """
 import os, sys
 from ocirt.errors import OcirtError
-from ocirt.spawn import _check_preserved
+from ocirt.launch import _check_preserved
 if sys.argv[1] == "own":
     os.open("/dev/null", os.O_RDONLY)  # fd 3, not inheritable: as every fd ocirt opens
 try:

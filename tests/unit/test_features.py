@@ -9,6 +9,7 @@ import pytest
 from jsonschema import Draft4Validator
 
 from ocirt import features as F
+from ocirt.clicmds import cmd_features
 from ocirt.errors import OcirtError
 from ocirt.plan import mounts, seccomp
 from ocirt.plan.hooks import KINDS
@@ -81,10 +82,10 @@ def test_no_filesystem_specific_options_and_string_annotations(doc):
 def test_command_prints_the_document(doc):
     out = io.StringIO()
     with redirect_stdout(out):
-        assert F.cmd_features(None, {}, []) == 0
+        assert cmd_features(None, {}, []) == 0
     assert json.loads(out.getvalue()) == doc
 
 
 def test_command_takes_no_arguments():
     with pytest.raises(OcirtError):
-        F.cmd_features(None, {}, ["extra"])
+        cmd_features(None, {}, ["extra"])

@@ -3,7 +3,7 @@ it, so its size is memory held per container."""
 import os
 import struct
 
-from ocirt.spawn import INIT
+from ocirt.launch import INIT
 
 SIZE_BOUND = 160 * 1024  # 113 KiB measured (musl, -Os, LTO, stripped); glibc static was 915 KiB
 

@@ -64,7 +64,7 @@ def create_plan(spec, ctx):
     steps += keyring.init_steps(ctx, userns)
     steps += [s for s in rootfs if s[0] != "idmap-tree"]
     if any(hooks_.get(k) for k in hooks.KINDS) or linux.get("netDevices"):
-        # the runtime moves the devices, then runs its hooks (ocirt/container.py)
+        # the runtime moves the devices, then runs its hooks (ocirt/create.py)
         steps.append(("hooks", "hooks"))
     proc_env = process.env_of(proc)
     steps += hooks.hook_steps(hooks_, "createContainer", proc_env)

@@ -521,7 +521,7 @@ def test_update_merge_records_and_completes_pairs():
     assert update.merge(None, {"pids": {"limit": 1}}) == ({"pids": {"limit": 1}}, {"pids": {"limit": 1}})
 
 
-# --- cgroupcmds: events --interval ----------------------------------------------
+# --- events --interval ----------------------------------------------
 @pytest.mark.parametrize("text,want", [("5s", 5.0), ("250ms", 0.25), ("1m30s", 90.0), ("1.5h", 5400.0),
                                        ("0", 0.0), ("-2s", -2.0), ("10us", 1e-5), ("3\u00b5s", 3e-6)])
 def test_go_durations(text, want):

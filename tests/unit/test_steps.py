@@ -10,7 +10,7 @@ import pytest
 
 from ocirt.plan import build, encode, process, steps
 from ocirt.plan.seccomp import Compiled
-from ocirt.spawn import INIT
+from ocirt.launch import INIT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROC = {"args": ["sh"], "env": ["PATH=/bin"], "cwd": "/", "user": {"uid": 0, "gid": 0}}
@@ -63,7 +63,7 @@ def test_every_step_the_planners_emit_is_declared(tmp_path, monkeypatch):
         for step in plan:
             steps.check(step)
             emitted.add(step[0])
-    # and every declared step is emitted: "debug" by ocirt/spawn.py
+    # and every declared step is emitted: "debug" by ocirt/launch.py
     assert set(steps.STEPS) - emitted == {"debug"}
     steps.check(("debug", "", 3, True))
 

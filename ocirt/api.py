@@ -34,26 +34,14 @@ import os
 
 from ocirt.errors import (ConfigError, Exists, NotFound, OcirtError,  # noqa: F401 (the API's errors)
                           WrongStatus, typed)
+from ocirt.record import Record
 from ocirt.state import Container, list_ids
 
 __all__ = ["Runtime", "State", "ExitStatus", "Event", "features", "OcirtError", "NotFound", "Exists",
            "WrongStatus", "ConfigError"]
 
 
-class _Record:
-    """A plain value whose fields are its __slots__: shown and compared by
-    them. (Not a dataclass: importing dataclasses costs the hot path ~10 ms.)"""
-    __slots__ = ()
-
-    def __repr__(self):
-        fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
-        return f"{type(self).__name__}({fields})"
-
-    def __eq__(self, other):
-        return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
-
-
-class State(_Record):
+class State(Record):
     """A container's state (runtime.md's fields, and runc's rootfs, created
     and owner). status: "created", "running", "paused" or "stopped"; pid is
     0 once stopped; created is RFC 3339."""
@@ -81,7 +69,7 @@ class State(_Record):
         return out
 
 
-class ExitStatus(_Record):
+class ExitStatus(Record):
     """How a foreground process ended: code is its exit status, or 128 + N
     when signal N killed it (as a shell reports it)."""
     __slots__ = ("code",)
@@ -94,7 +82,7 @@ class ExitStatus(_Record):
         return self.code == 0
 
 
-class Event(_Record):
+class Event(Record):
     """One of events(): type "stats" (data: runc's stats document) or
     "oom" (an OOM kill in the container's cgroup; data None)."""
     __slots__ = ("type", "id", "data")

@@ -6,7 +6,7 @@ import os
 
 from ocirt import SPEC_VERSION
 from ocirt.errors import OcirtError
-from ocirt.launch import Launch, compiled_seccomp, ungranted_caps
+from ocirt.launch import Launch, compiled_seccomp
 from ocirt.state import Container, check_id, now_rfc3339, proc_start_time
 
 
@@ -51,6 +51,7 @@ class Creation:
     def _create(self):
         from ocirt import cgroups
         from ocirt.plan.build import create_plan, ignored_without_mount_ns
+        from ocirt.plan.process import ungranted
         linux = self.spec["linux"]
         cgroup = cgroups.for_container(linux.get("cgroupsPath"), self.c.id, self.rt.systemd_cgroup)
         self._record_intent(cgroup)
@@ -81,10 +82,10 @@ class Creation:
         steps = create_plan(spec, ctx)
         for where, why in ignored_without_mount_ns(spec):
             self.log.warn(str(OcirtError(why, where)))
-        for w in ungranted_caps(spec["process"]):
+        for w in ungranted(spec["process"].get("capabilities"), ctx.host.bounding):
             self.log.warn(str(w))
         self.log.debug(f"create {self.c.id}: a plan of {len(steps)} steps for the helper")
-        self.launch.spawn(steps, ctx["preserve_fds"])
+        self.launch.spawn(steps, ctx.preserve_fds)
         self.launch.converse(self._died, {"pid": self._record, "hooks": self._hooks, "hold": self._start_cgroup})
         self.log.debug(f"create {self.c.id}: the init is ready")
         self.launch.ready(self.opts.pid_file)
@@ -102,20 +103,21 @@ class Creation:
         self.c.record_intent(record)
 
     def _context(self, console_fd):
+        from ocirt import hostfacts
+        from ocirt.plan.context import Context
         files, v2 = self.cgroup.clone_join()
-        return {
-            "rootfs": self.rootfs, "bundle": self.bundle,
-            "cgroup_files": files, "cgroup_v2_dir": v2, "rdt_tasks": self.rdt["tasks"] if self.rdt else (),
-            "cgroup_leave": self.cgroup.helper_leaves() if self.foreground else (),
-            "cgroup_hold": self.cgroup.holds_helper,
-            "cgroup_dirs": [(_mount_name(k), d) for k, d in self.cgroup.dirs.items()],
-            "cgroup2_host": self.cgroup.version == 2,
-            "fifo": None if self.foreground else self.c.fifo,
-            "console_fd": console_fd, "preserve_fds": self.listen_fds + self.opts.preserve_fds,
-            "no_pivot": self.opts.no_pivot, "no_new_keyring": self.opts.no_new_keyring,
-            "wait": self.foreground,
-            "seccomp": compiled_seccomp(self.rt.root, self.spec["linux"]), "id": self.c.id,
-        }
+        return Context(
+            rootfs=self.rootfs, bundle=self.bundle, id=self.c.id,
+            cgroup_files=files, cgroup_v2_dir=v2, rdt_tasks=self.rdt["tasks"] if self.rdt else (),
+            cgroup_leave=self.cgroup.helper_leaves() if self.foreground else (),
+            cgroup_hold=self.cgroup.holds_helper,
+            cgroup_dirs=[(_mount_name(k), d) for k, d in self.cgroup.dirs.items()],
+            cgroup2_host=self.cgroup.version == 2,
+            fifo=None if self.foreground else self.c.fifo,
+            console_fd=console_fd, preserve_fds=self.listen_fds + self.opts.preserve_fds,
+            no_pivot=self.opts.no_pivot, no_new_keyring=self.opts.no_new_keyring, wait=self.foreground,
+            seccomp=compiled_seccomp(self.rt.root, self.spec["linux"]),
+            host=hostfacts.gather(self.spec, self.bundle))
 
     def _died(self):
         """Why the init died without a word: the OOM killer, when the

@@ -4,7 +4,7 @@ init and gets the container's seccomp filter; the rest is its process
 spec's. Detached, it ends up a child of our caller (conmon, the shim),
 since the helper that cloned it exits."""
 from ocirt.errors import OcirtError
-from ocirt.launch import Launch, compiled_seccomp, ungranted_caps
+from ocirt.launch import Launch, compiled_seccomp
 
 
 class Exec:
@@ -26,6 +26,7 @@ class Exec:
 
     def _run(self):
         from ocirt.plan.build import exec_plan
+        from ocirt.plan.process import ungranted
         self._check()
         launch = self.launch
         ctx = self._context(launch.console())
@@ -33,7 +34,7 @@ class Exec:
             steps = exec_plan(self._namespaces(), self.proc, ctx)
         except OcirtError as e:
             raise self.blame(e) from None
-        for w in ungranted_caps(self.proc):
+        for w in ungranted(self.proc.get("capabilities"), ctx.host.bounding):
             self.rt.log.warn(str(self.blame(w)))
         self.rt.log.debug(f"exec {self.c.id}: {self.proc['args'][0]}, a plan of {len(steps)} steps")
         launch.spawn(steps, self.preserve_fds)
@@ -66,19 +67,20 @@ class Exec:
         return [(t, f"/proc/{pid}/ns/{PROC_NS[t]}") for t in types]
 
     def _context(self, console_fd):
-        from ocirt import cgroups
+        from ocirt import cgroups, hostfacts
+        from ocirt.plan.context import Context
         cg = cgroups.from_state(self.c.state["cgroup"])
         if self.sub_cgroups:
             from ocirt.cgroups.paths import parse_sub_cgroups
             cg = cg.sub(parse_sub_cgroups(self.sub_cgroups))
         files, v2 = cg.clone_join()
-        return {"cgroup_files": files, "cgroup_v2_dir": v2, "console_fd": console_fd,
-                "cgroup_leave": () if self.detach else cgroups.own_procs(cg),
-                "rdt_tasks": (self.c.state.get("intelRdt") or {}).get("tasks", ()),
-                "preserve_fds": self.preserve_fds, "wait": not self.detach,
-                "seccomp": compiled_seccomp(self.rt.root, self.c.state["config"]["linux"]),
-                "create_cwd": False,
-                "id": self.c.id, "no_new_keyring": self.c.state.get("noNewKeyring", False)}
+        return Context(cgroup_files=files, cgroup_v2_dir=v2, console_fd=console_fd,
+                       cgroup_leave=() if self.detach else cgroups.own_procs(cg),
+                       rdt_tasks=(self.c.state.get("intelRdt") or {}).get("tasks", ()),
+                       preserve_fds=self.preserve_fds, wait=not self.detach,
+                       seccomp=compiled_seccomp(self.rt.root, self.c.state["config"]["linux"]),
+                       create_cwd=False, id=self.c.id, no_new_keyring=self.c.state.get("noNewKeyring", False),
+                       host=hostfacts.gather({"process": self.proc}))
 
 
 def _blamed(e):

@@ -13,6 +13,7 @@ def features():
     from ocirt.plan.mounts import MOUNT_OPTIONS
     from ocirt.plan.namespaces import CLONE_FLAGS
     from ocirt.plan.process import CAPABILITIES
+    from ocirt import seccomp as bpf
     from ocirt.plan import seccomp
     return {
         "ociVersionMin": OCI_VERSION_MIN,
@@ -29,7 +30,7 @@ def features():
                 "operators": list(seccomp.SECCOMP_OPERATORS),
                 "archs": list(seccomp.SECCOMP_ARCHES),
                 "knownFlags": list(seccomp.SECCOMP_FLAGS),
-                "supportedFlags": seccomp.kernel_flags(),
+                "supportedFlags": bpf.kernel_flags(),
             },
             # "enabled" says the runtime can apply it, not that the host has it
             "apparmor": {"enabled": True},
@@ -39,7 +40,7 @@ def features():
             "netDevices": {"enabled": True},
         },
         "annotations": {
-            "io.github.seccomp.libseccomp.version": seccomp.libseccomp_version(),
+            "io.github.seccomp.libseccomp.version": bpf.libseccomp_version(),
             "org.opencontainers.runc.checkpoint.enabled": "false",
         },
     }

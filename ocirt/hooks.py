@@ -7,9 +7,7 @@ import time
 
 from ocirt import jsonio
 from ocirt.errors import OcirtError, jpath
-
-# A timeout beyond any real wait (31 years): keeps huge values finite
-FOREVER = 10**9
+from ocirt.plan.hooks import FOREVER
 
 
 def run(hooks, kind, state, warn=None, log=None):

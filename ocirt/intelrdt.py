@@ -25,7 +25,8 @@ def mount_point():
             fields, _, fs = line.partition(" - ")
             if fs.split(" ", 1)[0] == "resctrl":
                 return unescape(fields.split(" ")[4])
-    raise OcirtError("no resctrl filesystem is mounted on this host (Intel RDT)", WHERE)
+    from ocirt.plan.host import NO_RESCTRL
+    raise OcirtError(NO_RESCTRL, WHERE)
 
 
 def set_up(rdt, cid):

@@ -235,15 +235,8 @@ def compiled_seccomp(root, linux):
     sec = linux.get("seccomp")
     if not sec:
         return None
-    from ocirt.plan.seccomp import compile_seccomp
+    from ocirt.seccomp import compile_seccomp
     return compile_seccomp(sec, cache_dir=os.path.join(root, ".seccomp-cache"))
-
-
-def ungranted_caps(proc):
-    """Warnings for the capabilities of proc this runtime cannot grant."""
-    from ocirt.plan.host import bounding_set
-    from ocirt.plan.process import ungranted
-    return ungranted(proc.get("capabilities"), bounding_set())
 
 
 def write_pid_file(path, pid):

@@ -74,16 +74,9 @@ def generate():
 
 
 def main(argv):
-    source = generate()
-    if argv[1:] == ["--check"]:
-        with open(OUTPUT) as f:
-            stale = f.read() != source
-        if stale:
-            print(f"{OUTPUT} is stale: run python tools/gen_steps.py", file=sys.stderr)
-        return int(stale)
-    with open(OUTPUT, "w") as f:
-        f.write(source)
-    return 0
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from generated import write_or_check
+    return write_or_check(argv, OUTPUT, generate(), "tools/gen_steps.py")
 
 
 if __name__ == "__main__":

@@ -14,22 +14,7 @@ CLONE_CREATE, CLONE_WAIT, CLONE_DETACH = 0, 1, 2
 # create_plan's other modules are imported where used: exec (the exec-probe
 # hot path) never loads them.
 
-# ctx keys (filled by the runtime; plain data so tests can build plans):
-#   rootfs, bundle        absolute paths
-#   cgroup_files          cgroup.procs files the helper joins before clone
-#   cgroup_v2_dir         cgroup2 dir for CLONE_INTO_CGROUP ("" if none)
-#   cgroup_leave          cgroup.procs files a waiting helper goes back to
-#   rdt_tasks             resctrl tasks files the helper joins before clone
-#   cgroup_dirs           [(name, host dir)] for a v1 "cgroup" mount
-#   cgroup2_host          True on a pure cgroup v2 host
-#   fifo                  exec fifo path (create); None for run-and-wait
-#   console_fd            fd of the --console-socket connection, or None
-#   preserve_fds          number of fds after stdio to pass on
-#   no_pivot, wait        bools
-#   seccomp               compiled program (ocirt.plan.seccomp.Compiled) or None
-#   id                    the container's id (in the state sent to a seccomp agent,
-#                         and the session keyring's name)
-#   no_new_keyring        bool: keep the caller's session keyring (--no-new-keyring)
+# ctx: an ocirt.plan.context.Context (the host facts are ctx.host).
 
 
 def create_plan(spec, ctx):
@@ -38,27 +23,26 @@ def create_plan(spec, ctx):
     proc = spec.get("process") or {}
     ns = namespaces.namespaces(linux)
     hooks_ = hooks.check_hooks(spec)
-    host.check(linux, ns)
+    host.check(linux, ns, ctx.host)
     userns = "user" in ns
     id_maps = namespaces.id_map_steps(linux, ns)
     mount_ns = "mount" in ns
     if mount_ns:
-        rootfs = _rootfs(spec, linux, dict(ctx, id_maps=tuple(s[2] for s in id_maps)), userns)
+        rootfs = _rootfs(spec, linux, ctx, userns, tuple(s[2] for s in id_maps))
     else:
         rootfs = _shared_mount_ns(spec, ctx)
     # The idmapped mounts' user namespaces and the exec fifo come first,
     # while the helper is still in the host's user and mount namespaces.
     steps = [s for s in rootfs if s[0] == "idmap-tree"]
-    if ctx.get("fifo"):
-        steps.append(("fifo-open", "process", ctx["fifo"]))
+    if ctx.fifo:
+        steps.append(("fifo-open", "process", ctx.fifo))
     steps += process.affinity(proc, "initial")
     steps += process.oom_steps(proc)
     steps += _cgroup_steps(ctx)
     pre, flags = namespaces.helper_steps(linux, ns)
     steps += pre
     steps += _listener_steps(ctx)
-    mode = CLONE_WAIT if ctx.get("wait") else CLONE_CREATE
-    ctx = dict(ctx, report_exec=mode != CLONE_CREATE)
+    mode = CLONE_WAIT if ctx.wait else CLONE_CREATE
     steps.append(("clone", "linux.namespaces", flags, mode))
     steps += id_maps
     steps += keyring.init_steps(ctx, userns)
@@ -69,7 +53,7 @@ def create_plan(spec, ctx):
     proc_env = process.env_of(proc)
     steps += hooks.hook_steps(hooks_, "createContainer", proc_env)
     if mount_ns:
-        steps.append(("chroot-move" if ctx.get("no_pivot") else "pivot", "root.path", ctx["rootfs"]))
+        steps.append(("chroot-move" if ctx.no_pivot else "pivot", "root.path", ctx.rootfs))
     steps += sysctl.sysctl_steps(linux, ns)
     if spec.get("hostname"):
         steps.append(_uts_step(ns, "hostname", spec["hostname"]))
@@ -81,14 +65,14 @@ def create_plan(spec, ctx):
     # reads why not from the fifo; with a seccomp agent, which may be what
     # calls start, once the startContainer hooks are to be run.
     after_ready = hooks.hook_steps(hooks_, "startContainer", proc_env)
-    if ctx.get("fifo"):
+    if ctx.fifo:
         after_ready = [("fifo-wait", "process"), *after_ready]
         if _notify(ctx):
             after_ready.append(("fifo-go", "process"))
-    ctx = dict(ctx, annotations=spec.get("annotations"))
     init_steps = process.personality_steps(linux) + process.mempolicy_steps(linux)
-    steps += process_steps(proc, ctx, init_steps=init_steps,
-                           after_ready=after_ready, dev_console=mount_ns and not _dev_is_bind(spec))
+    steps += process_steps(proc, ctx, init_steps=init_steps, after_ready=after_ready,
+                           dev_console=mount_ns and not _dev_is_bind(spec), report_exec=mode != CLONE_CREATE,
+                           annotations=spec.get("annotations"))
     return steps
 
 
@@ -104,7 +88,7 @@ def _shared_mount_ns(spec, ctx):
     if (spec.get("root") or {}).get("readonly"):
         raise OcirtError("needs a mount namespace of the container (linux.namespaces): "
                          "without one the host's / would become read-only", "root.readonly")
-    if ctx.get("no_pivot"):
+    if ctx.no_pivot:
         raise OcirtError("--no-pivot needs a mount namespace of the container", "linux.namespaces")
     return []
 
@@ -125,16 +109,15 @@ def ignored_without_mount_ns(spec):
     return fields
 
 
-def _rootfs(spec, linux, ctx, userns):
+def _rootfs(spec, linux, ctx, userns, id_maps):
+    """id_maps: (uid_map, gid_map) text of the container's user namespace, or ()."""
     from ocirt.plan import devices, mounts
     steps = mounts.rootfs_steps(spec, ctx)
-    mctx = dict(ctx, userns=userns)
     for i, m in enumerate(spec.get("mounts") or []):
-        steps += mounts.mount_step(m, i, mctx)
-    devs = linux.get("devices") or []
+        steps += mounts.mount_step(m, i, ctx, id_maps)
     if not _dev_is_bind(spec):
         steps += devices.device_steps(linux, userns)
-        steps += mounts.dev_steps(spec, dict(mctx, dev_is_tmpfs=True), devs)
+        steps += mounts.dev_steps(spec, linux.get("devices") or [], userns, ctx.host)
     return steps
 
 
@@ -151,51 +134,53 @@ def _uts_step(ns, key, value):
     return (key, key, value)
 
 
-def process_steps(proc, ctx, where="process", init_steps=(), after_ready=(), dev_console=False):
+def process_steps(proc, ctx, where="process", init_steps=(), after_ready=(), dev_console=False,
+                  report_exec=True, annotations=None):
     """What every container process gets, init or exec'd: attributes set as
     root, then the credentials, then ready/exec. The seccomp filter is
     loaded last, right before execve, so that a strict profile needs no
     syscall of the runtime's (without noNewPrivileges the caps step keeps
     CAP_SYS_ADMIN for it, which execve drops); with a listener it is loaded
     before `ready`, so that the agent gets its fd during create, as with
-    runc."""
+    runc. report_exec: the helper waits for the execve (run, exec);
+    annotations: the config's, for the state sent to a seccomp agent."""
     steps = list(init_steps)
     steps += process.tuning_steps(proc, where)
     steps += process.rlimit_steps(proc, where)
-    steps += process.lsm_steps(proc, where)
-    if proc.get("terminal") and ctx.get("console_fd") is not None:
-        steps.append(process.console_step(proc, ctx["console_fd"], where, dev_console))
+    steps += process.lsm_steps(proc, ctx.host, where)
+    if proc.get("terminal") and ctx.console_fd is not None:
+        steps.append(process.console_step(proc, ctx.console_fd, where, dev_console))
     elif proc.get("terminal"):
         raise OcirtError("a terminal needs --console-socket (or `run` in the foreground)",
                          f"{where}.terminal")
-    steps.append(process.cwd_step(proc, where, ctx.get("create_cwd", True)))
+    steps.append(process.cwd_step(proc, where, ctx.create_cwd))
     nnp = bool(proc.get("noNewPrivileges"))
-    seccomp = ctx.get("seccomp")
+    seccomp = ctx.seccomp
     notify = _notify(ctx)
     steps += process.home_steps(proc, where)
-    steps += process.cred_steps(proc, where, keep_admin=seccomp is not None and not nnp)
+    steps += process.cred_steps(proc, ctx.host.last_cap, where, keep_admin=seccomp is not None and not nnp)
     lookup, exec_ = process.exec_steps(proc, where)
     steps += lookup
     if nnp:
         steps.append(("nnp", f"{where}.noNewPrivileges"))
     # close-on-exec only: the runtime's own fds work until execve
-    steps.append(("close-fds", where, 3 + int(ctx.get("preserve_fds") or 0)))
+    steps.append(("close-fds", where, 3 + ctx.preserve_fds))
     if notify:
-        steps.append(_seccomp_step(seccomp, ctx))
-    steps.append(("ready", where, int(bool(ctx.get("report_exec")))))
+        steps.append(_seccomp_step(seccomp, ctx, annotations))
+    steps.append(("ready", where, int(report_exec)))
     steps += after_ready
     steps += process.affinity(proc, "final", where)
     if seccomp is not None and not notify:
-        steps.append(_seccomp_step(seccomp, ctx))
+        steps.append(_seccomp_step(seccomp, ctx, annotations))
     steps += exec_
     return steps
 
 
 def _notify(ctx):
-    return ctx.get("seccomp") is not None and bool(ctx["seccomp"].listener_path)
+    return ctx.seccomp is not None and bool(ctx.seccomp.listener_path)
 
 
-def _seccomp_step(c, ctx):
+def _seccomp_step(c, ctx, annotations):
     """Load the filter; with a listener, send it the fd and the state,
     whose pid (twice in it) only the helper knows: the payload travels in
     parts that ocirt-init joins with that pid."""
@@ -203,16 +188,16 @@ def _seccomp_step(c, ctx):
         return ("seccomp", "linux.seccomp", c.flags, c.bpf, 0)
     from ocirt.plan.seccomp import notify_state
     token = int.from_bytes(os.urandom(8), "little") | 1 << 63  # cannot occur by chance
-    state = {"ociVersion": SPEC_VERSION, "id": ctx.get("id", ""), "status": "creating", "pid": token,
-             "bundle": ctx.get("bundle", "")}
-    if ctx.get("annotations"):
-        state["annotations"] = ctx["annotations"]
+    state = {"ociVersion": SPEC_VERSION, "id": ctx.id, "status": "creating", "pid": token,
+             "bundle": ctx.bundle}
+    if annotations:
+        state["annotations"] = annotations
     parts = notify_state(state, c).decode().split(str(token))
     return ("seccomp", "linux.seccomp", c.flags, c.bpf, *argv_fields(parts))
 
 
 def _listener_steps(ctx):
-    c = ctx.get("seccomp")
+    c = ctx.seccomp
     if c is None or not c.listener_path:
         return []
     return [("seccomp-listener", "linux.seccomp.listenerPath", c.listener_path)]
@@ -221,12 +206,12 @@ def _listener_steps(ctx):
 def _cgroup_steps(ctx):
     # leave-cgroup: opened now, written by a waiting helper after the clone
     # hold: the helper waits for its cgroup to be made around it (systemd)
-    steps = [("hold", "linux.cgroupsPath")] if ctx.get("cgroup_hold") else []
-    steps += [("leave-cgroup", "linux.cgroupsPath", f) for f in ctx.get("cgroup_leave", ())]
-    steps += [("cgroup", "linux.cgroupsPath", f) for f in ctx.get("cgroup_files", ())]
-    steps += [("cgroup", "linux.intelRdt", f) for f in ctx.get("rdt_tasks", ())]
-    if ctx.get("cgroup_v2_dir"):
-        steps.append(("cgroup2", "linux.cgroupsPath", ctx["cgroup_v2_dir"]))
+    steps = [("hold", "linux.cgroupsPath")] if ctx.cgroup_hold else []
+    steps += [("leave-cgroup", "linux.cgroupsPath", f) for f in ctx.cgroup_leave]
+    steps += [("cgroup", "linux.cgroupsPath", f) for f in ctx.cgroup_files]
+    steps += [("cgroup", "linux.intelRdt", f) for f in ctx.rdt_tasks]
+    if ctx.cgroup_v2_dir:
+        steps.append(("cgroup2", "linux.cgroupsPath", ctx.cgroup_v2_dir))
     return steps
 
 
@@ -239,8 +224,7 @@ def exec_plan(ns_paths, proc, ctx):
     order = {t: i for i, t in enumerate(namespaces.JOIN_ORDER)}
     for t, path in sorted(ns_paths, key=lambda x: order[x[0]]):
         steps.append(("setns", "linux.namespaces", path, t))
-    mode = CLONE_WAIT if ctx.get("wait") else CLONE_DETACH
-    ctx = dict(ctx, report_exec=True)
+    mode = CLONE_WAIT if ctx.wait else CLONE_DETACH
     steps.append(("clone", "process", 0, mode))
     steps += keyring.exec_steps(ctx)
     steps += process_steps(proc, ctx)

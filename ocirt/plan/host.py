@@ -4,15 +4,16 @@ Asking for one that cannot be honoured is an error: a runtime must not
 silently ignore a field (config.md, Valid values)."""
 from ocirt.errors import OcirtError, jpath
 
+NO_RESCTRL = "no resctrl filesystem is mounted on this host (Intel RDT)"
 
-def check(linux, ns):
-    """ns: {type: path or None} of linux.namespaces."""
-    if linux.get("intelRdt") is not None:
-        from ocirt.intelrdt import mount_point
-        mount_point()  # raises when this host has no resctrl
+
+def check(linux, ns, host):
+    """ns: {type: path or None} of linux.namespaces; host: the Host."""
+    if linux.get("intelRdt") is not None and host.resctrl is None:
+        raise OcirtError(NO_RESCTRL, "linux.intelRdt")
     if linux.get("netDevices"):
         net_devices(linux["netDevices"], ns)
-    if linux.get("mountLabel") and not selinux_enabled():
+    if linux.get("mountLabel") and not host.selinux:
         raise OcirtError("selinux is not enabled on this host", "linux.mountLabel")
 
 
@@ -46,20 +47,3 @@ def _ifname(name, where, template):
     if bad:
         what = "a network interface name or a template with one %d" if template else "a network interface name"
         raise OcirtError(f'"{name}" is not {what} (1-15 bytes, none of / : or blanks)', where)
-
-
-def selinux_enabled():
-    try:
-        with open("/sys/fs/selinux/enforce"):
-            return True
-    except OSError:
-        return False
-
-
-def bounding_set():
-    """The runtime's own capability bounding set: what it can grant."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("CapBnd:"):
-                return int(line.split()[1], 16)
-    return 0

@@ -10,7 +10,7 @@ KEY_OTH_SEARCH = 0x00000008
 
 def init_steps(ctx, userns):
     """The container's init makes the keyring searchable."""
-    if ctx.get("no_new_keyring"):
+    if ctx.no_new_keyring:
         return []
     return [_join(ctx, KEY_OTH_SEARCH if userns else KEY_USR_SEARCH)]
 
@@ -18,10 +18,10 @@ def init_steps(ctx, userns):
 def exec_steps(ctx):
     """An exec'd process joins it (or a new one, if it cannot find it) and
     leaves its permissions, as runc's; not in a container made without one."""
-    if ctx.get("no_new_keyring"):
+    if ctx.no_new_keyring:
         return []
     return [_join(ctx, 0)]
 
 
 def _join(ctx, perm_bits):
-    return ("keyring", "process", f"_ses.{ctx.get('id', '')}", perm_bits)
+    return ("keyring", "process", f"_ses.{ctx.id}", perm_bits)

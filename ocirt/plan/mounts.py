@@ -1,7 +1,6 @@
 """root, mounts, rootfsPropagation, maskedPaths, readonlyPaths and the
 default /dev of runtime-linux.md."""
 import os
-import stat
 
 from ocirt.errors import OcirtError, jpath
 from ocirt.plan.namespaces import format_map
@@ -101,8 +100,9 @@ def clean_dest(dest, where):
     return norm
 
 
-def mount_step(m, i, ctx):
-    """One entry of `mounts` as a "mount" step (or several)."""
+def mount_step(m, i, ctx, id_maps=()):
+    """One entry of `mounts` as a "mount" step (or several); id_maps: the
+    container's user namespace mappings (uid_map, gid_map text), if any."""
     where = jpath("mounts", i)
     dest = m.get("destination")
     if not dest:
@@ -110,30 +110,25 @@ def mount_step(m, i, ctx):
     dest = clean_dest(dest, jpath(where, "destination"))
     o = parse_options(m.get("options"), jpath(where, "options"))
     mtype = m.get("type") or ""
-    src = m.get("source") or ""
-    bind = bool(o["flags"] & MS_BIND) or mtype == "bind"
+    src, bind = _source(m, o, ctx.bundle)
     if mtype == "bind":
         mtype = ""
         o["flags"] |= MS_BIND
     if dest == "/dev" and not bind:
         o["flags"] &= ~MS_RDONLY  # filled first, made read-only last (finish_steps), as runc does
     _check_proc_dest(dest, mtype, bind, where)
-    idmap = _idmap(m, o, bind, where, ctx)
+    idmap = _idmap(m, o, bind, where, id_maps)
     if idmap and dest == "/proc":
         raise OcirtError("/proc cannot be an idmapped mount", jpath(where, "options"))
-    if mtype == "cgroup" and not ctx.get("cgroup2_host"):
+    if mtype == "cgroup" and not ctx.cgroup2_host:
         return _cgroup_v1_steps(m, o, dest, where, ctx)
     if mtype == "cgroup":
         mtype = "cgroup2"
     kind = "dir"
     if bind:
-        if not src.startswith("/"):
-            src = os.path.join(ctx["bundle"], src)
-        try:
-            st = os.stat(src)
-        except OSError as e:
-            raise OcirtError(f"bind source {src}: {e.strerror.lower()}", jpath(where, "source"))
-        kind = "dir" if stat.S_ISDIR(st.st_mode) else "file"
+        kind = ctx.host.sources.get(src, "not looked up")
+        if kind not in ("dir", "file"):
+            raise OcirtError(f"bind source {src}: {kind}", jpath(where, "source"))
     flags = o["flags"]
     remount = 0
     if bind and flags & ~(MS_BIND | MS_REC):
@@ -153,7 +148,31 @@ def mount_step(m, i, ctx):
              int("ridmap" in o["ext"])), step]
 
 
-def _idmap(m, o, bind, where, ctx):
+def _source(m, o, bundle):
+    """(source, is a bind): a bind's relative source is the bundle's."""
+    src = m.get("source") or ""
+    bind = bool(o["flags"] & MS_BIND) or m.get("type") == "bind"
+    if bind and not src.startswith("/"):
+        src = os.path.join(bundle, src)
+    return src, bind
+
+
+def bind_sources(spec, bundle):
+    """The host paths the bind mounts of `mounts` take, for the runtime to
+    look up (Host.sources). An entry with bad options is left to mount_step,
+    which names the field."""
+    paths = []
+    for i, m in enumerate(spec.get("mounts") or []):
+        try:
+            src, bind = _source(m, parse_options(m.get("options"), jpath("mounts", i)), bundle)
+        except OcirtError:
+            continue
+        if bind:
+            paths.append(src)
+    return paths
+
+
+def _idmap(m, o, bind, where, id_maps):
     """(uid_map, gid_map) text of an idmapped mount, or None. The mount's own
     mappings win; else the container's user namespace ones (config.md)."""
     uids, gids = m.get("uidMappings"), m.get("gidMappings")
@@ -166,8 +185,8 @@ def _idmap(m, o, bind, where, ctx):
         raise OcirtError("uidMappings and gidMappings must be given together", jpath(where, missing))
     if uids:
         return format_map(uids), format_map(gids)
-    if ctx.get("id_maps"):
-        return ctx["id_maps"]
+    if id_maps:
+        return id_maps
     raise OcirtError("an idmapped mount needs uidMappings and gidMappings, "
                      "or a new user namespace whose mappings it takes", jpath(where, "options"))
 
@@ -190,7 +209,7 @@ def _cgroup_v1_steps(m, o, dest, where, ctx):
     container's own cgroup in every hierarchy (what runc does)."""
     base = o["flags"] & (MS_NOSUID | MS_NODEV | MS_NOEXEC)
     steps = [("mount", where, "tmpfs", dest, "tmpfs", base, "mode=755", "dir", 0, 0, 0, 0, "")]
-    for name, host_dir in ctx.get("cgroup_dirs", ()):
+    for name, host_dir in ctx.cgroup_dirs:
         sub = f"{dest}/{name}"
         remount = MS_BIND | MS_REMOUNT | base | (o["flags"] & MS_RDONLY)
         steps.append(("mount", where, host_dir, sub, "", MS_BIND, "", "dir", remount, 0, 0, 0, ""))
@@ -209,7 +228,7 @@ def rootfs_steps(spec, ctx):
     prop = ROOTFS_PROPAGATION.get(prop_name, MS_SLAVE | MS_REC)
     if prop & MS_UNBINDABLE:
         prop = MS_SLAVE | MS_REC  # the rootfs must be bindable; / is made unbindable after pivot_root
-    rootfs = ctx["rootfs"]
+    rootfs = ctx.rootfs
     steps = [("rootprop", "linux.rootfsPropagation", prop)]
     if prop & MS_SHARED:
         steps.append(("parent-private", "root.path", rootfs))
@@ -227,11 +246,9 @@ def dev_mount(spec):
     return None
 
 
-def dev_steps(spec, ctx, devices):
-    """Default devices and /dev symlinks, unless /dev is the host's; the
-    file the console is bound on, made now as /dev may become read-only."""
-    if not ctx.get("dev_is_tmpfs"):
-        return []
+def dev_steps(spec, devices, userns, host):
+    """Default devices and /dev symlinks of a /dev that is not the host's;
+    the file the console is bound on, made now as /dev may become read-only."""
     steps = []
     if (spec.get("process") or {}).get("terminal"):
         steps.append(("mkfile", "process.terminal", "/dev/console"))
@@ -239,13 +256,13 @@ def dev_steps(spec, ctx, devices):
     for path, major, minor in DEFAULT_DEVICES:
         if path in listed:
             continue
-        if ctx.get("userns"):
+        if userns:
             steps.append(("binddev", "linux.devices", path))
         else:
             steps.append(("mknod", "linux.devices", path, "c", major, minor, 0o666, 0, 0, "replace"))
     for target, link in DEV_SYMLINKS:
         steps.append(("symlink", "linux", target, link))
-    if os.path.exists("/proc/kcore"):
+    if host.kcore:
         steps.append(("symlink", "linux", "/proc/kcore", "/dev/core"))
     steps.append(("symlink", "linux", "pts/ptmx", "/dev/ptmx"))
     return steps

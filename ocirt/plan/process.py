@@ -3,7 +3,6 @@ scheduler, ioPriority, execCPUAffinity, personality, LSM labels, terminal,
 cwd, env, args."""
 from ocirt.errors import OcirtError, jpath
 from ocirt.plan import argv_fields
-from ocirt.plan.host import selinux_enabled
 
 CAPABILITIES = (
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
@@ -33,17 +32,9 @@ IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE
 PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
 
 
-def _last_cap():
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
-    except OSError:
-        return len(CAPABILITIES) - 1
-
-
-def cap_masks(caps, where="process.capabilities"):
-    """{set: bitmask}; unknown names are errors, names the kernel lacks are dropped."""
-    last = _last_cap()
+def cap_masks(caps, last=len(CAPABILITIES) - 1, where="process.capabilities"):
+    """{set: bitmask}; unknown names are errors, names the kernel lacks
+    (above `last`, its highest capability number) are dropped."""
     masks = {}
     for s in CAP_SETS:
         mask = 0
@@ -85,12 +76,13 @@ def _id(value, where):
     return value
 
 
-def cred_steps(proc, where="process", keep_admin=False):
+def cred_steps(proc, last_cap=len(CAPABILITIES) - 1, where="process", keep_admin=False):
     """Bounding set, then uid/gids (keeping caps), then the other sets
-    (keep_admin: with CAP_SYS_ADMIN effective until execve, for seccomp)."""
+    (keep_admin: with CAP_SYS_ADMIN effective until execve, for seccomp);
+    last_cap: the kernel's highest capability number."""
     user = proc.get("user") or {}
     w = jpath(where, "user")
-    caps = cap_masks(proc.get("capabilities"), jpath(where, "capabilities"))
+    caps = cap_masks(proc.get("capabilities"), last_cap, jpath(where, "capabilities"))
     umask = user.get("umask")
     groups = [_id(int(g), jpath(w, "additionalGids")) for g in user.get("additionalGids") or []]
     return [
@@ -217,28 +209,20 @@ def personality_steps(linux):
     return [("personality", "linux.personality", PERSONALITY_DOMAINS[dom])]
 
 
-def lsm_steps(proc, where="process"):
+def lsm_steps(proc, host, where="process"):
     """AppArmor profile / SELinux label for the exec, where the LSM is on."""
     steps = []
     prof = proc.get("apparmorProfile")
     if prof:
-        if not _apparmor_enabled():
+        if not host.apparmor:
             raise OcirtError("apparmor is not enabled on this host", jpath(where, "apparmorProfile"))
         steps.append(("lsm", jpath(where, "apparmorProfile"), "exec", f"exec {prof}"))
     label = proc.get("selinuxLabel")
     if label:
-        if not selinux_enabled():
+        if not host.selinux:
             raise OcirtError("selinux is not enabled on this host", jpath(where, "selinuxLabel"))
         steps.append(("lsm", jpath(where, "selinuxLabel"), "exec", label))
     return steps
-
-
-def _apparmor_enabled():
-    try:
-        with open("/sys/module/apparmor/parameters/enabled") as f:
-            return f.read().startswith("Y")
-    except OSError:
-        return False
 
 
 def affinity(proc, which, where="process"):

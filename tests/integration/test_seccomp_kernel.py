@@ -14,7 +14,8 @@ import threading
 import pytest
 
 from ocirt._native._lib import ffi, lib
-from ocirt.plan.seccomp import compile_seccomp, notify_state
+from ocirt.plan.seccomp import notify_state
+from ocirt.seccomp import compile_seccomp
 
 PODMAN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                       "conformance", "fixtures", "clients", "podman-config.json")

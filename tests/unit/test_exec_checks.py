@@ -10,7 +10,8 @@ import pytest
 
 from ocirt.errors import OcirtError
 from ocirt.plan import build, process
-from ocirt.plan.seccomp import compile_seccomp
+from ocirt.plan.context import Context
+from ocirt.seccomp import compile_seccomp
 from ocirt.validate import validate_process
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -78,6 +79,6 @@ def test_exec_reaches_the_seccomp_agent_before_joining_the_mount_namespace():
     """listenerPath is a host path: inside the container it names nothing."""
     sec = compile_seccomp({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock",
                            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]})
-    steps = build.exec_plan([("mount", "/proc/1/ns/mnt")], dict(PROC, noNewPrivileges=True), {"seccomp": sec})
+    steps = build.exec_plan([("mount", "/proc/1/ns/mnt")], dict(PROC, noNewPrivileges=True), Context(seccomp=sec))
     names = [s[0] for s in steps]
     assert names.index("seccomp-listener") < names.index("setns") < names.index("clone")

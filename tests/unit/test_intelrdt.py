@@ -9,6 +9,7 @@ import pytest
 from ocirt import intelrdt
 from ocirt.errors import OcirtError
 from ocirt.plan import build
+from ocirt.plan.context import Context
 
 
 class FakeResctrl:
@@ -235,7 +236,7 @@ def test_the_helper_joins_the_tasks_files_before_it_clones():
     """It writes 0 (itself) to each, so what it clones is born in the groups:
     the init at create, the process at exec."""
     proc = {"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}}
-    steps = build.exec_plan([], proc, {"rdt_tasks": ["/r/c1/tasks", "/r/c1/mon_groups/c1/tasks"]})
+    steps = build.exec_plan([], proc, Context(rdt_tasks=["/r/c1/tasks", "/r/c1/mon_groups/c1/tasks"]))
     assert [s[:3] for s in steps[:3]] == [("cgroup", "linux.intelRdt", "/r/c1/tasks"),
                                           ("cgroup", "linux.intelRdt", "/r/c1/mon_groups/c1/tasks"),
                                           ("clone", "process", 0)]

@@ -8,6 +8,7 @@ import pytest
 from ocirt import netdevices as nd
 from ocirt.errors import OcirtError
 from ocirt.plan import build, host
+from ocirt.plan.context import Context, Host
 
 NEW_NET = {"network": None, "mount": None}
 
@@ -29,7 +30,7 @@ def test_valid_devices_pass():
 def test_needs_a_network_namespace():
     assert where({"eth0": {}}, {"mount": None})[0] == "linux.netDevices"
     with pytest.raises(OcirtError, match="linux.netDevices"):
-        host.check({"netDevices": {"eth0": {}}}, {"mount": None})
+        host.check({"netDevices": {"eth0": {}}}, {"mount": None}, Host())
 
 
 @pytest.mark.parametrize("bad", ["", "a" * 16, ".", "..", "a/b", "a:1", "a b", "a\tb", "é" * 8, "eth%d"])
@@ -57,7 +58,7 @@ def test_plan_stops_for_the_runtime_to_move_them():
     s = {"process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
          "root": {"path": "rootfs"},
          "linux": {"namespaces": [{"type": t} for t in ("pid", "mount", "network")]}}
-    ctx = {"rootfs": "/r", "bundle": "/b", "fifo": "/s/exec.fifo", "id": "c1"}
+    ctx = Context(rootfs="/r", bundle="/b", fifo="/s/exec.fifo", id="c1")
     assert "hooks" not in [st[0] for st in build.create_plan(s, ctx)]
     s["linux"]["netDevices"] = {"eth0": {}}
     steps = [st[0] for st in build.create_plan(s, ctx)]

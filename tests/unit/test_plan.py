@@ -6,6 +6,7 @@ import pytest
 
 from ocirt.errors import OcirtError
 from ocirt.plan import build, devices, encode, hooks, host, mounts, process, sysctl
+from ocirt.plan.context import Context, Host
 from ocirt.plan.seccomp import Compiled
 
 SPEC = {
@@ -18,6 +19,13 @@ SPEC = {
               "maskedPaths": ["/proc/kcore"], "readonlyPaths": ["/proc/sys"]},
 }
 CTX = {"rootfs": "/r", "bundle": "/b", "fifo": "/s/exec.fifo", "id": "c1"}
+
+
+def context(s=None, **fields):
+    """The create Context of CTX and fields, whose Host (unless given) says
+    that each bind source of s is a directory."""
+    host = Host(sources={p: "dir" for p in mounts.bind_sources(s or {}, "/b")})
+    return Context(**dict(CTX, host=host) | fields)
 
 
 def spec(**changes):
@@ -36,7 +44,8 @@ def names(steps):
 
 
 def plan(s=None, **ctx):
-    return build.create_plan(s or spec(), dict(CTX, **ctx))
+    s = s or spec()
+    return build.create_plan(s, context(s, **ctx))
 
 
 def where_error(fn, *args):
@@ -69,7 +78,7 @@ def test_a_waiting_helper_opens_its_way_back_before_joining_anything():
     s = spec(linux__namespaces=SPEC["linux"]["namespaces"][:1] + [{"type": "mount", "path": "/proc/1/ns/mnt"}])
     n = names(plan(s, fifo=None, wait=True, **ctx))
     assert n.index("leave-cgroup") < n.index("setns")
-    n = names(build.exec_plan([("mount", "/proc/1/ns/mnt")], SPEC["process"], dict(ctx, wait=True)))
+    n = names(build.exec_plan([("mount", "/proc/1/ns/mnt")], SPEC["process"], Context(wait=True, **ctx)))
     assert n.index("leave-cgroup") < n.index("cgroup") < n.index("setns") < n.index("clone")
 
 
@@ -98,7 +107,7 @@ def test_without_a_mount_namespace_nothing_is_mounted():
         bad = spec(**{**dict(linux__namespaces=[{"type": "pid"}], linux__maskedPaths=[],
                              linux__readonlyPaths=[], root__readonly=False), key: value})
         assert where_error(plan, bad) == key.replace("__", ".")
-    assert where_error(build.create_plan, s, dict(CTX, no_pivot=True)) == "linux.namespaces"
+    assert where_error(build.create_plan, s, context(s, no_pivot=True)) == "linux.namespaces"
 
 
 def test_default_devices_and_console_unless_dev_is_a_bind():
@@ -168,7 +177,7 @@ def test_seccomp_last_before_execve():
         assert names(steps)[-2:] == ["seccomp", "exec"]
         caps = [x for x in steps if x[0] == "caps"][0]
         assert caps[-1] == int(not nnp)  # CAP_SYS_ADMIN kept for loading it without nnp
-    steps = build.exec_plan([], SPEC["process"], {"seccomp": c, "wait": True})
+    steps = build.exec_plan([], SPEC["process"], Context(seccomp=c, wait=True))
     assert names(steps)[-2:] == ["seccomp", "exec"]
 
 
@@ -180,7 +189,7 @@ def test_clone_modes_and_exec_report():
     assert mode_and_keep(plan()) == (build.CLONE_CREATE, 0)
     assert mode_and_keep(plan(fifo=None, wait=True)) == (build.CLONE_WAIT, 1)
     for wait, mode in ((True, build.CLONE_WAIT), (False, build.CLONE_DETACH)):
-        assert mode_and_keep(build.exec_plan([], SPEC["process"], {"wait": wait})) == (mode, 1)
+        assert mode_and_keep(build.exec_plan([], SPEC["process"], Context(wait=wait))) == (mode, 1)
 
 
 def test_seccomp_notify_payload_and_listener_connect():
@@ -215,16 +224,16 @@ def test_mount_options():
 
 def test_bind_flags_become_a_remount(tmp_path):
     m = {"destination": "/x", "type": "bind", "source": str(tmp_path), "options": ["ro", "nodev", "rbind"]}
-    step = mounts.mount_step(m, 0, {"bundle": "/b"})[0]
+    step = mounts.mount_step(m, 0, context({"mounts": [m]}))[0]
     assert step[5] == mounts.MS_BIND | mounts.MS_REC
     assert step[8] == mounts.MS_BIND | mounts.MS_REMOUNT | mounts.MS_RDONLY | mounts.MS_NODEV
 
 
 def test_tmpcopyup_only_on_tmpfs(tmp_path):
     m = {"destination": "/etc", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]}
-    assert mounts.mount_step(m, 0, {})[0][-1] == "tmpcopyup"
+    assert mounts.mount_step(m, 0, Context())[0][-1] == "tmpcopyup"
     m = {"destination": "/etc", "type": "bind", "source": str(tmp_path), "options": ["tmpcopyup"]}
-    assert where_error(mounts.mount_step, m, 3, {"bundle": "/b"}) == "mounts[3].options"
+    assert where_error(mounts.mount_step, m, 3, context({"mounts": [m]})) == "mounts[3].options"
 
 
 USERNS = {"namespaces": SPEC["linux"]["namespaces"] + [{"type": "user"}],
@@ -268,20 +277,20 @@ def test_idmap_errors_name_the_field(tmp_path, m, where):
 
 def test_proc_destinations():
     m = {"destination": "/proc", "type": "tmpfs", "source": "tmpfs"}
-    assert where_error(mounts.mount_step, m, 0, {}) == "mounts[0].type"
+    assert where_error(mounts.mount_step, m, 0, Context()) == "mounts[0].type"
     m = {"destination": "/proc/sys/kernel", "type": "tmpfs", "source": "tmpfs"}
-    assert where_error(mounts.mount_step, m, 1, {}) == "mounts[1].destination"
+    assert where_error(mounts.mount_step, m, 1, Context()) == "mounts[1].destination"
     m = {"destination": "/proc/uptime", "type": "bind", "source": "/etc/hostname", "options": ["bind"]}
-    assert mounts.mount_step(m, 0, {"bundle": "/b"})[0][-1] == "in-proc"
+    assert mounts.mount_step(m, 0, context({"mounts": [m]}))[0][-1] == "in-proc"
     m = {"destination": "/proc", "type": "none", "source": "/proc", "options": ["rbind"]}
-    assert mounts.mount_step(m, 0, {})[0][-1] == "proc-source"  # the helper checks it is a procfs
+    assert mounts.mount_step(m, 0, context({"mounts": [m]}))[0][-1] == "proc-source"  # the helper checks it is a procfs
     m["uidMappings"] = m["gidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
-    assert where_error(mounts.mount_step, m, 2, {}) == "mounts[2].options"
+    assert where_error(mounts.mount_step, m, 2, context({"mounts": [m]})) == "mounts[2].options"
 
 
 def test_cgroup_v1_mount_binds_each_hierarchy():
     m = {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid"]}
-    steps = mounts.mount_step(m, 0, {"cgroup_dirs": [("cpu", "/sys/fs/cgroup/cpu/x")]})
+    steps = mounts.mount_step(m, 0, Context(cgroup_dirs=[("cpu", "/sys/fs/cgroup/cpu/x")]))
     assert [s[3] for s in steps] == ["/sys/fs/cgroup", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup"]
     assert steps[1][2] == "/sys/fs/cgroup/cpu/x" and steps[1][8] & mounts.MS_RDONLY
 
@@ -407,11 +416,11 @@ def test_a_new_session_keyring_first_thing_in_the_container():
 
 
 def test_exec_joins_the_keyring_unless_the_container_has_none():
-    steps = build.exec_plan([], SPEC["process"], {"wait": True, "id": "c1"})
+    steps = build.exec_plan([], SPEC["process"], Context(wait=True, id="c1"))
     n = names(steps)
     assert n.index("clone") + 1 == n.index("keyring")
     assert keyring_steps(steps) == [("keyring", "process", "_ses.c1", 0)]  # permissions left alone
-    steps = build.exec_plan([], SPEC["process"], {"wait": True, "id": "c1", "no_new_keyring": True})
+    steps = build.exec_plan([], SPEC["process"], Context(wait=True, id="c1", no_new_keyring=True))
     assert keyring_steps(steps) == []
 
 
@@ -427,14 +436,57 @@ def test_sysctl_needs_its_namespace():
         "linux.sysctl.kernel.hostname"
 
 
-def test_intel_rdt_and_mount_label_need_the_host_facility(monkeypatch, tmp_path):
-    from ocirt import intelrdt
-    (tmp_path / "mountinfo").write_text("22 1 0:21 / /proc rw - proc proc rw\n")
-    monkeypatch.setattr(intelrdt, "MOUNTINFO", str(tmp_path / "mountinfo"))
-    assert "resctrl" in str(pytest.raises(OcirtError, host.check, {"intelRdt": {"closID": "x"}}, {}).value)
-    monkeypatch.setattr(host, "selinux_enabled", lambda: False)
-    assert where_error(host.check, {"mountLabel": "system_u:object_r:x"}, {}) == "linux.mountLabel"
-    host.check({}, {})
+def test_intel_rdt_and_mount_label_need_the_host_facility():
+    rdt = {"intelRdt": {"closID": "x"}}
+    assert "resctrl" in str(pytest.raises(OcirtError, host.check, rdt, {}, Host()).value)
+    host.check(rdt, {}, Host(resctrl="/sys/fs/resctrl"))
+    assert where_error(host.check, {"mountLabel": "system_u:object_r:x"}, {}, Host()) == "linux.mountLabel"
+    host.check({"mountLabel": "system_u:object_r:x"}, {}, Host(selinux=True))
+    host.check({}, {}, Host())
+
+
+def test_capabilities_the_kernel_lacks_are_dropped():
+    caps = {"bounding": ["CAP_KILL", "CAP_BPF"]}
+    steps = build.exec_plan([], dict(SPEC["process"], capabilities=caps),
+                            Context(host=Host(last_cap=process.CAPABILITIES.index("CAP_KILL"))))
+    assert [x for x in steps if x[0] == "bounding"][0][2] == 1 << process.CAPABILITIES.index("CAP_KILL")
+
+
+def test_bind_sources_and_what_the_host_says_of_them():
+    s = spec(mounts=[{"destination": "/a", "type": "bind", "source": "data"},
+                     {"destination": "/b", "source": "/f", "options": ["rbind"]},
+                     {"destination": "/c", "type": "tmpfs", "source": "tmpfs"}])
+    assert mounts.bind_sources(s, "/b") == ["/b/data", "/f"]
+    steps = plan(s, host=Host(sources={"/b/data": "dir", "/f": "file"}), fifo=None)
+    kinds = {x[3]: x[7] for x in steps if x[0] == "mount" and x[1] in ("mounts[0]", "mounts[1]")}
+    assert kinds == {"/a": "dir", "/b": "file"}
+    e = pytest.raises(OcirtError, plan, s, host=Host(sources={"/b/data": "no such file or directory"})).value
+    assert (e.where, e.msg) == ("mounts[0].source", "bind source /b/data: no such file or directory")
+
+
+def test_a_host_without_kcore_gets_no_dev_core():
+    assert ("symlink", "linux", "/proc/kcore", "/dev/core") in plan()
+    assert "/dev/core" not in [x[-1] for x in plan(host=Host(kcore=False)) if x[0] == "symlink"]
+
+
+def test_plan_reads_nothing_of_the_host():
+    """plan/ is pure: no file opened, stat'ed or listed, no libseccomp, no
+    state root; ocirt/hostfacts.py gathers what it needs."""
+    import ast
+    import pathlib
+    allowed = {"json", "os", "struct", "ocirt", "ocirt.errors", "ocirt.record"}
+    banned_calls = {"open", "stat", "lstat", "exists", "isdir", "isfile", "islink", "listdir", "scandir",
+                    "uname", "readlink", "access", "getcwd", "abspath", "realpath"}
+    for path in pathlib.Path(build.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+                assert all(m in allowed or m.startswith("ocirt.plan") or m == "dataclasses" for m in mods), \
+                    (path.name, mods)
+            if isinstance(node, ast.Call):
+                f = node.func
+                name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+                assert name not in banned_calls, (path.name, node.lineno, name)
 
 
 def test_encode_format():
@@ -443,16 +495,15 @@ def test_encode_format():
 
 
 @pytest.mark.parametrize("plan", ["create", "exec"])
-def test_lsm_labels_are_written_by_the_process_as_root_before_its_credentials(monkeypatch, plan):
+def test_lsm_labels_are_written_by_the_process_as_root_before_its_credentials(plan):
     """An AppArmor profile and an SELinux label go to the process's own
     /proc/self/attr/exec (ocirt-init's op_lsm, through proc_write: the root of a
     procfs, reached by fd, as for oomScoreAdj), as root, before the user and
     capability steps."""
-    monkeypatch.setattr(process, "_apparmor_enabled", lambda: True)
-    monkeypatch.setattr(process, "selinux_enabled", lambda: True)
+    lsm = Host(apparmor=True, selinux=True)
     proc = dict(SPEC["process"], apparmorProfile="prof", selinuxLabel="system_u:system_r:t:s0", oomScoreAdj=5)
-    steps = (build.create_plan(spec(process=proc), CTX) if plan == "create"
-             else build.exec_plan([], proc, {"wait": True}))
+    steps = (build.create_plan(spec(process=proc), context(host=lsm)) if plan == "create"
+             else build.exec_plan([], proc, Context(wait=True, host=lsm)))
     lsm = [s for s in steps if s[0] == "lsm"]
     assert lsm == [("lsm", "process.apparmorProfile", "exec", "exec prof"),
                    ("lsm", "process.selinuxLabel", "exec", "system_u:system_r:t:s0")]

@@ -9,7 +9,8 @@ import pytest
 
 from ocirt.errors import OcirtError
 from ocirt.plan import seccomp as S
-from ocirt.plan.seccomp import compile_seccomp, notify_state
+from ocirt.plan.seccomp import notify_state
+from ocirt.seccomp import compile_seccomp
 
 PODMAN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                       "conformance", "fixtures", "clients", "podman-config.json")
@@ -202,7 +203,7 @@ def test_cache_key_is_canonical_and_content_addressed(tmp_path):
 
 def test_cache_hit_does_not_load_libseccomp(tmp_path):
     compile_seccomp(podman(), str(tmp_path))
-    code = ("import json, sys; from ocirt.plan.seccomp import compile_seccomp;"
+    code = ("import json, sys; from ocirt.seccomp import compile_seccomp;"
             f"s = json.load(open({PODMAN!r}))['linux']['seccomp'];"
             f"c = compile_seccomp(s, {str(tmp_path)!r});"
             "print(len(c.bpf), 'ocirt._native._lib' in sys.modules, 'hashlib' in sys.modules)")

@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from ocirt.plan import build, encode, process, steps
+from ocirt.plan import build, encode, steps
+from ocirt.plan.context import Context, Host
 from ocirt.plan.seccomp import Compiled
 from ocirt.launch import INIT
 
@@ -34,7 +35,6 @@ def test_generated_header_is_current():
 
 def plans(tmp_path, monkeypatch):
     """Plans that between them take every step a planner has."""
-    monkeypatch.setattr(process, "_apparmor_enabled", lambda: True)
     proc = dict(PROC, terminal=True, oomScoreAdj=1, apparmorProfile="p", noNewPrivileges=True,
                 rlimits=[{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 10}],
                 scheduler={"policy": "SCHED_BATCH"}, ioPriority={"class": "IOPRIO_CLASS_BE", "priority": 1},
@@ -50,11 +50,12 @@ def plans(tmp_path, monkeypatch):
             "mounts": MOUNTS + [{"destination": "/data", "type": "bind", "source": str(tmp_path),
                                  "options": ["bind", "idmap"]}], "linux": linux, "hooks": hooks}
     notify = Compiled(b"\0" * 8, 0, "/run/agent.sock")
-    yield build.create_plan(spec, dict(CTX, console_fd=5, seccomp=notify, cgroup_hold=True,
-                                       cgroup_leave=["/l"], cgroup_files=["/c"], cgroup_v2_dir="/u"))
+    host = Host(apparmor=True, sources={str(tmp_path): "dir"})
+    yield build.create_plan(spec, Context(**CTX, console_fd=5, seccomp=notify, cgroup_hold=True, host=host,
+                                          cgroup_leave=["/l"], cgroup_files=["/c"], cgroup_v2_dir="/u"))
     spec = {"process": PROC, "root": {"path": "rootfs"}, "mounts": MOUNTS, "linux": {"namespaces": NS}}
-    yield build.create_plan(spec, dict(CTX, no_pivot=True, seccomp=Compiled(b"\0" * 8, 0)))
-    yield build.exec_plan([("ipc", "/proc/1/ns/ipc")], PROC, {"wait": True})
+    yield build.create_plan(spec, Context(**CTX, no_pivot=True, seccomp=Compiled(b"\0" * 8, 0)))
+    yield build.exec_plan([("ipc", "/proc/1/ns/ipc")], PROC, Context(wait=True, host=host))
 
 
 def test_every_step_the_planners_emit_is_declared(tmp_path, monkeypatch):

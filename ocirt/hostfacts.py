@@ -1,0 +1,73 @@
+"""The host facts a plan needs (ocirt.plan.context.Host), read once per
+create or exec: plan/ reads nothing of the host itself."""
+import os
+import stat
+
+from ocirt.errors import OcirtError
+from ocirt.plan.context import Host
+
+
+def gather(spec, bundle=""):
+    """The Host for spec (a config, or {"process": ...} for an exec): the
+    LSMs and resctrl are looked up only when it asks for them."""
+    proc = spec.get("process") or {}
+    linux = spec.get("linux") or {}
+    return Host(last_cap=_last_cap(), bounding=bounding_set(), kcore=os.path.exists("/proc/kcore"),
+                apparmor=bool(proc.get("apparmorProfile")) and _apparmor_enabled(),
+                selinux=bool(proc.get("selinuxLabel") or linux.get("mountLabel")) and _selinux_enabled(),
+                resctrl=_resctrl() if linux.get("intelRdt") is not None else None,
+                sources=_sources(spec, bundle) if spec.get("mounts") else {})
+
+
+def bounding_set():
+    """The runtime's own capability bounding set: what it can grant."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapBnd:"):
+                return int(line.split()[1], 16)
+    return 0
+
+
+def _last_cap():
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except OSError:
+        return Host().last_cap  # every capability ocirt knows
+
+
+def _apparmor_enabled():
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as f:
+            return f.read().startswith("Y")
+    except OSError:
+        return False
+
+
+def _selinux_enabled():
+    try:
+        with open("/sys/fs/selinux/enforce"):
+            return True
+    except OSError:
+        return False
+
+
+def _resctrl():
+    from ocirt.intelrdt import mount_point
+    try:
+        return mount_point()
+    except OcirtError:
+        return None
+
+
+def _sources(spec, bundle):
+    from ocirt.plan.mounts import bind_sources  # not for exec, whose hot path does without it
+    return {p: _kind(p) for p in bind_sources(spec, bundle)}
+
+
+def _kind(path):
+    """What a bind source is: "dir", "file", or why it cannot be used."""
+    try:
+        return "dir" if stat.S_ISDIR(os.stat(path).st_mode) else "file"
+    except OSError as e:
+        return e.strerror.lower()

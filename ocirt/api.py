@@ -1,7 +1,7 @@
 """ocirt from Python: run OCI containers without the command line.
 
     from ocirt.api import Runtime
-    rt = Runtime(root="/run/ocirt")              # runc's global flags
+    rt = Runtime()                               # runc's global flags and defaults
     with open("out.txt", "w+") as out:
         status = rt.run("demo", "bundles/busybox", stdout=out)  # create, start, wait, delete
     rt.create("web", "/srv/web"); rt.start("web")
@@ -123,18 +123,24 @@ class Runtime:
     systemd cgroup driver (cgroupsPath "slice:prefix:name"); log_file,
     log_format ("text" or "json"), debug: where warnings and, with debug,
     each stage go (runc's --log, --log-format, --debug); rootless: runc's
-    --rootless ("auto"; "true" is warned of and ignored)."""
+    --rootless, "true", "false" or "auto" (rootless when not root, or root
+    of a user namespace only): a rootless container goes without a cgroup
+    it has no permission for, when it asks for no limits. root None: as
+    runc, $XDG_RUNTIME_DIR/ocirt for a caller that is not root (made 01700),
+    else /run/ocirt."""
 
-    def __init__(self, root="/run/ocirt", *, systemd_cgroup=False, log_file="", log_format="text",
+    def __init__(self, root=None, *, systemd_cgroup=False, log_file="", log_format="text",
                  debug=False, rootless="auto"):
+        from ocirt import rootless as rl
         from ocirt.log import Log
+        self.log = Log(log_file, log_format, debug)
+        self.rootless = rl.is_rootless(rootless)
+        if not root:
+            root, xdg = rl.default_root()
+            if xdg:
+                rl.make_xdg_root(root)
         self.root = root
         self.systemd_cgroup = systemd_cgroup
-        self.log = Log(log_file, log_format, debug)
-        # runc's --rootless=true ignores cgroup permission errors; ocirt
-        # does not (auto and false, as root, are what ocirt does)
-        if rootless.lower() not in ("auto", "", "false", "f", "0"):
-            self.log.warn(f"--rootless={rootless}: ignored: cgroup permission errors are not ignored")
 
     # ---- the state root ------------------------------------------------------
 

@@ -232,7 +232,7 @@ class Runtime:
             self.log.debug(f"kill {id}: signal {signal} to "
                            f"{'every process of the cgroup' if all_processes else c.state['pid']}")
             if all_processes:
-                self._cgroup(c).kill_all(signal)
+                self._cgroup(c, "kill --all").kill_all(signal)
             else:
                 try:
                     os.kill(c.state["pid"], signal)
@@ -352,7 +352,7 @@ class Runtime:
 
     def ps(self, id) -> list:
         """The host pids of the container's processes."""
-        return self._cgroup(Container(self.root, id).load(lock=False)).pids()
+        return self._cgroup(Container(self.root, id).load(lock=False), "ps").pids()
 
     def stats(self, id) -> dict:
         """runc's stats document of the container's cgroup (cpu, memory, pids...)."""
@@ -371,15 +371,21 @@ class Runtime:
     def _running_cgroup(self, c):
         if c.status() == "stopped":
             raise WrongStatus(f"container with id {c.id} is not running")
-        return self._cgroup(c)
+        return self._cgroup(c, "stats and events")
 
     def _locked(self, id):
         return _Locked(Container(self.root, id))
 
     @staticmethod
-    def _cgroup(c):
+    def _cgroup(c, needed_by=None):
+        """The container's cgroup; if needed_by (a command that only a
+        cgroup can serve), a rootless container's lack of one is an error."""
         from ocirt import cgroups
-        return cgroups.from_state(c.state["cgroup"])
+        cg = cgroups.from_state(c.state["cgroup"])
+        if needed_by and cg.skipped:
+            from ocirt.cgroups.none import WHY
+            raise OcirtError(f"{needed_by}: {WHY}")
+        return cg
 
 
 class _Locked:

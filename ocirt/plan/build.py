@@ -43,7 +43,10 @@ def create_plan(spec, ctx):
     id_maps = namespaces.id_map_steps(linux, ns)
     mount_ns = "mount" in ns
     if mount_ns:
-        rootfs = _rootfs(spec, linux, dict(ctx, id_maps=tuple(s[2] for s in id_maps)), userns)
+        # a sysfs is the network namespace's: a new user namespace may mount one only in its own
+        own_netns = "network" in ns and not ns["network"]
+        rootfs = _rootfs(spec, linux, dict(ctx, id_maps=tuple(s[2] for s in id_maps),
+                                           sysfs_bind=bool(id_maps) and not own_netns), userns)
     else:
         rootfs = _shared_mount_ns(spec, ctx)
     # The idmapped mounts' user namespaces and the exec fifo come first,

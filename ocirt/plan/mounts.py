@@ -111,6 +111,11 @@ def mount_step(m, i, ctx):
     o = parse_options(m.get("options"), jpath(where, "options"))
     mtype = m.get("type") or ""
     src = m.get("source") or ""
+    if mtype == "sysfs" and ctx.get("sysfs_bind"):
+        # the kernel refuses a new sysfs to a user namespace that does not own
+        # the network namespace: the host's /sys, bound recursively (as runc)
+        mtype, src = "", "/sys"
+        o["flags"] |= MS_BIND | MS_REC
     bind = bool(o["flags"] & MS_BIND) or mtype == "bind"
     if mtype == "bind":
         mtype = ""

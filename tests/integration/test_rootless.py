@@ -84,6 +84,8 @@ def users():
 
 @pytest.fixture(params=[OCIRT, RUNC], ids=["ocirt", "runc"])
 def runtime(request):
+    if request.param == OCIRT == RUNC and request.param_index == 0:
+        pytest.skip("OCIRT is runc: its own parameter runs it")
     if not os.access(request.param, os.X_OK):
         pytest.skip(f"no {request.param}")
     return request.param
@@ -169,9 +171,11 @@ def test_run_as_a_user_is_root_of_its_own_user_namespace(rl):
     out = res.out.splitlines()
     assert out[0] == "0"
     assert out[1].split() == ["0", str(rl.user.uid), "1"]
-    assert out[2] == "ocirt" and out[3] == "1"     # the spec's hostname; the host's /sys, bound
+    with open(os.path.join(path, "config.json")) as f:
+        hostname = json.load(f)["hostname"]
+    assert out[2] == hostname and out[3] == "1"    # the spec's hostname; the host's /sys, bound
     assert out[4].startswith("crw-rw-rw-")          # the host's node, bound (no mknod in a userns)
-    if rl.runtime == OCIRT:
+    if rl.runtime != RUNC:
         assert "runs without a cgroup (rootless)" in res.err
     assert rl("list", "-q").out == ""               # run deleted it
 
@@ -211,7 +215,7 @@ def test_a_limit_without_a_cgroup_is_refused(rl):
     path, cid = rl.bundle("true", limit)
     res = rl("run", "--bundle", path, cid, check=False)
     assert res.rc == 1 and "memory" in res.err
-    if rl.runtime == OCIRT:
+    if rl.runtime != RUNC:
         assert "linux.resources.memory.limit: cannot be applied: a rootless container without a cgroup" in res.err
     assert rl("list", "-q").out == ""
 

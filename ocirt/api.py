@@ -1,7 +1,7 @@
 """ocirt from Python: run OCI containers without the command line.
 
     from ocirt.api import Runtime
-    rt = Runtime(root="/run/ocirt")              # runc's global flags
+    rt = Runtime()                               # runc's global flags and defaults
     with open("out.txt", "w+") as out:
         status = rt.run("demo", "bundles/busybox", stdout=out)  # create, start, wait, delete
     rt.create("web", "/srv/web"); rt.start("web")
@@ -111,18 +111,24 @@ class Runtime:
     systemd cgroup driver (cgroupsPath "slice:prefix:name"); log_file,
     log_format ("text" or "json"), debug: where warnings and, with debug,
     each stage go (runc's --log, --log-format, --debug); rootless: runc's
-    --rootless ("auto"; "true" is warned of and ignored)."""
+    --rootless, "true", "false" or "auto" (rootless when not root, or root
+    of a user namespace only): a rootless container goes without a cgroup
+    it has no permission for, when it asks for no limits. root None: as
+    runc, $XDG_RUNTIME_DIR/ocirt for a caller that is not root (made 01700),
+    else /run/ocirt."""
 
-    def __init__(self, root="/run/ocirt", *, systemd_cgroup=False, log_file="", log_format="text",
+    def __init__(self, root=None, *, systemd_cgroup=False, log_file="", log_format="text",
                  debug=False, rootless="auto"):
+        from ocirt import rootless as rl
         from ocirt.log import Log
+        self.log = Log(log_file, log_format, debug)
+        self.rootless = rl.is_rootless(rootless)
+        if not root:
+            root, xdg = rl.default_root()
+            if xdg:
+                rl.make_xdg_root(root)
         self.root = root
         self.systemd_cgroup = systemd_cgroup
-        self.log = Log(log_file, log_format, debug)
-        # runc's --rootless=true ignores cgroup permission errors; ocirt
-        # does not (auto and false, as root, are what ocirt does)
-        if rootless.lower() not in ("auto", "", "false", "f", "0"):
-            self.log.warn(f"--rootless={rootless}: ignored: cgroup permission errors are not ignored")
 
     # ---- the state root ------------------------------------------------------
 
@@ -214,7 +220,7 @@ class Runtime:
             self.log.debug(f"kill {id}: signal {signal} to "
                            f"{'every process of the cgroup' if all_processes else c.state['pid']}")
             if all_processes:
-                self._cgroup(c).kill_all(signal)
+                self._cgroup(c, "kill --all").kill_all(signal)
             else:
                 try:
                     os.kill(c.state["pid"], signal)
@@ -334,7 +340,7 @@ class Runtime:
 
     def ps(self, id) -> list:
         """The host pids of the container's processes."""
-        return self._cgroup(Container(self.root, id).load(lock=False)).pids()
+        return self._cgroup(Container(self.root, id).load(lock=False), "ps").pids()
 
     def stats(self, id) -> dict:
         """runc's stats document of the container's cgroup (cpu, memory, pids...)."""
@@ -353,15 +359,21 @@ class Runtime:
     def _running_cgroup(self, c):
         if c.status() == "stopped":
             raise WrongStatus(f"container with id {c.id} is not running")
-        return self._cgroup(c)
+        return self._cgroup(c, "stats and events")
 
     def _locked(self, id):
         return _Locked(Container(self.root, id))
 
     @staticmethod
-    def _cgroup(c):
+    def _cgroup(c, needed_by=None):
+        """The container's cgroup; if needed_by (a command that only a
+        cgroup can serve), a rootless container's lack of one is an error."""
         from ocirt import cgroups
-        return cgroups.from_state(c.state["cgroup"])
+        cg = cgroups.from_state(c.state["cgroup"])
+        if needed_by and cg.skipped:
+            from ocirt.cgroups.none import WHY
+            raise OcirtError(f"{needed_by}: {WHY}")
+        return cg
 
 
 class _Locked:

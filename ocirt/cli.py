@@ -11,7 +11,7 @@ from ocirt.errors import OcirtError
 # flag name -> (short alias, kind, default); kinds: bool, str, int, list
 GLOBAL_FLAGS = {
     "debug": (None, "bool", False), "log": (None, "str", ""), "log-format": (None, "str", "text"),
-    "root": (None, "str", "/run/ocirt"), "criu": (None, "str", "criu"),
+    "root": (None, "str", ""), "criu": (None, "str", "criu"),
     "systemd-cgroup": (None, "bool", False), "rootless": (None, "str", "auto"),
     "help": ("h", "bool", False), "version": ("v", "bool", False),
 }

@@ -16,11 +16,12 @@ HELP = {
     "debug": "enable debug logging: each stage, the helper's included, to the log",
     "log": "set the log file to write ocirt logs to (default: stderr)",
     "log-format": "set the log format ('text' (default), or 'json')",
-    "root": "root directory for storage of container state (default: \"/run/ocirt\")",
+    "root": "root directory for storage of container state (default: \"/run/ocirt\"; for a caller "
+            "that is not root: \"$XDG_RUNTIME_DIR/ocirt\")",
     "criu": "path to the criu binary used for checkpoint and restore (not built yet)",
     "systemd-cgroup": "use the systemd cgroup driver (cgroup v2; cgroupsPath slice:prefix:name)",
-    "rootless": "ignore cgroup permission errors ('true', 'false', or 'auto'): 'true' is warned of "
-                "and ignored",
+    "rootless": "ignore cgroup permission errors ('true', 'false', or 'auto': rootless when not root "
+                "or root of a user namespace only)",
     "help": "show help",
     "version": "print the version",
     "bundle": "path to the root of the bundle directory, defaults to the current directory",

@@ -55,7 +55,11 @@ class Creation:
         linux = self.spec["linux"]
         cgroup = cgroups.for_container(linux.get("cgroupsPath"), self.c.id, self.rt.systemd_cgroup)
         self._record_intent(cgroup)
-        found = cgroup.create(linux.get("resources"))   # undoes itself if it fails
+        if self.rt.rootless and not linux.get("cgroupsPath") and not self.rt.systemd_cgroup:
+            from ocirt.cgroups.none import create_rootless
+            cgroup, found = create_rootless(cgroup, linux.get("resources"), self.log)
+        else:
+            found = cgroup.create(linux.get("resources"))   # undoes itself if it fails
         self.cgroup = cgroup
         self.log.debug(f"create {self.c.id}: cgroup {' '.join(cgroup.unique_dirs())}")
         if found:

@@ -87,6 +87,8 @@ static int is_bind(struct rec *r)
  * namespace (idmapped ones as mapped trees) and send them on SOCK. */
 void send_bind_sources(struct run *run, pid_t pid, int first, int sock)
 {
+    if (run->self_binds)
+        return;
     int own = -1, k = 0;
     const char *where = report.where;
     for (int j = first; j < run->nrecs; j++) {
@@ -115,12 +117,35 @@ void send_bind_sources(struct run *run, pid_t pid, int first, int sock)
     report.where = where;
 }
 
+/* An unprivileged helper may not join the child's mount namespace (its
+ * user namespace is the child's): the child, the same host user, opens
+ * its bind sources itself, before its first mount, as the helper would. */
+static void open_bind_sources(struct run *run, int first)
+{
+    const char *where = report.where;
+    for (int j = first, k = 0; j < run->nrecs; j++) {
+        struct rec *r = &run->plan[j];
+        if (!is_bind(r))
+            continue;
+        report.where = r->argv[FIELD_WHERE];
+        if (has_word(r->argv[MOUNT_EXTRA], "idmapped"))
+            die("an idmapped mount needs the runtime to be root of the host's user namespace");
+        run->bind_fds[k] = open(r->argv[MOUNT_SRC], O_PATH | O_CLOEXEC);
+        CHECK(run->bind_fds[k++], "open bind source %s", r->argv[MOUNT_SRC]);
+    }
+    report.where = where;
+}
+
 /* Child: receive what send_bind_sources sends. */
 void recv_bind_sources(struct run *run, int first, int sock)
 {
     for (int j = first; j < run->nrecs; j++)
         run->n_binds += is_bind(&run->plan[j]);
     run->bind_fds = calloc(run->n_binds + 1, sizeof *run->bind_fds);
+    if (run->self_binds) {
+        open_bind_sources(run, first);
+        return;
+    }
     for (int k = 0; k < run->n_binds; k++)
         if ((run->bind_fds[k] = recv_fd(sock)) < 0)
             _exit(1); /* the helper failed: it reports why */

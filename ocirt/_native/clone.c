@@ -53,8 +53,15 @@ void op_uidmap(struct run *run, struct rec *r)
     map_ids(run, r, "uid_map");
 }
 
+/* Unprivileged, the kernel takes a gid map only once setgroups is denied
+ * (else a process could drop a group that denies it access). */
 void op_gidmap(struct run *run, struct rec *r)
 {
+    if (geteuid() != 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/setgroups", run->cloned);
+        write_file(path, "deny", 4);
+    }
     map_ids(run, r, "gid_map");
 }
 
@@ -135,6 +142,7 @@ static void __attribute__((noreturn)) child_start(struct run *run, struct rec *r
         close(run->leave_fds[j]); /* the helper's, as well */
     if (read(go, &run->host_pid, sizeof run->host_pid) != sizeof run->host_pid)
         _exit(1); /* the helper died: nothing to report to */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* our id maps are written: see op_clone */
     recv_bind_sources(run, i + 1, go);
     close(go);
     if (flags & CLONE_NEWUSER) {
@@ -197,7 +205,16 @@ void op_clone(struct run *run, struct rec *r)
         ca.flags |= CLONE_INTO_CGROUP;
         ca.cgroup = run->cgroup_fd;
     }
+    /* Unprivileged, the helper may write the id maps of a child it owns
+     * only while the child is dumpable (else its /proc files are the host
+     * root's): dumpable from the clone until `go`, which comes after the maps. */
+    int unprivileged_maps = (flags & CLONE_NEWUSER) && geteuid() != 0;
+    run->self_binds = unprivileged_maps; /* see open_bind_sources */
+    if (unprivileged_maps)
+        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
     pid_t pid = syscall(SYS_clone3, &ca, sizeof ca);
+    if (unprivileged_maps && pid != 0)
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     CHECK(pid, "clone");
     if (pid == 0) {
         close(go[0]);

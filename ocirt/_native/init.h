@@ -155,6 +155,7 @@ struct run {
     int idmap_userns[64], n_idmaps; /* see op_idmap_tree */
     char **idmap_args[64];
     int *bind_fds, n_binds, next_bind; /* see send_bind_sources */
+    int self_binds;  /* the child opens its bind sources itself (an unprivileged helper) */
 };
 
 #define CHECK(expr, ...)                                                    \

@@ -16,6 +16,8 @@ class Cgroup:
     cgroup2 directory) to its directory; several may share one directory."""
     version = 0
     holds_helper = False   # True: the cgroup is made around the helper (start_around)
+    skipped = False        # True: none (none.Skipped, a rootless container's)
+    rootless = False       # True: device rules the kernel refuses the caller are gone without
 
     def __init__(self, dirs, made=()):
         self.dirs = dirs
@@ -67,7 +69,13 @@ class Cgroup:
         fs.write_all(self._plan(resources, where, updating), self._write)
         if not updating or (resources.get("devices") is not None):
             from . import devices
-            self._set_devices(devices.rules(resources.get("devices"), where + ".devices"), where + ".devices")
+            try:
+                self._set_devices(devices.rules(resources.get("devices"), where + ".devices"), where + ".devices")
+            except fs.FsError as e:
+                # unprivileged, the kernel refuses device rules (runc ignores them rootless):
+                # a user namespace gets no device node of its own anyway
+                if not (self.rootless and e.errno in fs.DENIED):
+                    raise
 
     def _write(self, w):
         d = self._dir_for(w)

@@ -2,7 +2,7 @@
 attached before (new first, then the old detached: no window without a filter)."""
 import os
 
-from ..errors import OcirtError
+from .fs import FsError
 
 
 def set_device_filter(cgroup_dir, program, where):
@@ -14,8 +14,8 @@ def set_device_filter(cgroup_dir, program, where):
         prog = lib.ocirt_bpf_devprog_load(ffi.from_buffer(program), len(program) // 8, log, len(log))
         if prog < 0:
             detail = ffi.string(log).decode(errors="replace").strip().splitlines()
-            raise OcirtError(f"cannot load the eBPF device filter: {os.strerror(-prog)}"
-                             + (f" ({detail[-1]})" if detail else ""), where)
+            raise FsError(f"cannot load the eBPF device filter: {os.strerror(-prog)}"
+                          + (f" ({detail[-1]})" if detail else ""), where, -prog)
         try:
             _check(lib.ocirt_bpf_dev_attach(fd, prog), "attach", cgroup_dir, where)
         finally:
@@ -47,4 +47,4 @@ def _attached(lib, ffi, fd, where):
 
 def _check(rc, what, path, where):
     if rc < 0:
-        raise OcirtError(f"cannot {what} the eBPF device filter {path}: {os.strerror(-rc)}", where)
+        raise FsError(f"cannot {what} the eBPF device filter {path}: {os.strerror(-rc)}", where, -rc)

@@ -27,13 +27,21 @@ class Write:
         return (self.ctrl, self.file, self.value, self.where, self.check)
 
 
-class WriteError(OcirtError):
-    """A cgroup file refused a value; errno says why (EINVAL: not valid with
-    the values of the files it depends on)."""
+DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)  # the caller may not
+
+
+class FsError(OcirtError):
+    """cgroupfs refused an operation; errno says why (EACCES, EPERM, EROFS:
+    the caller may not, which a rootless create gets past)."""
 
     def __init__(self, msg, where, errno_):
         super().__init__(msg, where)
         self.errno = errno_
+
+
+class WriteError(FsError):
+    """A cgroup file refused a value (EINVAL: not valid with the values of
+    the files it depends on)."""
 
 
 # Files whose valid values depend on each other's current ones: the kernel
@@ -98,7 +106,7 @@ def write(path, value, where):
     except FileNotFoundError:
         raise OcirtError(f"not supported by this host: there is no {path}", where) from None
     except OSError as e:
-        raise OcirtError(f"cannot open {path}: {e.strerror}", where) from None
+        raise FsError(f"cannot open {path}: {e.strerror}", where, e.errno) from None
     try:
         os.write(fd, value.encode())
     except OSError as e:
@@ -133,7 +141,7 @@ def make_dirs(path, tries=3):
                                      "linux.cgroupsPath") from None
                 return made + make_dirs(path, tries - 1)
             except OSError as e:
-                raise OcirtError(f"cannot make cgroup {d}: {e.strerror}", "linux.cgroupsPath") from None
+                raise FsError(f"cannot make cgroup {d}: {e.strerror}", "linux.cgroupsPath", e.errno) from None
     except BaseException:
         for d in reversed(made):  # the caller never learns of these: undo them here
             remove_empty(d)

@@ -28,7 +28,10 @@ def create_plan(spec, ctx):
     id_maps = namespaces.id_map_steps(linux, ns)
     mount_ns = "mount" in ns
     if mount_ns:
-        rootfs = _rootfs(spec, linux, ctx, userns, tuple(s[2] for s in id_maps))
+        # a sysfs is the network namespace's: a new user namespace may mount one only in its own
+        own_netns = "network" in ns and not ns["network"]
+        rootfs = _rootfs(spec, linux, ctx, userns, tuple(s[2] for s in id_maps),
+                         sysfs_bind=bool(id_maps) and not own_netns)
     else:
         rootfs = _shared_mount_ns(spec, ctx)
     # The idmapped mounts' user namespaces and the exec fifo come first,
@@ -109,12 +112,13 @@ def ignored_without_mount_ns(spec):
     return fields
 
 
-def _rootfs(spec, linux, ctx, userns, id_maps):
-    """id_maps: (uid_map, gid_map) text of the container's user namespace, or ()."""
+def _rootfs(spec, linux, ctx, userns, id_maps, sysfs_bind):
+    """id_maps: (uid_map, gid_map) text of the container's user namespace, or ();
+    sysfs_bind: bind the host's /sys where a sysfs is asked for."""
     from ocirt.plan import devices, mounts
     steps = mounts.rootfs_steps(spec, ctx)
     for i, m in enumerate(spec.get("mounts") or []):
-        steps += mounts.mount_step(m, i, ctx, id_maps)
+        steps += mounts.mount_step(m, i, ctx, id_maps, sysfs_bind)
     if not _dev_is_bind(spec):
         steps += devices.device_steps(linux, userns)
         steps += mounts.dev_steps(spec, linux.get("devices") or [], userns, ctx.host)

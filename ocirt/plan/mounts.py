@@ -100,9 +100,10 @@ def clean_dest(dest, where):
     return norm
 
 
-def mount_step(m, i, ctx, id_maps=()):
+def mount_step(m, i, ctx, id_maps=(), sysfs_bind=False):
     """One entry of `mounts` as a "mount" step (or several); id_maps: the
-    container's user namespace mappings (uid_map, gid_map text), if any."""
+    container's user namespace mappings (uid_map, gid_map text), if any;
+    sysfs_bind: a sysfs becomes a bind of the host's."""
     where = jpath("mounts", i)
     dest = m.get("destination")
     if not dest:
@@ -110,6 +111,11 @@ def mount_step(m, i, ctx, id_maps=()):
     dest = clean_dest(dest, jpath(where, "destination"))
     o = parse_options(m.get("options"), jpath(where, "options"))
     mtype = m.get("type") or ""
+    if mtype == "sysfs" and sysfs_bind:
+        # the kernel refuses a new sysfs to a user namespace that does not own
+        # the network namespace: the host's /sys, bound recursively (as runc)
+        m, mtype = dict(m, source="/sys"), ""
+        o["flags"] |= MS_BIND | MS_REC
     src, bind = _source(m, o, ctx.bundle)
     if mtype == "bind":
         mtype = ""
@@ -159,8 +165,8 @@ def _source(m, o, bundle):
 
 def bind_sources(spec, bundle):
     """The host paths the bind mounts of `mounts` take, for the runtime to
-    look up (Host.sources). An entry with bad options is left to mount_step,
-    which names the field."""
+    look up (Host.sources), and /sys for a sysfs, which may become a bind of
+    it. An entry with bad options is left to mount_step, which names the field."""
     paths = []
     for i, m in enumerate(spec.get("mounts") or []):
         try:
@@ -169,6 +175,8 @@ def bind_sources(spec, bundle):
             continue
         if bind:
             paths.append(src)
+        elif m.get("type") == "sysfs":
+            paths.append("/sys")
     return paths
 
 

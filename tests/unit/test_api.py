@@ -130,9 +130,11 @@ def test_arguments_are_checked_before_anything_is_made(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_rootless_true_is_warned_of(tmp_path, capfd):
-    Runtime(str(tmp_path), rootless="true")
-    assert "--rootless=true: ignored" in capfd.readouterr().err
+def test_rootless_is_runcs_flag(tmp_path, capfd):
+    assert Runtime(str(tmp_path), rootless="true").rootless is True
+    assert Runtime(str(tmp_path), rootless="false").rootless is False
+    assert Runtime(str(tmp_path)).rootless is (os.geteuid() != 0)  # auto: root of the host here
+    assert capfd.readouterr().err == ""
 
 
 def test_results_are_plain_values():

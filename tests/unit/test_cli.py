@@ -21,7 +21,7 @@ def test_globals_stop_at_the_command():
 def test_defaults_are_runc_like():
     vals, rest = parse_flags([], GLOBAL_FLAGS)
     assert rest == []
-    assert vals["root"] == "/run/ocirt" and vals["log"] == "" and vals["log-format"] == "text"
+    assert vals["root"] == "" and vals["log"] == "" and vals["log-format"] == "text"
     assert vals["debug"] is False and vals["systemd-cgroup"] is False
     cvals, _ = parse_flags([], CREATE)
     assert cvals == {"bundle": ".", "console-socket": "", "pid-file": "", "no-pivot": False,
@@ -170,7 +170,12 @@ def test_list_of_an_empty_root(capsys, tmp_path):
     assert main(["--root", str(tmp_path / "none"), "list", "--format", "yaml"]) == 1
 
 
-@pytest.mark.parametrize("value,warned", [("auto", False), ("false", False), ("0", False), ("true", True)])
-def test_rootless_true_is_warned_of_as_ignored(value, warned, capsys, tmp_path):
+@pytest.mark.parametrize("value", ["auto", "false", "0", "true", "T"])
+def test_rootless_values_are_runcs(value, capsys, tmp_path):
     assert main(["--root", str(tmp_path), f"--rootless={value}", "list", "-q"]) == 0
-    assert ("--rootless" in capsys.readouterr().err) == warned
+    assert capsys.readouterr().err == ""
+
+
+def test_a_bad_rootless_value_is_named(capsys, tmp_path):
+    assert main(["--root", str(tmp_path), "--rootless=maybe", "list"]) == 1
+    assert capsys.readouterr().err == 'ocirt: invalid --rootless value "maybe": use true, false or auto\n'

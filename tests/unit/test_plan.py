@@ -509,3 +509,20 @@ def test_lsm_labels_are_written_by_the_process_as_root_before_its_credentials(pl
                    ("lsm", "process.selinuxLabel", "exec", "system_u:system_r:t:s0")]
     n = names(steps)
     assert n.index("oom") < n.index("lsm") < n.index("user") < n.index("caps")
+
+
+@pytest.mark.parametrize("netns,bound", [(None, True), ({"type": "network"}, False),
+                                         ({"type": "network", "path": "/proc/1/ns/net"}, True)])
+def test_sysfs_in_a_user_namespace_without_its_own_netns_is_the_hosts_bound(netns, bound):
+    """The kernel gives a new sysfs only to the netns' owner: as runc, a
+    recursive bind of the host's /sys instead, with the mount's flags."""
+    namespaces = [{"type": "mount"}, {"type": "user"}] + ([netns] if netns else [])
+    s = spec(mounts=[{"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["ro", "nosuid"]}],
+             linux__namespaces=namespaces, linux__uidMappings=[{"containerID": 0, "hostID": 1000, "size": 1}],
+             linux__gidMappings=[{"containerID": 0, "hostID": 1000, "size": 1}])
+    m = next(st for st in plan(s) if st[0] == "mount" and st[3] == "/sys")
+    if bound:
+        assert (m[2], m[4], m[5] & (mounts.MS_BIND | mounts.MS_REC)) == ("/sys", "", mounts.MS_BIND | mounts.MS_REC)
+        assert m[8] & (mounts.MS_RDONLY | mounts.MS_NOSUID) == mounts.MS_RDONLY | mounts.MS_NOSUID  # the remount
+    else:
+        assert (m[2], m[4]) == ("sysfs", "sysfs")

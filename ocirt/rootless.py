@@ -1,0 +1,61 @@
+"""runc's --rootless (true, false, auto) and its default state root. On
+the hot path of every command: os only."""
+import os
+
+from ocirt.errors import OcirtError
+
+ROOT = "/run/ocirt"
+_TRUE, _FALSE = ("1", "t", "true"), ("0", "f", "false")
+
+
+def parse(value):
+    """True, False, or None for auto (runc's parseBoolOrAuto)."""
+    v = (value or "").lower()
+    if v in ("", "auto"):
+        return None
+    if v in _TRUE or v in _FALSE:
+        return v in _TRUE
+    raise OcirtError(f'invalid --rootless value "{value}": use true, false or auto')
+
+
+def in_user_namespace(uid_map="/proc/self/uid_map"):
+    """In a user namespace that does not map the whole id range (the
+    initial one maps 0 0 4294967295): root there is not the host's root."""
+    try:
+        with open(uid_map) as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
+def is_rootless(value):
+    """runc's rule: forced by true or false; on auto, rootless when the
+    caller is not root or is root of a user namespace only."""
+    forced = parse(value)
+    if forced is not None:
+        return forced
+    return os.geteuid() != 0 or in_user_namespace()
+
+
+def default_root():
+    """The state root without --root, as runc chooses it: $XDG_RUNTIME_DIR/ocirt
+    for a caller that is not root, or is root of a user namespace and not
+    USER=root; else /run/ocirt (root of the host keeps it even with
+    XDG_RUNTIME_DIR=/run/user/0). -> (path, made in XDG_RUNTIME_DIR)."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if not xdg:
+        return ROOT, False
+    if os.geteuid() == 0 and (not in_user_namespace() or os.environ.get("USER") == "root"):
+        return ROOT, False
+    return os.path.join(xdg, "ocirt"), True
+
+
+def make_xdg_root(root):
+    """Owner-only, and sticky so that the XDG_RUNTIME_DIR cleanup (every 6
+    hours, of what is not) leaves it (runc does the same)."""
+    try:
+        os.makedirs(root, 0o700, exist_ok=True)
+        os.chmod(root, 0o1700)
+    except OSError as e:
+        raise OcirtError(f"{root}: {(e.strerror or str(e)).lower()}: the state root in $XDG_RUNTIME_DIR "
+                         "must be writable by the user (or give --root)") from None

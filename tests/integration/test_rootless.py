@@ -1,0 +1,289 @@
+"""Rootless containers: a throw-away user (made here, with /etc/subuid and
+/etc/subgid ranges; removed, and the files restored, after) runs busybox
+from `ocirt spec --rootless` through ocirt and through runc, with its
+state in $XDG_RUNTIME_DIR and no cgroup (this host delegates none). Then
+what it must not reach: capabilities of the host's user namespace, and
+another user's containers. Root runs the tests; the runtimes run as the user."""
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+
+from conftest import OCIRT, TIMEOUT, Result
+
+RUNC = "/usr/sbin/runc"
+ALL_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_MKNOD", "CAP_SETUID",
+            "CAP_SETGID", "CAP_SYS_ADMIN", "CAP_SYS_TIME", "CAP_NET_ADMIN", "CAP_SYS_CHROOT"]
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("setpriv"),
+                                reason="needs root, useradd and setpriv: makes a user to run as")
+
+
+class User:
+    """A throw-away user; run() is a command as that user, with its own
+    XDG_RUNTIME_DIR (owned by it, 0700, as systemd-logind makes it)."""
+
+    def __init__(self, name):
+        self.name = name
+        subprocess.run(["useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/bin/false",
+                        "--user-group", name], check=True, capture_output=True)
+        pw = pwd.getpwnam(name)
+        self.uid, self.gid = pw.pw_uid, pw.pw_gid
+        self.xdg = tempfile.mkdtemp(prefix=f"ocirt-xdg-{name}-")
+        os.chown(self.xdg, self.uid, self.gid)
+
+    def run(self, *argv, cwd=None, timeout=TIMEOUT):
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "XDG_RUNTIME_DIR": self.xdg, "USER": self.name,
+               "HOME": "/nonexistent"}
+        cmd = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups", "--", *argv]
+        # files, not pipes: a created container keeps inherited pipes open
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=cwd,
+                               timeout=timeout)
+            out.seek(0), err.seek(0)
+            p.stdout, p.stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+        return Result(list(argv), p)
+
+    def remove(self):
+        shutil.rmtree(self.xdg, ignore_errors=True)
+        subprocess.run(["userdel", self.name], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def users():
+    """Two users (the second to try the first's containers), each with a
+    subordinate range; /etc/subuid and /etc/subgid are restored after."""
+    saved = {}
+    for f in ("/etc/subuid", "/etc/subgid"):
+        saved[f] = open(f).read() if os.path.exists(f) else None
+    made = []
+    try:
+        for i in range(2):
+            made.append(User(f"ocrl{os.getpid() % 100000}{i}"))
+        for f in saved:
+            with open(f, "a") as out:
+                for i, u in enumerate(made):
+                    out.write(f"{u.name}:{400000 + 65536 * i}:65536\n")
+        yield made
+    finally:
+        for u in made:
+            u.remove()
+        for f, text in saved.items():
+            if text is None:
+                os.unlink(f)
+            else:
+                with open(f, "w") as out:
+                    out.write(text)
+
+
+@pytest.fixture(params=[OCIRT, RUNC], ids=["ocirt", "runc"])
+def runtime(request):
+    if request.param == OCIRT == RUNC and request.param_index == 0:
+        pytest.skip("OCIRT is runc: its own parameter runs it")
+    if not os.access(request.param, os.X_OK):
+        pytest.skip(f"no {request.param}")
+    return request.param
+
+
+class Rootless:
+    """One test's containers, run by `user` through `runtime`; cleaned up
+    by root (delete --force by id in the user's state root)."""
+
+    def __init__(self, runtime, user, rootfs):
+        self.runtime, self.user, self.rootfs = runtime, user, rootfs
+        self.base = tempfile.mkdtemp(prefix="ocirt-rl-")
+        os.chmod(self.base, 0o755)
+        os.chown(self.base, user.uid, user.gid)
+        self.made = []  # (root, id)
+
+    @property
+    def root(self):
+        """The runtime's default state root for this user (runc's rule)."""
+        return os.path.join(self.user.xdg, "runc" if self.runtime == RUNC else "ocirt")
+
+    def __call__(self, *args, user=None, check=True, **kw):
+        res = (user or self.user).run(self.runtime, *args, **kw)
+        if check and res.rc != 0:
+            raise AssertionError(f"failed: {res!r}")
+        return res
+
+    def bundle(self, script, edit=None):
+        """A bundle from `ocirt spec --rootless` (made as the user) running
+        sh -c script on the busybox rootfs; edit(config) changes it."""
+        cid = "rootless-" + uuid.uuid4().hex[:8]
+        path = os.path.join(self.base, cid)
+        os.mkdir(path)
+        os.chown(path, self.user.uid, self.user.gid)
+        spec = self.user.run(OCIRT, "spec", "--rootless", cwd=path)
+        assert spec.rc == 0, spec
+        cfg_path = os.path.join(path, "config.json")
+        with open(cfg_path) as f:
+            cfg = json.load(f)
+        cfg["root"]["path"] = self.rootfs
+        cfg["process"].update(terminal=False, args=["sh", "-c", script])
+        if edit:
+            edit(cfg)
+        with open(cfg_path, "w") as f:
+            json.dump(cfg, f)
+        self.made.append((self.root, cid))
+        return path, cid
+
+    def cleanup(self):
+        for root, cid in self.made:
+            subprocess.run([self.runtime, "--root", root, "delete", "--force", cid], capture_output=True)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@pytest.fixture
+def rl(runtime, users, busybox_rootfs):
+    r = Rootless(runtime, users[0], busybox_rootfs)
+    yield r
+    r.cleanup()
+
+
+def all_caps(cfg):
+    """Every capability a container could want, in its user namespace."""
+    cfg["process"]["capabilities"] = {k: list(ALL_CAPS) for k in ("bounding", "effective", "permitted")}
+
+
+def wait_status(rl, cid, want, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        res = rl("state", cid, check=False)
+        if res.rc == 0 and json.loads(res.out)["status"] == want:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+# ---- what works ---------------------------------------------------------------
+
+def test_run_as_a_user_is_root_of_its_own_user_namespace(rl):
+    path, cid = rl.bundle("id -u; cat /proc/self/uid_map; hostname; awk '$5 == \"/sys\"' /proc/self/mountinfo | wc -l; "
+                          "ls -l /dev/null")
+    res = rl("run", "--bundle", path, cid)
+    out = res.out.splitlines()
+    assert out[0] == "0"
+    assert out[1].split() == ["0", str(rl.user.uid), "1"]
+    with open(os.path.join(path, "config.json")) as f:
+        hostname = json.load(f)["hostname"]
+    assert out[2] == hostname and out[3] == "1"    # the spec's hostname; the host's /sys, bound
+    assert out[4].startswith("crw-rw-rw-")          # the host's node, bound (no mknod in a userns)
+    if rl.runtime != RUNC:
+        assert "runs without a cgroup (rootless)" in res.err
+    assert rl("list", "-q").out == ""               # run deleted it
+
+
+def test_the_state_root_is_the_users_own_in_xdg_runtime_dir(rl):
+    path, cid = rl.bundle("true")
+    rl("run", "--bundle", path, cid)
+    st = os.stat(rl.root)
+    assert (st.st_uid, st.st_mode & 0o7777) == (rl.user.uid, 0o1700)
+
+
+def test_create_start_state_ps_list_exec_kill_delete(rl):
+    path, cid = rl.bundle("echo started > /dev/shm/mark; sleep 1000")
+    rl("create", "--bundle", path, cid)
+    state = json.loads(rl("state", cid).out)
+    assert state["status"] == "created" and state["pid"] > 0
+    with open(f"/proc/{state['pid']}/status") as f:
+        uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
+    assert uids == [str(rl.user.uid)] * 4      # the host sees the user, not root
+    rl("start", cid)
+    assert wait_status(rl, cid, "running")
+    assert cid in rl("list", "-q").out.split()
+    assert rl("exec", cid, "sh", "-c", "id -u; cat /dev/shm/mark").out.split() == ["0", "started"]
+    # no cgroup here: ps (which lists the cgroup's processes) fails, for runc too
+    ps = rl("ps", cid, check=False)
+    assert ps.rc == 1 and "cgroup" in ps.err
+    rl("kill", cid, "KILL")
+    assert wait_status(rl, cid, "stopped")
+    rl("delete", cid)
+    assert rl("state", cid, check=False).rc != 0
+    assert rl("list", "-q").out == ""
+
+
+def test_a_limit_without_a_cgroup_is_refused(rl):
+    def limit(cfg):
+        cfg["linux"]["resources"] = {"memory": {"limit": 64 << 20}}
+    path, cid = rl.bundle("true", limit)
+    res = rl("run", "--bundle", path, cid, check=False)
+    assert res.rc == 1 and "memory" in res.err
+    if rl.runtime != RUNC:
+        assert "linux.resources.memory.limit: cannot be applied: a rootless container without a cgroup" in res.err
+    assert rl("list", "-q").out == ""
+
+
+# ---- what it must not reach ---------------------------------------------------------
+
+def test_a_host_file_of_root_stays_unwritable(rl):
+    """Root of the container, with every capability, is the user on the
+    host: a root-owned file bound in read-write stays root's and unwritten."""
+    d = tempfile.mkdtemp(prefix="ocirt-rl-host-")
+    os.chmod(d, 0o755)
+    victim = os.path.join(d, "victim")
+    with open(victim, "w") as f:
+        f.write("host\n")
+    os.chmod(victim, 0o644)
+
+    def edit(cfg):
+        all_caps(cfg)
+        # over a file the rootfs has (the user cannot make one in it)
+        cfg["mounts"].append({"destination": "/etc/group", "type": "bind", "source": victim,
+                              "options": ["bind", "rw"]})
+    try:
+        path, cid = rl.bundle("stat -c %u /etc/group; echo owned > /etc/group && echo WROTE; "
+                              "chown 0 /etc/group && echo CHOWNED; true", edit)
+        out = rl("run", "--bundle", path, cid).out
+        assert "WROTE" not in out and "CHOWNED" not in out
+        assert out.split()[0] == "65534"      # root of the host is unmapped: nobody
+        with open(victim) as f:
+            assert f.read() == "host\n"
+    finally:
+        shutil.rmtree(d)
+
+
+def test_no_device_node_and_no_host_hostname(rl):
+    """CAP_MKNOD and CAP_SYS_ADMIN of the container's user namespace: no
+    device node, and the host's uts namespace (shared here) refuses a name."""
+    host_name = os.uname().nodename
+
+    def edit(cfg):
+        all_caps(cfg)
+        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "uts"]
+        del cfg["hostname"]
+    path, cid = rl.bundle("mknod /dev/evil c 1 1 && echo MKNOD; hostname rootless-evil && echo RENAMED; "
+                          "echo 1 > /proc/sys/kernel/sysrq && echo SYSCTL; true", edit)
+    res = rl("run", "--bundle", path, cid)
+    assert "MKNOD" not in res.out and "RENAMED" not in res.out and "SYSCTL" not in res.out, res
+    assert os.uname().nodename == host_name
+
+
+def test_another_user_cannot_see_or_act_on_the_container(rl, users):
+    other = users[1]
+    path, cid = rl.bundle("sleep 1000")
+    rl("run", "--detach", "--bundle", path, cid)
+    pid = json.loads(rl("state", cid).out)["pid"]
+    for argv in (["list", "-q"], ["state", cid], ["kill", cid, "KILL"], ["delete", "--force", cid],
+                 ["exec", cid, "true"]):
+        res = rl("--root", rl.root, *argv, user=other, check=False)
+        assert res.rc != 0 or (argv[0] == "list" and cid not in res.out), res
+    # the same in a state root anyone may enter (--root in a shared directory)
+    shared = os.path.join(rl.base, "shared")
+    os.mkdir(shared, 0o1777)
+    os.chmod(shared, 0o1777)
+    path2, cid2 = rl.bundle("sleep 1000")
+    rl.made.append((os.path.join(shared, "root"), cid2))
+    rl("--root", os.path.join(shared, "root"), "run", "--detach", "--bundle", path2, cid2)
+    for argv in (["kill", cid2, "KILL"], ["delete", "--force", cid2], ["exec", cid2, "true"]):
+        assert rl("--root", os.path.join(shared, "root"), *argv, user=other, check=False).rc != 0
+    res = rl("--root", os.path.join(shared, "root"), "list", "-q", user=other, check=False)
+    assert res.rc != 0 or cid2 not in res.out
+    assert json.loads(rl("state", cid).out)["status"] == "running" and os.path.exists(f"/proc/{pid}")
+    assert json.loads(rl("--root", os.path.join(shared, "root"), "state", cid2).out)["status"] == "running"

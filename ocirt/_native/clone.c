@@ -1,12 +1,22 @@
 /* ocirt-init: the clone and the two stages after it; ready, the exec fifo's wait. */
 #include "init.h"
 
+/* Set up: the helper may go, and the init outlive it. A create's helper
+ * hears "r" first: the pipe's end without it means that we were killed,
+ * and that it must reap us (else a subreaper caller inherits a zombie). */
+static void release_helper(struct run *run)
+{
+    if (run->fifo_fd >= 0)
+        (void)!write(report.failed_fd, "r", 1);
+    close(report.failed_fd);
+    report.failed_fd = -1;
+}
+
 /* Block until `start` opens the fifo for reading; "0" tells it we are
  * here (a fifo nobody opened for writing reads as empty, too). */
 void op_fifo_wait(struct run *run, struct rec *r)
 {
-    close(report.failed_fd); /* set up: the helper may go, and the init outlive it */
-    report.failed_fd = -1;
+    release_helper(run);
     char p[64];
     fdpath(p, sizeof p, run->fifo_fd);
     report.start_fd = open(p, O_WRONLY | O_CLOEXEC);
@@ -31,10 +41,8 @@ void op_ready(struct run *run, struct rec *r)
 {
     char **a = r->argv;
     send_msg("ready", 5);
-    if (run->notified) { /* from here our syscalls may wait for the seccomp agent: */
-        close(report.failed_fd); /* the helper must not (exec -d by the agent itself) */
-        report.failed_fd = -1;
-    }
+    if (run->notified) /* from here our syscalls may wait for the seccomp agent: */
+        release_helper(run); /* the helper must not (exec -d by the agent itself) */
     if (strcmp(a[READY_KEEP], "1")) {
         close(report.sync_fd);
         report.sync_fd = -1;
@@ -172,7 +180,7 @@ static void __attribute__((noreturn)) helper_end(pid_t pid, int mode, int failed
         if (mode == 0)
             while ((n = read(failed, &c, 1)) < 0 && errno == EINTR)
                 ;
-        if (mode == 0 ? n == 1 : ran < 0)
+        if (mode == 0 ? !(n == 1 && c == 'r') : ran < 0)
             while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
                 ;
         _exit(0);

@@ -126,9 +126,10 @@ class Runtime:
     --rootless ("auto"; "true" is warned of and ignored)."""
 
     def __init__(self, root="/run/ocirt", *, systemd_cgroup=False, log_file="", log_format="text",
-                 debug=False, rootless="auto"):
+                 debug=False, rootless="auto", criu="criu"):
         from ocirt.log import Log
         self.root = root
+        self.criu = criu
         self.systemd_cgroup = systemd_cgroup
         self.log = Log(log_file, log_format, debug)
         # runc's --rootless=true ignores cgroup permission errors; ocirt
@@ -298,6 +299,23 @@ class Runtime:
             finally:
                 c.unlock()
         return None if code is None else ExitStatus(code)
+
+    # ---- checkpoint and restore (CRIU) ------------------------------------------
+
+    def checkpoint(self, id, **flags):
+        """Dump the running container's processes with CRIU: runc's
+        checkpoint flags by name (image_path, leave_running, pre_dump...,
+        see ocirt.checkpoint.Options). Unless it leaves the container
+        running (leave_running, pre_dump), the container is deleted after."""
+        from ocirt import checkpoint, criu, teardown
+        opts = checkpoint.Options(**flags)
+        criu.use(self.criu)
+        with self._locked(id) as c:
+            if c.status() not in ("running", "paused"):
+                raise WrongStatus("container is not running")
+            checkpoint.checkpoint(self.log, c, opts)
+            if not (opts.leave_running or opts.pre_dump):
+                teardown.destroy(self.log, c)
 
     # ---- the cgroup ----------------------------------------------------------
 

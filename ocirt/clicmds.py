@@ -241,3 +241,10 @@ def cmd_features(rt, flags, args):
     no_args(args, "features")
     print(jsonio.dumps_indent(features()))
     return 0
+
+
+# ---- checkpoint / restore ------------------------------------------------------
+
+def cmd_checkpoint(rt, flags, args):
+    rt.checkpoint(need_id(args, "checkpoint"), **{k.replace("-", "_"): v for k, v in flags.items()})
+    return 0

@@ -17,7 +17,16 @@ import subprocess
 
 from .errors import OcirtError
 
-CRIU = os.environ.get("OCIRT_CRIU", "/usr/sbin/criu")
+CRIU = "/usr/sbin/criu"
+
+
+def use(path):
+    """Use the criu of runc's --criu flag (a name is looked up in PATH)."""
+    global CRIU
+    if "/" not in path:
+        import shutil
+        path = shutil.which(path) or path
+    CRIU = path
 
 # criu_req_type
 DUMP, RESTORE, CHECK, PRE_DUMP, NOTIFY, FEATURE_CHECK, VERSION = 1, 2, 3, 4, 6, 9, 10
@@ -35,7 +44,7 @@ _OPTS = {
     "rst_sibling": (26, "bool"), "inherit_fd": (27, "msg:inherit_fd"),
     "manage_cgroups_mode": (34, "int"), "external": (37, "str"),
     "empty_ns": (38, "int"), "join_ns": (39, "msg:join_namespace"),
-    "lazy_pages": (48, "bool"), "orphan_pts_master": (50, "bool"),
+    "freeze_cgroup": (44, "str"), "lazy_pages": (48, "bool"), "orphan_pts_master": (50, "bool"),
     "lsm_profile": (53, "str"),
 }
 _SCHEMAS = {
@@ -45,7 +54,9 @@ _SCHEMAS = {
     "inherit_fd": {"key": (1, "str"), "fd": (2, "int")},
     "join_namespace": {"ns": (1, "str"), "ns_file": (2, "str"), "extra_opt": (3, "str")},
     "criu_req": {"type": (1, "int"), "opts": (2, "msg:criu_opts"),
-                 "notify_success": (3, "bool"), "keep_open": (4, "bool")},
+                 "notify_success": (3, "bool"), "keep_open": (4, "bool"),
+                 "features": (5, "msg:criu_features")},
+    "criu_features": {"mem_track": (1, "bool"), "lazy_pages": (2, "bool")},
 }
 
 
@@ -122,13 +133,15 @@ class Response:
         notify = decode(f[5][0]) if 5 in f else {}
         self.script = notify.get(1, [b""])[0].decode()
         self.notify_pid = notify.get(2, [0])[0]
+        feat = decode(f[8][0]) if 8 in f else {}
+        self.features = {"mem_track": bool(feat.get(1, [0])[0]), "lazy_pages": bool(feat.get(2, [0])[0])}
         ver = decode(f[10][0]) if 10 in f else {}
         self.version = tuple(ver.get(n, [0])[0] for n in (1, 2, 4))
 
 
 def missing():
     """Why CRIU cannot be used here, in one phrase, or None."""
-    if not os.access(CRIU, os.X_OK):
+    if "/" not in CRIU or not os.access(CRIU, os.X_OK):
         return "criu is not installed (%s not found)" % CRIU
     try:
         resp = call(CHECK)
@@ -139,7 +152,7 @@ def missing():
     return None
 
 
-def call(req_type, opts=None, notify=None, pass_fds=()):
+def call(req_type, opts=None, notify=None, pass_fds=(), features=None):
     """Run one request through a fresh `criu swrk`; answer notifications.
 
     notify(script, pid) is called for each notification CRIU sends
@@ -156,6 +169,8 @@ def call(req_type, opts=None, notify=None, pass_fds=()):
         req = {"type": req_type}
         if opts is not None:
             req["opts"] = opts
+        if features is not None:
+            req["features"] = features
         ours.sendall(encode("criu_req", req))
         while True:
             data = ours.recv(1 << 20)

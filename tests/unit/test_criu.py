@@ -14,7 +14,7 @@ OPTS = {"images_dir_fd": 5, "pid": 1234, "leave_running": True, "log_level": 4,
         "log_file": "dump.log", "root": "/r", "work_dir_fd": -1,
         "ext_mnt": [{"key": "/a", "val": "/a"}, {"key": "/b", "val": "/b"}],
         "manage_cgroups_mode": 3, "external": ["mnt[/x]:/x"], "empty_ns": 0x40000000,
-        "join_ns": [{"ns": "net", "ns_file": "/proc/1/ns/net"}]}
+        "join_ns": [{"ns": "net", "ns_file": "/proc/self/ns/net"}]}
 
 
 def _pycriu(script):
@@ -68,3 +68,56 @@ def test_version_over_swrk():
 def test_missing_names_an_absent_criu(monkeypatch):
     monkeypatch.setattr(criu, "CRIU", "/nonexistent/criu")
     assert criu.missing() == "criu is not installed (/nonexistent/criu not found)"
+
+
+# ---- ocirt.checkpoint: what the dump asks of CRIU -------------------------------
+
+from ocirt import checkpoint  # noqa: E402
+from ocirt.errors import OcirtError  # noqa: E402
+
+STATE = {"pid": 77, "rootfs": "/b/rootfs",
+         "cgroup": {"version": 2, "dirs": {"": "/sys/fs/cgroup/ocirt/c1"}},
+         "config": {"mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+                               {"destination": "/data", "type": "bind", "source": "/srv/d",
+                                "options": ["rbind"]},
+                               {"destination": "/etc/hosts", "source": "/h", "options": ["bind", "ro"]}],
+                    "linux": {"maskedPaths": ["/proc/kcore", "/proc/acpi", "/proc/absent"],
+                              "namespaces": [{"type": "pid"}, {"type": "network", "path": "/proc/self/ns/net"}]}}}
+
+
+def _root(tmp_path):
+    (tmp_path / "proc" / "acpi").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "proc" / "kcore").write_text("")
+    return str(tmp_path)
+
+
+def test_dump_opts(tmp_path):
+    o = checkpoint.dump_opts(STATE, checkpoint.Options(image_path="/i"), _root(tmp_path))
+    assert o["pid"] == 77 and o["root"] == "/b/rootfs" and o["freeze_cgroup"] == "/sys/fs/cgroup/ocirt/c1"
+    assert o["leave_running"] is False and o["manage_cgroups"] and o["orphan_pts_master"]
+    ino = os.stat("/proc/self/ns/net").st_ino
+    assert o["external"] == [f"net[{ino}]:extRootNetNS", "mnt[/data]:/data", "mnt[/etc/hosts]:/etc/hosts",
+                             "mnt[/proc/kcore]:/proc/kcore"]   # a masked directory is a tmpfs: dumped
+    assert "parent_img" not in o and "track_mem" not in o and "manage_cgroups_mode" not in o
+
+
+def test_pre_dump_and_parent(tmp_path):
+    pre = checkpoint.dump_opts(STATE, checkpoint.Options(pre_dump=True), _root(tmp_path))
+    assert pre["leave_running"] and pre["track_mem"]
+    assert all(not e.startswith("mnt[") for e in pre["external"])
+    dump = checkpoint.dump_opts(STATE, checkpoint.Options(parent_path="../pre", manage_cgroups_mode="strict",
+                                                          empty_ns=["network"]), _root(tmp_path))
+    assert dump["parent_img"] == "../pre" and dump["track_mem"]
+    assert dump["manage_cgroups_mode"] == 5 and dump["empty_ns"] == 0x40000000
+
+
+@pytest.mark.parametrize("flags, msg", [
+    ({"manage_cgroups_mode": "hard"}, "--manage-cgroups-mode: invalid value 'hard'"),
+    ({"empty_ns": ["pid"]}, "--empty-ns: 'pid': only network is supported"),
+    ({"empty_ns": ["bogus"]}, "--empty-ns: unknown namespace 'bogus'"),
+    ({"lazy_pages": True}, "--lazy-pages: not supported by ocirt"),
+    ({"page_server": "1.2.3.4:5"}, "--page-server: not supported by ocirt"),
+])
+def test_refused_flags(flags, msg):
+    with pytest.raises(OcirtError, match="^" + msg.replace("[", r"\[")):
+        checkpoint.Options(**flags)

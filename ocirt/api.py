@@ -317,6 +317,24 @@ class Runtime:
             if not (opts.leave_running or opts.pre_dump):
                 teardown.destroy(self.log, c)
 
+    def restore(self, id, **flags):
+        """A container of the bundle whose processes CRIU restores from a
+        checkpoint: runc's restore flags by name (bundle, detach, pid_file,
+        image_path..., see ocirt.restore.Options). Its state is running.
+        Unless detach, wait for its init: -> ExitStatus, and delete it."""
+        from ocirt import criu, restore
+        opts = restore.Options(**flags)
+        criu.use(self.criu)
+        try:
+            pid = restore.Restoration(self, id, opts).run()
+        except OcirtError as e:
+            raise typed(e) from None
+        if opts.detach:
+            return None
+        _, status = os.waitpid(pid, 0)
+        self.delete(id, force=True)
+        return ExitStatus(128 + (status & 0x7F) if status & 0x7F else status >> 8)
+
     # ---- the cgroup ----------------------------------------------------------
 
     def pause(self, id):

@@ -78,7 +78,8 @@ def dump_opts(state, opts, pid_root):
             external.append(f"{key}[{ino}]:extRoot{key.capitalize()}NS")
     if not opts.pre_dump:
         external += [f"mnt[{m['destination']}]:{m['destination']}" for m in _binds(config)]
-        external += [f"mnt[{p}]:{p}" for p in linux.get("maskedPaths") or ()
+        # masked files are /dev/null bound: one key, which restore binds to its /dev/null
+        external += [f"mnt[{p}]:/dev/null" for p in linux.get("maskedPaths") or ()
                      if _is_masked_file(pid_root, p)]
     if external:
         o["external"] = external
@@ -124,6 +125,9 @@ def checkpoint(log, c, opts):
             os.makedirs(opts.work_path, 0o700, exist_ok=True)
             fds.append(os.open(opts.work_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
             o["work_dir_fd"], logdir = fds[1], opts.work_path
+        if not opts.pre_dump:
+            from ocirt.restore import write_descriptors
+            write_descriptors(opts.image_path, c.state["pid"])
         log.debug(f"checkpoint {c.id}: criu {'pre-dump' if opts.pre_dump else 'dump'} of pid {o['pid']}")
         resp = criu.call(criu.PRE_DUMP if opts.pre_dump else criu.DUMP, o, pass_fds=fds)
     finally:

@@ -48,6 +48,16 @@ _CHECKPOINT = {
     "manage-cgroups-mode": (None, "str", ""), "empty-ns": (None, "list", []),
     "auto-dedup": (None, "bool", False),
 }
+_RESTORE = {
+    "bundle": ("b", "str", ""), "detach": ("d", "bool", False), "pid-file": (None, "str", ""),
+    "console-socket": (None, "str", ""), "no-subreaper": (None, "bool", False),
+    "no-pivot": (None, "bool", False), "image-path": (None, "str", ""), "work-path": (None, "str", ""),
+    "tcp-established": (None, "bool", False), "ext-unix-sk": (None, "bool", False),
+    "shell-job": (None, "bool", False), "file-locks": (None, "bool", False),
+    "manage-cgroups-mode": (None, "str", ""), "empty-ns": (None, "list", []),
+    "auto-dedup": (None, "bool", False), "lazy-pages": (None, "bool", False),
+    "lsm-profile": (None, "str", ""), "lsm-mount-context": (None, "str", ""),
+}
 # command -> (module, function, flags, positional args usage, summary)
 COMMANDS = {
     "create": ("ocirt.cli", "cmd_create", _CREATE, "<container-id>", "create a container"),
@@ -74,6 +84,7 @@ COMMANDS = {
     "update": ("ocirt.clicmds", "cmd_update", _UPDATE, "<container-id>", "update container resource constraints"),
     "features": ("ocirt.clicmds", "cmd_features", {}, "", "show the enabled features"),
     "checkpoint": ("ocirt.clicmds", "cmd_checkpoint", _CHECKPOINT, "<container-id>", "checkpoint a running container"),
+    "restore": ("ocirt.clicmds", "cmd_restore", _RESTORE, "<container-id>", "restore a container from a previous checkpoint"),
 }
 
 

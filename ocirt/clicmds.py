@@ -248,3 +248,8 @@ def cmd_features(rt, flags, args):
 def cmd_checkpoint(rt, flags, args):
     rt.checkpoint(need_id(args, "checkpoint"), **{k.replace("-", "_"): v for k, v in flags.items()})
     return 0
+
+
+def cmd_restore(rt, flags, args):
+    code = rt.restore(need_id(args, "restore"), **{k.replace("-", "_"): v for k, v in flags.items()})
+    return 0 if code is None else code.code

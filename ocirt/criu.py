@@ -35,7 +35,7 @@ CG_MODES = {"soft": 3, "full": 4, "strict": 5, "ignore": 0}
 # criu_opts: name -> (field number, kind); kind "msg:NAME" nests a message.
 _OPTS = {
     "images_dir_fd": (1, "int"), "pid": (2, "int"), "leave_running": (3, "bool"),
-    "ext_unix_sk": (4, "bool"), "tcp_established": (5, "bool"),
+    "ext_unix_sk": (4, "bool"), "tcp_established": (5, "bool"), "evasive_devices": (6, "bool"),
     "shell_job": (7, "bool"), "file_locks": (8, "bool"), "log_level": (9, "int"),
     "log_file": (10, "str"), "notify_scripts": (12, "bool"), "root": (13, "str"),
     "parent_img": (14, "str"), "track_mem": (15, "bool"), "auto_dedup": (16, "bool"),
@@ -140,32 +140,63 @@ class Response:
 
 
 def missing():
-    """Why CRIU cannot be used here, in one phrase, or None."""
+    """Why CRIU cannot be used here, in one phrase, or None: CHECK with a
+    log in a scratch directory, whose first error names what is missing."""
     if "/" not in CRIU or not os.access(CRIU, os.X_OK):
         return "criu is not installed (%s not found)" % CRIU
+    import shutil
+    import tempfile
+    d = tempfile.mkdtemp(prefix="ocirt-criu-check-")
+    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        resp = call(CHECK)
+        resp = call(CHECK, {"images_dir_fd": fd, "log_file": "check.log", "log_level": 1},
+                    pass_fds=(fd,), quiet=True)
+        if resp.success:
+            return None
+        return "criu check fails on this kernel: " + (_first_error(os.path.join(d, "check.log"))
+                                                      or resp.errmsg or "no reason given")
     except OcirtError as e:
         return str(e)
-    if not resp.success:
-        return "criu check failed on this kernel (%s check for details)" % CRIU
-    return None
+    finally:
+        os.close(fd)
+        shutil.rmtree(d, ignore_errors=True)
 
 
-def call(req_type, opts=None, notify=None, pass_fds=(), features=None):
+def _first_error(log):
+    """ "vdso: Unexpected rt vDSO area bounds" from "Error (criu/vdso.c:381): vdso: ..." """
+    try:
+        with open(log, errors="replace") as f:
+            for line in f:
+                if line.startswith("Error"):
+                    return line.partition("): ")[2].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def call(req_type, opts=None, notify=None, pass_fds=(), features=None, on_start=None, quiet=False,
+         cwd=None):
     """Run one request through a fresh `criu swrk`; answer notifications.
 
     notify(script, pid) is called for each notification CRIU sends
-    (with opts notify_scripts), before CRIU is told to go on.
+    (with opts notify_scripts), before CRIU is told to go on; on_start(pid)
+    before the request is sent. CRIU gets this process's stdio (a restore
+    hands it to the restored processes), but its stdout only unless quiet.
+    cwd: where CRIU makes its scratch directories (the cgroup yard, which
+    it mounts a tmpfs on: not on the caller's directory, which may be 9p or
+    a FUSE).
     """
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         try:
             proc = subprocess.Popen([CRIU, "swrk", str(theirs.fileno())],
-                                    pass_fds=(theirs.fileno(),) + tuple(pass_fds))
+                                    pass_fds=(theirs.fileno(),) + tuple(pass_fds),
+                                    stdout=subprocess.DEVNULL if quiet else None, cwd=cwd)
         except OSError as e:
             raise OcirtError("criu: cannot run %s: %s" % (CRIU, e.strerror))
         theirs.close()
+        if on_start is not None:
+            on_start(proc.pid)
         req = {"type": req_type}
         if opts is not None:
             req["opts"] = opts

@@ -32,9 +32,42 @@ def counter(oci, tmp_path):
     b = oci.bundle(COUNTER)
     b.config["mounts"].append({"destination": "/count", "type": "bind", "source": str(out),
                                "options": ["rbind", "rw"]})
-    oci.run(b, "--detach")
+    b.write()
+    with_pipes(oci, "run", "--detach", "--bundle", b.path, b.cid)
     oci.pids.append(oci.state(b.cid)["pid"])
     return b, out / "n"
+
+
+PIPES = []   # the ends the test keeps of the containers' stdio pipes
+
+
+def with_pipes(oci, *args):
+    """ocirt ARGS with pipes as stdio, as podman and containerd give a
+    container (CRIU cannot dump the host's /dev/null or an unlinked file:
+    they are not in the container's mounts)."""
+    ends = [os.pipe() for _ in range(3)]
+    theirs = [ends[0][0], ends[1][1], ends[2][1]]
+    PIPES.extend([ends[0][1], ends[1][0], ends[2][0]])
+    try:
+        p = subprocess.run([OCIRT, "--root", oci.root, *args], stdin=theirs[0], stdout=theirs[1],
+                           stderr=theirs[2], timeout=60)
+    finally:
+        for fd in theirs:
+            os.close(fd)
+    if p.returncode:   # its error is in the pipe, which the container (if any) keeps open
+        os.set_blocking(ends[2][0], False)
+        try:
+            err = os.read(ends[2][0], 65536).decode(errors="replace")
+        except BlockingIOError:
+            err = ""
+        img = args[args.index("--image-path") + 1] if "--image-path" in args else ""
+        raise AssertionError(f"{args}: rc={p.returncode} {err}\n{_log_tail(img)}")
+    return p
+
+
+def _log_tail(img):
+    logs = [os.path.join(img, f) for f in ("dump.log", "restore.log") if img and os.path.exists(os.path.join(img, f))]
+    return "".join("".join(open(f, errors="replace").readlines()[-15:]) for f in logs)
 
 
 def read_count(path, above=0, timeout=20):
@@ -49,6 +82,14 @@ def read_count(path, above=0, timeout=20):
             return n
         time.sleep(0.1)
     raise AssertionError(f"{path}: the count did not pass {above}")
+
+
+def criu_cmd(oci, *args):
+    """checkpoint/restore ARGS: on failure, the error with the tail of CRIU's log."""
+    res = oci(*args, check=False)
+    if res.rc:
+        raise AssertionError(f"{res!r}\n{_log_tail(args[args.index('--image-path') + 1])}")
+    return res
 
 
 @pytest.mark.skipif(IS_RUNC, reason="ocirt's own message")
@@ -66,7 +107,7 @@ def test_checkpoint_stops_and_removes_the_container(oci, tmp_path):
     b, n = counter(oci, tmp_path)
     read_count(n, 2)
     img = tmp_path / "img"
-    oci("checkpoint", "--image-path", str(img), b.cid)
+    criu_cmd(oci, "checkpoint", "--image-path", str(img), b.cid)
     assert oci.status(b.cid) is None          # as runc: gone after a dump
     assert (img / "inventory.img").exists()
     stopped = int(n.read_text())
@@ -79,7 +120,7 @@ def test_leave_running(oci, tmp_path):
     b, n = counter(oci, tmp_path)
     read_count(n, 1)
     img = tmp_path / "img"
-    oci("checkpoint", "--leave-running", "--image-path", str(img), b.cid)
+    criu_cmd(oci, "checkpoint", "--leave-running", "--image-path", str(img), b.cid)
     assert (img / "inventory.img").exists()
     assert oci.status(b.cid) == "running"
     read_count(n, int(n.read_text()) + 2)     # still counting
@@ -91,8 +132,56 @@ def test_pre_dump_then_dump(oci, tmp_path):
     read_count(n, 1)
     (tmp_path / "img").mkdir()
     pre, final = tmp_path / "img" / "pre", tmp_path / "img" / "final"
-    oci("checkpoint", "--pre-dump", "--image-path", str(pre), b.cid)
+    criu_cmd(oci, "checkpoint", "--pre-dump", "--image-path", str(pre), b.cid)
     assert oci.status(b.cid) == "running"
-    oci("checkpoint", "--parent-path", "../pre", "--image-path", str(final), b.cid)
+    criu_cmd(oci, "checkpoint", "--parent-path", "../pre", "--image-path", str(final), b.cid)
     assert oci.status(b.cid) is None
     assert os.readlink(final / "parent") == "../pre"
+
+
+def restore(oci, b, img, cid=None, *flags):
+    """restore --detach of b's bundle from img as cid (default b's id)."""
+    cid = cid or b.cid
+    with_pipes(oci, "restore", "--detach", "--bundle", b.path, "--image-path", str(img), *flags, cid)
+    oci.pids.append(oci.state(cid)["pid"])
+    return cid
+
+
+@needs_criu
+def test_checkpoint_kill_restore_counts_on(oci, tmp_path):
+    b, n = counter(oci, tmp_path)
+    read_count(n, 3)
+    img = tmp_path / "img"
+    criu_cmd(oci, "checkpoint", "--image-path", str(img), b.cid)
+    stopped = int(n.read_text())
+    restore(oci, b, img)
+    st = oci.state(b.cid)
+    assert st["status"] == "running" and st["pid"] > 0
+    now = read_count(n, stopped)          # counts on from where it was, not from 1
+    assert now in (stopped + 1, stopped + 2), (stopped, now)
+    oci("kill", b.cid, "KILL")
+    deadline = time.monotonic() + 10
+    while oci.status(b.cid) != "stopped" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    oci("delete", b.cid)
+    assert oci.status(b.cid) is None
+
+
+@needs_criu
+def test_restore_into_a_new_id(oci, tmp_path):
+    b, n = counter(oci, tmp_path)
+    read_count(n, 2)
+    img = tmp_path / "img"
+    criu_cmd(oci, "checkpoint", "--image-path", str(img), b.cid)
+    stopped = int(n.read_text())
+    new = b.cid + "-r"
+    b2 = oci.bundle()                     # for its cleanup: the new id's cgroup
+    b2.cid = new
+    b2.config["linux"]["cgroupsPath"] = b.config["linux"]["cgroupsPath"] + "-r"
+    b.config["linux"]["cgroupsPath"] = b2.config["linux"]["cgroupsPath"]
+    b.write()
+    restore(oci, b, img, new)
+    assert oci.status(new) == "running"
+    assert read_count(n, stopped) > stopped
+    oci("delete", "--force", new)
+    assert oci.status(new) is None

@@ -97,7 +97,7 @@ def test_dump_opts(tmp_path):
     assert o["leave_running"] is False and o["manage_cgroups"] and o["orphan_pts_master"]
     ino = os.stat("/proc/self/ns/net").st_ino
     assert o["external"] == [f"net[{ino}]:extRootNetNS", "mnt[/data]:/data", "mnt[/etc/hosts]:/etc/hosts",
-                             "mnt[/proc/kcore]:/proc/kcore"]   # a masked directory is a tmpfs: dumped
+                             "mnt[/proc/kcore]:/dev/null"]   # a masked directory is a tmpfs: dumped
     assert "parent_img" not in o and "track_mem" not in o and "manage_cgroups_mode" not in o
 
 
@@ -121,3 +121,24 @@ def test_pre_dump_and_parent(tmp_path):
 def test_refused_flags(flags, msg):
     with pytest.raises(OcirtError, match="^" + msg.replace("[", r"\[")):
         checkpoint.Options(**flags)
+
+
+def test_first_error_of_the_check_log(tmp_path):
+    log = tmp_path / "check.log"
+    log.write_text("(00.1) info\nError (criu/vdso.c:381): vdso: Unexpected rt vDSO area bounds\n"
+                   "Error (criu/kerndat.c:1615): later\n")
+    assert criu._first_error(str(log)) == "vdso: Unexpected rt vDSO area bounds"
+    assert criu._first_error(str(tmp_path / "absent")) == ""
+
+
+def test_restore_opts():
+    from ocirt import restore
+    opts = restore.Options(image_path="/i", tcp_established=True)
+    o = restore.restore_opts(STATE["config"], opts, "/s/criu-root", [{"path": "/ocirt/c2"}],
+                             ["pipe:[12]", "/dev/null", "pipe:[13]"])
+    assert o["root"] == "/s/criu-root" and o["rst_sibling"] and o["tcp_established"]
+    assert o["external"] == ["mnt[/data]:/srv/d", "mnt[/etc/hosts]:/h", "mnt[/dev/null]:/dev/null"]
+    assert o["inherit_fd"] == [{"key": "pipe:[12]", "fd": 0}, {"key": "pipe:[13]", "fd": 2}]
+    assert o["cg_root"] == [{"path": "/ocirt/c2"}]
+    data = criu.encode("criu_req", {"type": criu.RESTORE, "opts": o})   # every field is in the schema
+    assert criu.decode(data)[1] == [criu.RESTORE]

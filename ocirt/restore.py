@@ -11,7 +11,7 @@ from ocirt import SPEC_VERSION
 from ocirt.errors import OcirtError
 from ocirt.state import Container, check_id, now_rfc3339, proc_start_time
 
-CLONE_NEWNS, MS_BIND, MS_REC, MS_SLAVE, MNT_DETACH = 0x20000, 0x1000, 0x4000, 0x80000, 2
+MS_BIND, MS_REC, MNT_DETACH = 0x1000, 0x4000, 2
 DESCRIPTORS = "descriptors.json"   # runc's name: podman and containerd read it
 
 
@@ -144,16 +144,18 @@ class Restoration:
         return resp.restore_pid
 
     def _mount_root(self):
-        """The rootfs bound onto ROOT/ID/criu-root, in a mount namespace of
-        this process's own: CRIU wants its root to be a mount point whose
-        parent is not overmounted, and the host never sees the mount."""
+        """The rootfs bound onto ROOT/ID/criu-root (as runc): CRIU wants its
+        root to be a mount point whose parent is not overmounted. Unmounted
+        once CRIU is done. (Not in a mount namespace of ocirt's own: CRIU
+        then fails to mount its cgroup yard, EINVAL.)"""
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
         root = os.path.join(self.c.dir, "criu-root")
         os.mkdir(root, 0o755)
-        if (libc.unshare(CLONE_NEWNS) or libc.mount(None, b"/", None, MS_REC | MS_SLAVE, None)
-                or libc.mount(self.rootfs.encode(), root.encode(), None, MS_BIND | MS_REC, None)):
-            raise OcirtError(f"restore: binding the rootfs for criu: {os.strerror(ctypes.get_errno())}")
+        if libc.mount(self.rootfs.encode(), root.encode(), None, MS_BIND | MS_REC, None):
+            err = ctypes.get_errno()
+            os.rmdir(root)
+            raise OcirtError(f"restore: binding the rootfs for criu: {os.strerror(err)}")
         return root
 
     @staticmethod

@@ -106,6 +106,7 @@ test: install rootfs
 	$(MAKE) conformance-runc
 	RUNTIME=$(BIN)/ocirt $(PY) -m pytest -q conformance
 	$(MAKE) vm
+	$(MAKE) vm-criu
 	$(MAKE) vm-systemd
 	$(MAKE) clients
 

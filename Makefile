@@ -8,12 +8,12 @@ BIN     ?= $(PREFIX)/bin
 SHARE   ?= $(PREFIX)/share
 DEB_PKGS := python3 python3-venv python3-dev gcc libc6-dev musl-tools libseccomp-dev pkg-config \
             busybox-static runc crun iproute2 procps util-linux bsdutils strace groff-base \
-            dbus libsystemd0
+            dbus libsystemd0 criu
 ROOTFS  := bundles/busybox/rootfs
 # The binary the integration tests drive.
 export OCIRT := $(BIN)/ocirt
 
-.PHONY: all deps install install-docs man build demo rootfs test unit integration conformance conformance-runc clients vm vm-systemd vm-systemd-v1 vm-systemd-conformance vm-systemd-clients bench-systemd clean
+.PHONY: all deps install install-docs man build demo rootfs test unit integration conformance conformance-runc clients vm vm-criu vm-systemd vm-systemd-v1 vm-systemd-conformance vm-systemd-clients bench-systemd clean
 
 all: build
 
@@ -75,6 +75,10 @@ clients: install
 vm: build
 	bash tests/vm/run-v2-tests.sh
 
+# checkpoint/restore through CRIU, on ocirt and runc (CRIU 3.17 refuses this host's kernel)
+vm-criu: build
+	bash tests/vm/run-criu-tests.sh
+
 vm-systemd: build rootfs
 	bash tests/vm/run-systemd-tests.sh
 
@@ -102,6 +106,7 @@ test: install rootfs
 	$(MAKE) conformance-runc
 	RUNTIME=$(BIN)/ocirt $(PY) -m pytest -q conformance
 	$(MAKE) vm
+	$(MAKE) vm-criu
 	$(MAKE) vm-systemd
 	$(MAKE) clients
 

@@ -118,7 +118,7 @@ class Runtime:
     else /run/ocirt."""
 
     def __init__(self, root=None, *, systemd_cgroup=False, log_file="", log_format="text",
-                 debug=False, rootless="auto"):
+                 debug=False, rootless="auto", criu="criu"):
         from ocirt import rootless as rl
         from ocirt.log import Log
         self.log = Log(log_file, log_format, debug)
@@ -128,6 +128,7 @@ class Runtime:
             if xdg:
                 rl.make_xdg_root(root)
         self.root = root
+        self.criu = criu
         self.systemd_cgroup = systemd_cgroup
 
     # ---- the state root ------------------------------------------------------
@@ -292,6 +293,41 @@ class Runtime:
             finally:
                 c.unlock()
         return None if code is None else ExitStatus(code)
+
+    # ---- checkpoint and restore (CRIU) ------------------------------------------
+
+    def checkpoint(self, id, **flags):
+        """Dump the running container's processes with CRIU: runc's
+        checkpoint flags by name (image_path, leave_running, pre_dump...,
+        see ocirt.checkpoint.Options). Unless it leaves the container
+        running (leave_running, pre_dump), the container is deleted after."""
+        from ocirt import checkpoint, criu, teardown
+        opts = checkpoint.Options(**flags)
+        criu.use(self.criu)
+        with self._locked(id) as c:
+            if c.status() not in ("running", "paused"):
+                raise WrongStatus("container is not running")
+            checkpoint.checkpoint(self.log, c, opts)
+            if not (opts.leave_running or opts.pre_dump):
+                teardown.destroy(self.log, c)
+
+    def restore(self, id, **flags):
+        """A container of the bundle whose processes CRIU restores from a
+        checkpoint: runc's restore flags by name (bundle, detach, pid_file,
+        image_path..., see ocirt.restore.Options). Its state is running.
+        Unless detach, wait for its init: -> ExitStatus, and delete it."""
+        from ocirt import criu, restore
+        opts = restore.Options(**flags)
+        criu.use(self.criu)
+        try:
+            pid = restore.Restoration(self, id, opts).run()
+        except OcirtError as e:
+            raise typed(e) from None
+        if opts.detach:
+            return None
+        _, status = os.waitpid(pid, 0)
+        self.delete(id, force=True)
+        return ExitStatus(128 + (status & 0x7F) if status & 0x7F else status >> 8)
 
     # ---- the cgroup ----------------------------------------------------------
 

@@ -39,6 +39,25 @@ _UPDATE = {
     "pids-limit": (None, "str", ""), "l3-cache-schema": (None, "str", ""),
     "mem-bw-schema": (None, "str", ""),
 }
+_CHECKPOINT = {
+    "image-path": (None, "str", ""), "work-path": (None, "str", ""), "parent-path": (None, "str", ""),
+    "leave-running": (None, "bool", False), "tcp-established": (None, "bool", False),
+    "ext-unix-sk": (None, "bool", False), "shell-job": (None, "bool", False),
+    "lazy-pages": (None, "bool", False), "status-fd": (None, "int", -1), "page-server": (None, "str", ""),
+    "file-locks": (None, "bool", False), "pre-dump": (None, "bool", False),
+    "manage-cgroups-mode": (None, "str", ""), "empty-ns": (None, "list", []),
+    "auto-dedup": (None, "bool", False),
+}
+_RESTORE = {
+    "bundle": ("b", "str", ""), "detach": ("d", "bool", False), "pid-file": (None, "str", ""),
+    "console-socket": (None, "str", ""), "no-subreaper": (None, "bool", False),
+    "no-pivot": (None, "bool", False), "image-path": (None, "str", ""), "work-path": (None, "str", ""),
+    "tcp-established": (None, "bool", False), "ext-unix-sk": (None, "bool", False),
+    "shell-job": (None, "bool", False), "file-locks": (None, "bool", False),
+    "manage-cgroups-mode": (None, "str", ""), "empty-ns": (None, "list", []),
+    "auto-dedup": (None, "bool", False), "lazy-pages": (None, "bool", False),
+    "lsm-profile": (None, "str", ""), "lsm-mount-context": (None, "str", ""),
+}
 # command -> (module, function, flags, positional args usage, summary)
 COMMANDS = {
     "create": ("ocirt.cli", "cmd_create", _CREATE, "<container-id>", "create a container"),
@@ -64,15 +83,17 @@ COMMANDS = {
                "<container-id>", "display container events such as OOM notifications, cpu, memory, and IO usage statistics"),
     "update": ("ocirt.clicmds", "cmd_update", _UPDATE, "<container-id>", "update container resource constraints"),
     "features": ("ocirt.clicmds", "cmd_features", {}, "", "show the enabled features"),
+    "checkpoint": ("ocirt.clicmds", "cmd_checkpoint", _CHECKPOINT, "<container-id>", "checkpoint a running container"),
+    "restore": ("ocirt.clicmds", "cmd_restore", _RESTORE, "<container-id>", "restore a container from a previous checkpoint"),
 }
 
 
 def runtime(flags):
-    """The ocirt.api.Runtime of the global flags (--criu is accepted and
-    unused: there is no checkpoint command)."""
+    """The ocirt.api.Runtime of the global flags."""
     from ocirt.api import Runtime
     return Runtime(flags["root"], systemd_cgroup=flags["systemd-cgroup"], log_file=flags["log"],
-                   log_format=flags["log-format"], debug=flags["debug"], rootless=flags["rootless"])
+                   log_format=flags["log-format"], debug=flags["debug"], rootless=flags["rootless"],
+                   criu=flags["criu"])
 
 
 class UsageError(OcirtError):

@@ -241,3 +241,15 @@ def cmd_features(rt, flags, args):
     no_args(args, "features")
     print(jsonio.dumps_indent(features()))
     return 0
+
+
+# ---- checkpoint / restore ------------------------------------------------------
+
+def cmd_checkpoint(rt, flags, args):
+    rt.checkpoint(need_id(args, "checkpoint"), **{k.replace("-", "_"): v for k, v in flags.items()})
+    return 0
+
+
+def cmd_restore(rt, flags, args):
+    code = rt.restore(need_id(args, "restore"), **{k.replace("-", "_"): v for k, v in flags.items()})
+    return 0 if code is None else code.code

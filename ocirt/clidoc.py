@@ -18,7 +18,7 @@ HELP = {
     "log-format": "set the log format ('text' (default), or 'json')",
     "root": "root directory for storage of container state (default: \"/run/ocirt\"; for a caller "
             "that is not root: \"$XDG_RUNTIME_DIR/ocirt\")",
-    "criu": "path to the criu binary used for checkpoint and restore (not built yet)",
+    "criu": "path to the criu binary used for checkpoint and restore (default: \"criu\", from PATH)",
     "systemd-cgroup": "use the systemd cgroup driver (cgroup v2; cgroupsPath slice:prefix:name)",
     "rootless": "ignore cgroup permission errors ('true', 'false', or 'auto': rootless when not root "
                 "or root of a user namespace only)",
@@ -71,6 +71,32 @@ HELP = {
     "pids-limit": "maximum number of pids allowed in the container",
     "l3-cache-schema": "the string of Intel RDT/CAT L3 cache schema",
     "mem-bw-schema": "the string of Intel RDT/MBA memory bandwidth schema",
+    "image-path": "path for saving criu image files (default: ./checkpoint)",
+    "work-path": "path for saving work files and logs (default: the image path)",
+    "parent-path": "path for previous criu image files in pre-dump, relative to the image path",
+    "leave-running": "leave the process running after checkpointing",
+    "tcp-established": "allow open tcp connections",
+    "ext-unix-sk": "allow external unix sockets",
+    "shell-job": "allow shell jobs",
+    "lazy-pages": "use userfaultfd to lazily restore memory pages (refused: not supported by ocirt)",
+    "status-fd": "criu writes \\0 to this FD once lazy-pages is ready (with --lazy-pages only)",
+    "page-server": "ADDRESS:PORT of the page server (refused: not supported by ocirt)",
+    "file-locks": "handle file locks, for safety",
+    "pre-dump": "dump the container's memory information only, leave the container running after this",
+    "manage-cgroups-mode": "cgroups mode: soft, full, strict or ignore (default: criu's, soft)",
+    "empty-ns": "create a namespace, but do not restore its properties (network only; repeatable)",
+    "auto-dedup": "enable auto deduplication of memory images",
+    "no-subreaper": "disable the use of the subreaper used to reap reparented processes (accepted: "
+                    "the restored init is ocirt's own child)",
+    ("restore", "no-pivot"): "accepted and unused: CRIU restores the container's mount namespace",
+    ("restore", "detach"): "detach from the container's process",
+    ("restore", "image-path"): "path to criu image files for restoring (default: ./checkpoint)",
+    ("restore", "work-path"): "path for saving work files and logs (default: the image path)",
+    ("restore", "console-socket"): "path to an AF_UNIX socket for the console (refused: "
+                                   "containers with a terminal are not restored yet)",
+    ("restore", "empty-ns"): "create a namespace, but do not restore its properties (network only)",
+    "lsm-profile": "restore the LSM profile with this value (TYPE:NAME)",
+    "lsm-mount-context": "mount context for the restored mounts (refused: not supported by ocirt)",
 }
 
 

@@ -41,6 +41,13 @@ def features():
         },
         "annotations": {
             "io.github.seccomp.libseccomp.version": bpf.libseccomp_version(),
-            "org.opencontainers.runc.checkpoint.enabled": "false",
+            "org.opencontainers.runc.checkpoint.enabled": _checkpoint_enabled(),
         },
     }
+
+
+def _checkpoint_enabled():
+    """"true" only where checkpoint can work: criu is there and `criu
+    check` passes on this kernel (one criu swrk, ~0.1 s)."""
+    from ocirt import criu
+    return "false" if criu.missing() else "true"

@@ -89,3 +89,11 @@ def test_command_prints_the_document(doc):
 def test_command_takes_no_arguments():
     with pytest.raises(OcirtError):
         cmd_features(None, {}, ["extra"])
+
+
+def test_checkpoint_enabled_says_what_criu_says(doc, monkeypatch):
+    from ocirt import criu
+    want = "false" if criu.missing() else "true"
+    assert doc["annotations"]["org.opencontainers.runc.checkpoint.enabled"] == want
+    monkeypatch.setattr(criu, "CRIU", "/nonexistent/criu")
+    assert F.features()["annotations"]["org.opencontainers.runc.checkpoint.enabled"] == "false"

@@ -1,0 +1,150 @@
+"""`checkpoint`: dump a running container's processes to image files with
+CRIU (ocirt.criu), with runc's flags and what runc tells CRIU about the
+container: its rootfs as root, its bind mounts and masked files as external
+mounts (restore binds them again), its freezer cgroup, and the network and
+pid namespaces it joined by path as external namespaces."""
+import os
+
+from ocirt.errors import OcirtError
+
+# runc's --manage-cgroups-mode values
+CG_MODES = ("soft", "full", "strict", "ignore")
+_NS_EXTERNAL = {"network": "net", "pid": "pid"}
+
+
+class Options:
+    """runc's checkpoint flags, by their names with dashes as underscores."""
+
+    def __init__(self, image_path="", work_path="", parent_path="", leave_running=False,
+                 tcp_established=False, ext_unix_sk=False, shell_job=False, file_locks=False,
+                 pre_dump=False, manage_cgroups_mode="", empty_ns=(), auto_dedup=False,
+                 lazy_pages=False, status_fd=-1, page_server=""):
+        self.image_path = image_path or os.path.join(os.getcwd(), "checkpoint")
+        self.work_path, self.parent_path = work_path, parent_path
+        self.leave_running, self.tcp_established = leave_running, tcp_established
+        self.ext_unix_sk, self.shell_job, self.file_locks = ext_unix_sk, shell_job, file_locks
+        self.pre_dump, self.auto_dedup, self.lazy_pages = pre_dump, auto_dedup, lazy_pages
+        self.manage_cgroups_mode, self.empty_ns = manage_cgroups_mode, list(empty_ns)
+        self.status_fd, self.page_server = status_fd, page_server
+        self.check()
+
+    def check(self):
+        if self.manage_cgroups_mode and self.manage_cgroups_mode not in CG_MODES:
+            raise OcirtError(f"--manage-cgroups-mode: invalid value {self.manage_cgroups_mode!r}"
+                             f" (one of {', '.join(CG_MODES)})")
+        from ocirt.plan.namespaces import CLONE_FLAGS
+        for ns in self.empty_ns:
+            if ns != "network":
+                raise OcirtError(f"--empty-ns: {ns!r}: only network is supported" if ns in CLONE_FLAGS
+                                 else f"--empty-ns: unknown namespace {ns!r}")
+        if self.page_server:
+            raise OcirtError("--page-server: not supported by ocirt")
+        if self.lazy_pages:
+            raise OcirtError("--lazy-pages: not supported by ocirt (it needs criu lazy-pages "
+                             "and a page server)")
+
+
+def dump_opts(state, opts, pid_root):
+    """The criu_opts of the dump of the container of state (state.json),
+    without the fds. pid_root: /proc/PID/root, to tell masked files from
+    masked directories (only files are /dev/null bind mounts)."""
+    from ocirt.plan.namespaces import CLONE_FLAGS
+    config = state.get("config") or {}
+    linux = config.get("linux") or {}
+    o = {"pid": state["pid"], "log_level": 4, "log_file": "dump.log", "root": state["rootfs"],
+         "manage_cgroups": True, "notify_scripts": True, "shell_job": opts.shell_job,
+         "leave_running": opts.leave_running or opts.pre_dump,
+         "tcp_established": opts.tcp_established, "ext_unix_sk": opts.ext_unix_sk,
+         "file_locks": opts.file_locks, "orphan_pts_master": True, "auto_dedup": opts.auto_dedup,
+         "empty_ns": sum(CLONE_FLAGS[ns] for ns in opts.empty_ns)}
+    if opts.parent_path:
+        o["parent_img"], o["track_mem"] = opts.parent_path, True
+    if opts.pre_dump:
+        o["track_mem"] = True
+    if opts.manage_cgroups_mode:
+        from ocirt import criu
+        o["manage_cgroups_mode"] = criu.CG_MODES[opts.manage_cgroups_mode]
+    freezer = _freezer_dir(state.get("cgroup") or {})
+    if freezer:
+        o["freeze_cgroup"] = freezer
+    external = []
+    for ns in linux.get("namespaces") or ():
+        if ns.get("path") and ns.get("type") in _NS_EXTERNAL:
+            key = _NS_EXTERNAL[ns["type"]]
+            try:
+                ino = os.stat(ns["path"]).st_ino
+            except OSError as e:
+                raise OcirtError(f"checkpoint: the {ns['type']} namespace {ns['path']}: {e.strerror}") from None
+            external.append(f"{key}[{ino}]:extRoot{key.capitalize()}NS")
+    if not opts.pre_dump:
+        external += [f"mnt[{m['destination']}]:{m['destination']}" for m in _binds(config)]
+        # masked files are /dev/null bound: one key, which restore binds to its /dev/null
+        external += [f"mnt[{p}]:/dev/null" for p in linux.get("maskedPaths") or ()
+                     if _is_masked_file(pid_root, p)]
+    if external:
+        o["external"] = external
+    return o
+
+
+def _binds(config):
+    return [m for m in config.get("mounts") or ()
+            if m.get("type") == "bind" or {"bind", "rbind"} & set(m.get("options") or ())]
+
+
+def _is_masked_file(pid_root, path):
+    try:
+        st = os.stat(pid_root + path)
+    except OSError:
+        return False  # absent: nothing was mounted there
+    import stat
+    return not stat.S_ISDIR(st.st_mode)
+
+
+def _freezer_dir(cg):
+    dirs = cg.get("dirs") or {}
+    return dirs.get("freezer") or dirs.get("") or ""
+
+
+def checkpoint(log, c, opts):
+    """Dump the running container c (an ocirt.state.Container, loaded and
+    locked) into opts.image_path; unless it leaves it running, the
+    container's processes are gone afterwards (delete removes the rest)."""
+    from ocirt import criu
+    why = criu.missing()
+    if why:
+        raise OcirtError(f"checkpoint: {why}")
+    if opts.pre_dump:
+        _need_feature(criu, "mem_track")
+    os.makedirs(opts.image_path, 0o700, exist_ok=True)
+    fds = [os.open(opts.image_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)]
+    try:
+        o = dump_opts(c.state, opts, f"/proc/{c.state['pid']}/root")
+        o["images_dir_fd"] = fds[0]
+        logdir = opts.image_path
+        if opts.work_path:
+            os.makedirs(opts.work_path, 0o700, exist_ok=True)
+            fds.append(os.open(opts.work_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+            o["work_dir_fd"], logdir = fds[1], opts.work_path
+        if not opts.pre_dump:
+            from ocirt.restore import write_descriptors
+            write_descriptors(opts.image_path, c.state["pid"])
+        log.debug(f"checkpoint {c.id}: criu {'pre-dump' if opts.pre_dump else 'dump'} of pid {o['pid']}")
+        resp = criu.call(criu.PRE_DUMP if opts.pre_dump else criu.DUMP, o, pass_fds=fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    if not resp.success:
+        raise OcirtError(f"checkpoint: criu failed ({_errmsg(resp)}): see {logdir}/dump.log")
+
+
+def _need_feature(criu, name):
+    # a FEATURE_CHECK is one more swrk: only for the flags that need it
+    resp = criu.call(criu.FEATURE_CHECK, features={name: True})
+    if not resp.features.get(name):
+        raise OcirtError(f"checkpoint: criu on this kernel lacks {name.replace('_', ' ')}")
+
+
+def _errmsg(resp):
+    if resp.errmsg:
+        return resp.errmsg
+    return os.strerror(resp.cr_errno) if resp.cr_errno else "no reason given"

@@ -1,0 +1,201 @@
+"""checkpoint and restore through CRIU, on real containers: a busybox
+counter is dumped, killed, restored and counts on from where it was. CRIU
+needs a kernel it supports: these skip where `criu check` fails (this
+host's 6.18) and run in the VM (tests/vm/run-criu-tests.sh, kernel 6.1),
+on ocirt and on runc (OCIRT=/usr/sbin/runc)."""
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import OCIRT
+
+CRIU = "/usr/sbin/criu"
+IS_RUNC = os.path.basename(OCIRT) == "runc"
+COUNTER = "i=0; while :; do i=$((i+1)); echo $i > /count/n; sleep 0.2; done"
+
+
+def _criu_works():
+    if not os.access(CRIU, os.X_OK):
+        return False
+    return subprocess.run([CRIU, "check"], capture_output=True).returncode == 0
+
+
+needs_criu = pytest.mark.skipif(not _criu_works(), reason="criu check fails on this kernel")
+
+
+def counter(oci, tmp_path):
+    """A detached busybox that writes an ever larger number to /count/n (a bind mount)."""
+    out = tmp_path / f"count-{len(oci.bundles)}"
+    out.mkdir()
+    b = oci.bundle(COUNTER)
+    b.config["mounts"].append({"destination": "/count", "type": "bind", "source": str(out),
+                               "options": ["rbind", "rw"]})
+    b.write()
+    with_pipes(oci, "run", "--detach", "--bundle", b.path, b.cid)
+    oci.pids.append(oci.state(b.cid)["pid"])
+    return b, out / "n"
+
+
+PIPES = []   # the ends the test keeps of the containers' stdio pipes
+
+
+def with_pipes(oci, *args):
+    """ocirt ARGS with pipes as stdio, as podman and containerd give a
+    container (CRIU cannot dump the host's /dev/null or an unlinked file:
+    they are not in the container's mounts)."""
+    ends = [os.pipe() for _ in range(3)]
+    theirs = [ends[0][0], ends[1][1], ends[2][1]]
+    PIPES.extend([ends[0][1], ends[1][0], ends[2][0]])
+    try:
+        p = subprocess.run([OCIRT, "--root", oci.root, *args], stdin=theirs[0], stdout=theirs[1],
+                           stderr=theirs[2], timeout=60)
+    finally:
+        for fd in theirs:
+            os.close(fd)
+    if p.returncode:   # its error is in the pipe, which the container (if any) keeps open
+        os.set_blocking(ends[2][0], False)
+        try:
+            err = os.read(ends[2][0], 65536).decode(errors="replace")
+        except BlockingIOError:
+            err = ""
+        img = args[args.index("--image-path") + 1] if "--image-path" in args else ""
+        raise AssertionError(f"{args}: rc={p.returncode} {err}\n{_log_tail(img)}")
+    return p
+
+
+def _log_tail(img):
+    logs = [os.path.join(img, f) for f in ("dump.log", "restore.log") if img and os.path.exists(os.path.join(img, f))]
+    return "".join("".join(open(f, errors="replace").readlines()[-15:]) for f in logs)
+
+
+def read_count(path, above=0, timeout=20):
+    """The count, once it is above `above` (it moves)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            n = int(path.read_text() or 0)
+        except (OSError, ValueError):
+            n = 0
+        if n > above:
+            return n
+        time.sleep(0.1)
+    raise AssertionError(f"{path}: the count did not pass {above}")
+
+
+def next_count(path, old, timeout=20):
+    """The first value other than old that the counter writes."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            n = int(path.read_text() or 0)
+        except (OSError, ValueError):
+            n = old
+        if n != old:
+            return n
+        time.sleep(0.05)
+    raise AssertionError(f"{path}: the count stayed at {old}")
+
+
+def criu_cmd(oci, *args):
+    """checkpoint/restore ARGS: on failure, the error with the tail of CRIU's log."""
+    res = oci(*args, check=False)
+    if res.rc:
+        raise AssertionError(f"{res!r}\n{_log_tail(args[args.index('--image-path') + 1])}")
+    return res
+
+
+@pytest.mark.skipif(IS_RUNC, reason="ocirt's own message")
+def test_missing_criu_is_one_line(oci, tmp_path):
+    b, n = counter(oci, tmp_path)
+    res = oci("--criu", "/nonexistent/criu", "checkpoint", "--image-path", str(tmp_path / "img"), b.cid,
+              check=False)
+    assert res.rc == 1
+    assert res.err.strip() == "ocirt: checkpoint: criu is not installed (/nonexistent/criu not found)"
+    assert oci.status(b.cid) == "running"
+
+
+@needs_criu
+def test_checkpoint_stops_and_removes_the_container(oci, tmp_path):
+    b, n = counter(oci, tmp_path)
+    read_count(n, 2)
+    img = tmp_path / "img"
+    criu_cmd(oci, "checkpoint", "--image-path", str(img), b.cid)
+    assert oci.status(b.cid) is None          # as runc: gone after a dump
+    assert (img / "inventory.img").exists()
+    stopped = int(n.read_text())
+    time.sleep(1)
+    assert int(n.read_text()) == stopped      # nothing counts any more
+
+
+@needs_criu
+def test_leave_running(oci, tmp_path):
+    b, n = counter(oci, tmp_path)
+    read_count(n, 1)
+    img = tmp_path / "img"
+    criu_cmd(oci, "checkpoint", "--leave-running", "--image-path", str(img), b.cid)
+    assert (img / "inventory.img").exists()
+    assert oci.status(b.cid) == "running"
+    read_count(n, int(n.read_text()) + 2)     # still counting
+
+
+@needs_criu
+def test_pre_dump_then_dump(oci, tmp_path):
+    b, n = counter(oci, tmp_path)
+    read_count(n, 1)
+    (tmp_path / "img").mkdir()
+    pre, final = tmp_path / "img" / "pre", tmp_path / "img" / "final"
+    criu_cmd(oci, "checkpoint", "--pre-dump", "--image-path", str(pre), b.cid)
+    assert oci.status(b.cid) == "running"
+    criu_cmd(oci, "checkpoint", "--parent-path", "../pre", "--image-path", str(final), b.cid)
+    assert oci.status(b.cid) is None
+    assert os.readlink(final / "parent") == "../pre"
+
+
+def restore(oci, b, img, cid=None, *flags):
+    """restore --detach of b's bundle from img as cid (default b's id)."""
+    cid = cid or b.cid
+    with_pipes(oci, "restore", "--detach", "--bundle", b.path, "--image-path", str(img), *flags, cid)
+    oci.pids.append(oci.state(cid)["pid"])
+    return cid
+
+
+@needs_criu
+def test_checkpoint_kill_restore_counts_on(oci, tmp_path):
+    b, n = counter(oci, tmp_path)
+    read_count(n, 3)
+    img = tmp_path / "img"
+    criu_cmd(oci, "checkpoint", "--image-path", str(img), b.cid)
+    stopped = int(n.read_text())
+    restore(oci, b, img)
+    st = oci.state(b.cid)
+    assert st["status"] == "running" and st["pid"] > 0
+    now = next_count(n, stopped)          # counts on from where it was: a restart would write 1
+    assert now > stopped, (stopped, now)
+    oci("kill", b.cid, "KILL")
+    deadline = time.monotonic() + 10
+    while oci.status(b.cid) != "stopped" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    oci("delete", b.cid)
+    assert oci.status(b.cid) is None
+
+
+@needs_criu
+def test_restore_into_a_new_id(oci, tmp_path):
+    b, n = counter(oci, tmp_path)
+    read_count(n, 2)
+    img = tmp_path / "img"
+    criu_cmd(oci, "checkpoint", "--image-path", str(img), b.cid)
+    stopped = int(n.read_text())
+    new = b.cid + "-r"
+    b2 = oci.bundle()                     # for its cleanup: the new id's cgroup
+    b2.cid = new
+    b2.config["linux"]["cgroupsPath"] = b.config["linux"]["cgroupsPath"] + "-r"
+    b.config["linux"]["cgroupsPath"] = b2.config["linux"]["cgroupsPath"]
+    b.write()
+    restore(oci, b, img, new)
+    assert oci.status(new) == "running"
+    assert next_count(n, stopped) > stopped
+    oci("delete", "--force", new)
+    assert oci.status(new) is None

@@ -9,7 +9,8 @@ from ocirt.errors import OcirtError
 
 # runc's --manage-cgroups-mode values
 CG_MODES = ("soft", "full", "strict", "ignore")
-_NS_EXTERNAL = {"network": "net", "pid": "pid"}
+# namespaces joined by path that CRIU is told are external: CRIU's name of each
+EXTERNAL_NS = {"network": "net", "pid": "pid"}
 
 
 class Options:
@@ -69,15 +70,15 @@ def dump_opts(state, opts, pid_root):
         o["freeze_cgroup"] = freezer
     external = []
     for ns in linux.get("namespaces") or ():
-        if ns.get("path") and ns.get("type") in _NS_EXTERNAL:
-            key = _NS_EXTERNAL[ns["type"]]
+        if ns.get("path") and ns.get("type") in EXTERNAL_NS:
+            key = EXTERNAL_NS[ns["type"]]
             try:
                 ino = os.stat(ns["path"]).st_ino
             except OSError as e:
                 raise OcirtError(f"checkpoint: the {ns['type']} namespace {ns['path']}: {e.strerror}") from None
-            external.append(f"{key}[{ino}]:extRoot{key.capitalize()}NS")
+            external.append(f"{key}[{ino}]:{external_ns_key(ns['type'])}")
     if not opts.pre_dump:
-        external += [f"mnt[{m['destination']}]:{m['destination']}" for m in _binds(config)]
+        external += [f"mnt[{m['destination']}]:{m['destination']}" for m in bind_mounts(config)]
         # masked files are /dev/null bound: one key, which restore binds to its /dev/null
         external += [f"mnt[{p}]:/dev/null" for p in linux.get("maskedPaths") or ()
                      if _is_masked_file(pid_root, p)]
@@ -86,7 +87,13 @@ def dump_opts(state, opts, pid_root):
     return o
 
 
-def _binds(config):
+def external_ns_key(ns_type):
+    """The key under which the dump names an external namespace and restore hands it in."""
+    return f"extRoot{EXTERNAL_NS[ns_type].capitalize()}NS"
+
+
+def bind_mounts(config):
+    """The config's bind mounts: external to CRIU, bound again at restore."""
     return [m for m in config.get("mounts") or ()
             if m.get("type") == "bind" or {"bind", "rbind"} & set(m.get("options") or ())]
 
@@ -115,15 +122,13 @@ def checkpoint(log, c, opts):
         raise OcirtError(f"checkpoint: {why}")
     if opts.pre_dump:
         _need_feature(criu, "mem_track")
-    os.makedirs(opts.image_path, 0o700, exist_ok=True)
-    fds = [os.open(opts.image_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)]
+    fds = [open_dir(opts.image_path, "--image-path", create=True)]
     try:
         o = dump_opts(c.state, opts, f"/proc/{c.state['pid']}/root")
         o["images_dir_fd"] = fds[0]
         logdir = opts.image_path
         if opts.work_path:
-            os.makedirs(opts.work_path, 0o700, exist_ok=True)
-            fds.append(os.open(opts.work_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+            fds.append(open_dir(opts.work_path, "--work-path", create=True))
             o["work_dir_fd"], logdir = fds[1], opts.work_path
         if not opts.pre_dump:
             from ocirt.restore import write_descriptors
@@ -134,7 +139,7 @@ def checkpoint(log, c, opts):
         for fd in fds:
             os.close(fd)
     if not resp.success:
-        raise OcirtError(f"checkpoint: criu failed ({_errmsg(resp)}): see {logdir}/dump.log")
+        raise OcirtError(f"checkpoint: criu failed ({criu_error(resp)}): see {logdir}/dump.log")
 
 
 def _need_feature(criu, name):
@@ -144,7 +149,18 @@ def _need_feature(criu, name):
         raise OcirtError(f"checkpoint: criu on this kernel lacks {name.replace('_', ' ')}")
 
 
-def _errmsg(resp):
+def open_dir(path, flag, create):
+    """An fd of the directory of a flag (made first if create), for CRIU."""
+    try:
+        if create:
+            os.makedirs(path, 0o700, exist_ok=True)
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise OcirtError(f"{flag} {path}: {e.strerror}") from None
+
+
+def criu_error(resp):
+    """Why CRIU says it failed."""
     if resp.errmsg:
         return resp.errmsg
     return os.strerror(resp.cr_errno) if resp.cr_errno else "no reason given"

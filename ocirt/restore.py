@@ -41,7 +41,7 @@ def restore_opts(spec, opts, root, cgroup_roots, stdio_keys):
     numbers). root: the mount point holding the rootfs; cgroup_roots: the
     new cgroup's cg_root entries; stdio_keys: descriptors.json's list."""
     from ocirt import criu
-    from ocirt.checkpoint import _binds
+    from ocirt.checkpoint import bind_mounts
     from ocirt.plan.namespaces import CLONE_FLAGS
     d = opts.dump
     linux = spec.get("linux") or {}
@@ -54,7 +54,7 @@ def restore_opts(spec, opts, root, cgroup_roots, stdio_keys):
         o["manage_cgroups_mode"] = criu.CG_MODES[d.manage_cgroups_mode]
     if opts.lsm_profile:
         o["lsm_profile"] = opts.lsm_profile
-    external = [f"mnt[{m['destination']}]:{m['source']}" for m in _binds(spec)]
+    external = [f"mnt[{m['destination']}]:{m['source']}" for m in bind_mounts(spec)]
     if linux.get("maskedPaths"):
         external.append("mnt[/dev/null]:/dev/null")
     o["external"] = external
@@ -111,6 +111,7 @@ class Restoration:
 
     def _restore(self):
         from ocirt import cgroups, criu
+        from ocirt.checkpoint import criu_error, open_dir
         linux = self.spec["linux"]
         cgroup = cgroups.for_container(linux.get("cgroupsPath"), self.c.id, self.rt.systemd_cgroup)
         cgroup.plan_made()
@@ -118,14 +119,14 @@ class Restoration:
         cgroup.create(linux.get("resources"))
         self.cgroup = cgroup
         d = self.opts.dump
-        fds = [_open_dir(d.image_path, create=False)]
+        fds = [open_dir(d.image_path, "--image-path", create=False)]
         root = None
         try:
             root = self._mount_root()
             o = restore_opts(self.spec, self.opts, root, cgroup_roots(cgroup), _descriptors(d.image_path))
             o["images_dir_fd"], logdir = fds[0], d.image_path
             if d.work_path:
-                fds.append(_open_dir(d.work_path, create=True))
+                fds.append(open_dir(d.work_path, "--work-path", create=True))
                 o["work_dir_fd"], logdir = fds[1], d.work_path
             o["inherit_fd"] += self._namespaces(fds)
             self.log.debug(f"restore {self.c.id}: criu restore from {d.image_path}")
@@ -136,7 +137,7 @@ class Restoration:
             if root:
                 self._unmount_root(root)
         if not resp.success:
-            raise OcirtError(f"restore: criu failed ({_errmsg(resp)}): see {logdir}/restore.log")
+            raise OcirtError(f"restore: criu failed ({criu_error(resp)}): see {logdir}/restore.log")
         self._record(resp.restore_pid)
         if self.opts.pid_file:
             from ocirt.launch import write_pid_file
@@ -167,15 +168,15 @@ class Restoration:
     def _namespaces(self, fds):
         """The network and pid namespaces the config joins by path, handed
         to CRIU under the keys the dump named them (extRootNetNS...)."""
+        from ocirt.checkpoint import EXTERNAL_NS, external_ns_key
         out = []
         for ns in self.spec["linux"].get("namespaces") or ():
-            key = {"network": "extRootNetNS", "pid": "extRootPidNS"}.get(ns.get("type"))
-            if key and ns.get("path"):
+            if ns.get("type") in EXTERNAL_NS and ns.get("path"):
                 try:
                     fds.append(os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC))
                 except OSError as e:
                     raise OcirtError(f"{ns['path']}: {e.strerror}", "linux.namespaces") from None
-                out.append({"key": key, "fd": fds[-1]})
+                out.append({"key": external_ns_key(ns["type"]), "fd": fds[-1]})
         return out
 
     def _join_cgroup(self, pid):
@@ -200,7 +201,8 @@ class Restoration:
         if self.cgroup is None:
             teardown.undo_aborted_create(self.log, self.c)
             return
-        self.cgroup.kill_all(9)   # what CRIU restored before it failed
+        from ocirt.signals import SIGKILL
+        self.cgroup.kill_all(SIGKILL)   # what CRIU restored before it failed
         self.cgroup.destroy()
         self.c.remove()
 
@@ -224,17 +226,3 @@ def _descriptors(image_path):
         return list(jsonio.load_file(os.path.join(image_path, DESCRIPTORS)))
     except (OSError, ValueError):
         return []
-
-
-def _open_dir(path, create):
-    if create:
-        os.makedirs(path, 0o700, exist_ok=True)
-    try:
-        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as e:
-        raise OcirtError(f"--image-path {path}: {e.strerror}" if not create else f"{path}: {e.strerror}") from None
-
-
-def _errmsg(resp):
-    from ocirt.checkpoint import _errmsg
-    return _errmsg(resp)

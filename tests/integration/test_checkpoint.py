@@ -70,32 +70,28 @@ def _log_tail(img):
     return "".join("".join(open(f, errors="replace").readlines()[-15:]) for f in logs)
 
 
-def read_count(path, above=0, timeout=20):
-    """The count, once it is above `above` (it moves)."""
+def _wait_count(path, done, failing, timeout):
+    """The count once done(count) holds (it moves); else fail saying `failing`."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         try:
             n = int(path.read_text() or 0)
         except (OSError, ValueError):
-            n = 0
-        if n > above:
+            n = None
+        if n is not None and done(n):
             return n
-        time.sleep(0.1)
-    raise AssertionError(f"{path}: the count did not pass {above}")
+        time.sleep(0.05)
+    raise AssertionError(f"{path}: {failing}")
+
+
+def read_count(path, above=0, timeout=20):
+    """The count, once it is above `above`."""
+    return _wait_count(path, lambda n: n > above, f"the count did not pass {above}", timeout)
 
 
 def next_count(path, old, timeout=20):
     """The first value other than old that the counter writes."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            n = int(path.read_text() or 0)
-        except (OSError, ValueError):
-            n = old
-        if n != old:
-            return n
-        time.sleep(0.05)
-    raise AssertionError(f"{path}: the count stayed at {old}")
+    return _wait_count(path, lambda n: n != old, f"the count stayed at {old}", timeout)
 
 
 def criu_cmd(oci, *args):
@@ -104,6 +100,16 @@ def criu_cmd(oci, *args):
     if res.rc:
         raise AssertionError(f"{res!r}\n{_log_tail(args[args.index('--image-path') + 1])}")
     return res
+
+
+def checkpointed(oci, tmp_path, counted):
+    """A counter checkpointed (so stopped) once it has counted past `counted`:
+    -> its bundle, count file, image dir and the count where it stopped."""
+    b, n = counter(oci, tmp_path)
+    read_count(n, counted)
+    img = tmp_path / "img"
+    criu_cmd(oci, "checkpoint", "--image-path", str(img), b.cid)
+    return b, n, img, int(n.read_text())
 
 
 @pytest.mark.skipif(IS_RUNC, reason="ocirt's own message")
@@ -118,13 +124,9 @@ def test_missing_criu_is_one_line(oci, tmp_path):
 
 @needs_criu
 def test_checkpoint_stops_and_removes_the_container(oci, tmp_path):
-    b, n = counter(oci, tmp_path)
-    read_count(n, 2)
-    img = tmp_path / "img"
-    criu_cmd(oci, "checkpoint", "--image-path", str(img), b.cid)
+    b, n, img, stopped = checkpointed(oci, tmp_path, 2)
     assert oci.status(b.cid) is None          # as runc: gone after a dump
     assert (img / "inventory.img").exists()
-    stopped = int(n.read_text())
     time.sleep(1)
     assert int(n.read_text()) == stopped      # nothing counts any more
 
@@ -163,11 +165,7 @@ def restore(oci, b, img, cid=None, *flags):
 
 @needs_criu
 def test_checkpoint_kill_restore_counts_on(oci, tmp_path):
-    b, n = counter(oci, tmp_path)
-    read_count(n, 3)
-    img = tmp_path / "img"
-    criu_cmd(oci, "checkpoint", "--image-path", str(img), b.cid)
-    stopped = int(n.read_text())
+    b, n, img, stopped = checkpointed(oci, tmp_path, 3)
     restore(oci, b, img)
     st = oci.state(b.cid)
     assert st["status"] == "running" and st["pid"] > 0
@@ -183,11 +181,7 @@ def test_checkpoint_kill_restore_counts_on(oci, tmp_path):
 
 @needs_criu
 def test_restore_into_a_new_id(oci, tmp_path):
-    b, n = counter(oci, tmp_path)
-    read_count(n, 2)
-    img = tmp_path / "img"
-    criu_cmd(oci, "checkpoint", "--image-path", str(img), b.cid)
-    stopped = int(n.read_text())
+    b, n, img, stopped = checkpointed(oci, tmp_path, 2)
     new = b.cid + "-r"
     b2 = oci.bundle()                     # for its cleanup: the new id's cgroup
     b2.cid = new

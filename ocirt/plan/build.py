@@ -25,7 +25,7 @@ def create_plan(spec, ctx):
     hooks_ = hooks.check_hooks(spec)
     host.check(linux, ns, ctx.host)
     userns = "user" in ns
-    id_maps = namespaces.id_map_steps(linux, ns)
+    id_maps = namespaces.id_map_steps(linux, ns, ctx.host)
     mount_ns = "mount" in ns
     if mount_ns:
         # a sysfs is the network namespace's: a new user namespace may mount one only in its own

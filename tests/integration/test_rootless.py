@@ -1,9 +1,11 @@
 """Rootless containers: a throw-away user (made here, with /etc/subuid and
 /etc/subgid ranges; removed, and the files restored, after) runs busybox
 from `ocirt spec --rootless` through ocirt and through runc, with its
-state in $XDG_RUNTIME_DIR and no cgroup (this host delegates none). Then
-what it must not reach: capabilities of the host's user namespace, and
-another user's containers. Root runs the tests; the runtimes run as the user."""
+state in $XDG_RUNTIME_DIR and no cgroup (this host delegates none), its
+own id mapped alone or with its subordinate range (newuidmap/newgidmap).
+Then what it must not reach: capabilities of the host's user namespace,
+another user's ids, and another user's containers. Root runs the tests;
+the runtimes run as the user."""
 import json
 import os
 import pwd
@@ -21,6 +23,8 @@ RUNC = "/usr/sbin/runc"
 ALL_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_MKNOD", "CAP_SETUID",
             "CAP_SETGID", "CAP_SYS_ADMIN", "CAP_SYS_TIME", "CAP_NET_ADMIN", "CAP_SYS_CHROOT"]
 
+SUB_SIZE = 65536
+
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("setpriv"),
                                 reason="needs root, useradd and setpriv: makes a user to run as")
 
@@ -37,11 +41,11 @@ class User:
         self.uid, self.gid = pw.pw_uid, pw.pw_gid
         self.xdg = tempfile.mkdtemp(prefix=f"ocirt-xdg-{name}-")
         os.chown(self.xdg, self.uid, self.gid)
+        self.sub = None  # the first id of its /etc/subuid and /etc/subgid range
 
-    def run(self, *argv, cwd=None, timeout=TIMEOUT):
-        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "XDG_RUNTIME_DIR": self.xdg, "USER": self.name,
-               "HOME": "/nonexistent"}
-        cmd = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups", "--", *argv]
+    def run(self, *argv, cwd=None, timeout=TIMEOUT, path="/usr/sbin:/usr/bin:/sbin:/bin"):
+        env = {"PATH": path, "XDG_RUNTIME_DIR": self.xdg, "USER": self.name, "HOME": "/nonexistent"}
+        cmd = [shutil.which("setpriv"), f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups", "--", *argv]
         # files, not pipes: a created container keeps inherited pipes open
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=cwd,
@@ -66,10 +70,11 @@ def users():
     try:
         for i in range(2):
             made.append(User(f"ocrl{os.getpid() % 100000}{i}"))
+            made[-1].sub = 400000 + SUB_SIZE * i
         for f in saved:
             with open(f, "a") as out:
-                for i, u in enumerate(made):
-                    out.write(f"{u.name}:{400000 + 65536 * i}:65536\n")
+                for u in made:
+                    out.write(f"{u.name}:{u.sub}:{SUB_SIZE}\n")
         yield made
     finally:
         for u in made:
@@ -152,6 +157,35 @@ def all_caps(cfg):
     cfg["process"]["capabilities"] = {k: list(ALL_CAPS) for k in ("bounding", "effective", "permitted")}
 
 
+def sub_ids(user, start=None):
+    """An edit: container 0 is the user, 1.. its subordinate range (or the
+    one at `start`), as podman maps a rootless container."""
+    def edit(cfg):
+        for key in ("uidMappings", "gidMappings"):
+            own = user.uid if key == "uidMappings" else user.gid
+            cfg["linux"][key] = [{"containerID": 0, "hostID": own, "size": 1},
+                                 {"containerID": 1, "hostID": user.sub if start is None else start,
+                                  "size": SUB_SIZE}]
+    return edit
+
+
+def edits(*fns):
+    def edit(cfg):
+        for fn in fns:
+            if fn:
+                fn(cfg)
+    return edit
+
+
+@pytest.fixture(params=["own", "subids"])
+def mapping(request, rl):
+    """The container's id maps: the user's own ids alone (the spec's), or
+    with its subordinate range (newuidmap, newgidmap)."""
+    if request.param == "subids" and not shutil.which("newuidmap"):
+        pytest.skip("no newuidmap (package uidmap)")
+    return sub_ids(rl.user) if request.param == "subids" else None
+
+
 def wait_status(rl, cid, want, timeout=10):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -220,9 +254,83 @@ def test_a_limit_without_a_cgroup_is_refused(rl):
     assert rl("list", "-q").out == ""
 
 
+needs_newuidmap = pytest.mark.skipif(not shutil.which("newuidmap"), reason="no newuidmap (package uidmap)")
+
+
+@needs_newuidmap
+def test_subordinate_ranges_through_newuidmap(rl):
+    """Container 0 is the user and 1..65536 its /etc/subuid range: a file
+    chowned to 1000 inside is the range's 1000th id on the host."""
+    u = rl.user
+    shared = os.path.join(rl.base, "shared")
+    os.mkdir(shared)
+    os.chown(shared, u.uid, u.gid)
+
+    def bind(cfg):
+        all_caps(cfg)
+        cfg["mounts"].append({"destination": "/home", "type": "bind", "source": shared, "options": ["rbind", "rw"]})
+    path, cid = rl.bundle("cat /proc/self/uid_map /proc/self/gid_map; touch /home/f && chown 1000:1000 /home/f; "
+                          "stat -c '%u %g' /home/f; id -G", edits(bind, sub_ids(u)))
+    lines = rl("run", "--bundle", path, cid).out.splitlines()
+    want = [["0", str(u.uid), "1"], ["1", str(u.sub), str(SUB_SIZE)]]
+    assert [x.split() for x in lines[:2]] == want
+    assert [x.split() for x in lines[2:4]] == [["0", str(u.gid), "1"], ["1", str(u.sub), str(SUB_SIZE)]]
+    assert lines[4] == "1000 1000"
+    st = os.stat(os.path.join(shared, "f"))
+    assert (st.st_uid, st.st_gid) == (u.sub + 999, u.sub + 999)
+    assert rl("list", "-q").out == ""
+
+
+def _nothing_left(rl, res, field):
+    assert res.rc == 1, res
+    if rl.runtime != RUNC:
+        err = res.err.strip().splitlines()[-1]
+        assert err.startswith(f"ocirt: config.json: {field}: ") and "Traceback" not in res.err, res
+    assert rl("list", "-q").out == ""
+    assert not os.path.isdir(rl.root) or os.listdir(rl.root) == []
+    assert wait_gone(rl.user.uid), "a process of the user is left"
+
+
+def wait_gone(uid, timeout=5):
+    """No live process of uid is left (a zombie is dead: its reaper, pid 1
+    here, may take a moment)."""
+    def owned(pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+            return os.stat(f"/proc/{pid}").st_uid == uid and state != "Z"
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(owned(p) for p in os.listdir("/proc") if p.isdigit()):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@needs_newuidmap
+def test_a_range_beyond_the_users_grant_is_refused(rl, users):
+    """Another user's subordinate range: newuidmap refuses it."""
+    path, cid = rl.bundle("true", sub_ids(rl.user, start=users[1].sub))
+    res = rl("run", "--bundle", path, cid, check=False)
+    _nothing_left(rl, res, "linux.uidMappings")
+    if rl.runtime != RUNC:
+        assert "newuidmap refused the map: newuidmap: uid range" in res.err, res
+
+
+def test_subordinate_ranges_without_newuidmap_are_refused(rl):
+    """newuidmap not in PATH: the map cannot be written."""
+    path, cid = rl.bundle("true", sub_ids(rl.user))
+    res = rl.user.run(rl.runtime, "run", "--bundle", path, cid, path="/nonexistent")
+    _nothing_left(rl, res, "linux.uidMappings")
+    if rl.runtime != RUNC:
+        assert "needs newuidmap (Debian package uidmap), not found in PATH" in res.err, res
+
+
 # ---- what it must not reach ---------------------------------------------------------
 
-def test_a_host_file_of_root_stays_unwritable(rl):
+def test_a_host_file_of_root_stays_unwritable(rl, mapping):
     """Root of the container, with every capability, is the user on the
     host: a root-owned file bound in read-write stays root's and unwritten."""
     d = tempfile.mkdtemp(prefix="ocirt-rl-host-")
@@ -239,7 +347,7 @@ def test_a_host_file_of_root_stays_unwritable(rl):
                               "options": ["bind", "rw"]})
     try:
         path, cid = rl.bundle("stat -c %u /etc/group; echo owned > /etc/group && echo WROTE; "
-                              "chown 0 /etc/group && echo CHOWNED; true", edit)
+                              "chown 0 /etc/group && echo CHOWNED; true", edits(edit, mapping))
         out = rl("run", "--bundle", path, cid).out
         assert "WROTE" not in out and "CHOWNED" not in out
         assert out.split()[0] == "65534"      # root of the host is unmapped: nobody
@@ -249,7 +357,7 @@ def test_a_host_file_of_root_stays_unwritable(rl):
         shutil.rmtree(d)
 
 
-def test_no_device_node_and_no_host_hostname(rl):
+def test_no_device_node_and_no_host_hostname(rl, mapping):
     """CAP_MKNOD and CAP_SYS_ADMIN of the container's user namespace: no
     device node, and the host's uts namespace (shared here) refuses a name."""
     host_name = os.uname().nodename
@@ -259,7 +367,7 @@ def test_no_device_node_and_no_host_hostname(rl):
         cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "uts"]
         del cfg["hostname"]
     path, cid = rl.bundle("mknod /dev/evil c 1 1 && echo MKNOD; hostname rootless-evil && echo RENAMED; "
-                          "echo 1 > /proc/sys/kernel/sysrq && echo SYSCTL; true", edit)
+                          "echo 1 > /proc/sys/kernel/sysrq && echo SYSCTL; true", edits(edit, mapping))
     res = rl("run", "--bundle", path, cid)
     assert "MKNOD" not in res.out and "RENAMED" not in res.out and "SYSCTL" not in res.out, res
     assert os.uname().nodename == host_name

@@ -526,3 +526,29 @@ def test_sysfs_in_a_user_namespace_without_its_own_netns_is_the_hosts_bound(netn
         assert m[8] & (mounts.MS_RDONLY | mounts.MS_NOSUID) == mounts.MS_RDONLY | mounts.MS_NOSUID  # the remount
     else:
         assert (m[2], m[4]) == ("sysfs", "sysfs")
+
+
+OWN = [{"containerID": 0, "hostID": 1000, "size": 1}]
+SUB = OWN + [{"containerID": 1, "hostID": 100000, "size": 65536}]
+TOOLS = {"newuidmap": "/usr/bin/newuidmap", "newgidmap": "/usr/bin/newgidmap"}
+
+
+def id_maps(uids, gids, ids=(1000, 1000), tools=TOOLS):
+    from ocirt.plan import namespaces
+    linux = dict(SPEC["linux"], namespaces=USERNS["namespaces"], uidMappings=uids, gidMappings=gids)
+    return namespaces.id_map_steps(linux, namespaces.namespaces(linux), Host(ids=ids, id_tools=tools))
+
+
+def test_an_unprivileged_callers_subordinate_ranges_go_through_newuidmap():
+    assert id_maps(SUB, OWN) == [("uidmap", "linux.uidMappings", "0 1000 1\n1 100000 65536\n", "/usr/bin/newuidmap"),
+                                 ("gidmap", "linux.gidMappings", "0 1000 1\n", "")]
+    assert [s[3] for s in id_maps(OWN, SUB)] == ["", "/usr/bin/newgidmap"]
+    # its own id under another container id is still its own; root writes any map itself
+    assert [s[3] for s in id_maps([dict(OWN[0], containerID=5)], OWN)] == ["", ""]
+    assert [s[3] for s in id_maps(SUB, SUB, ids=(0, 0), tools={})] == ["", ""]
+
+
+def test_subordinate_ranges_without_newgidmap_name_the_field():
+    with pytest.raises(OcirtError, match="needs newgidmap") as e:
+        id_maps(SUB, SUB, tools={"newuidmap": "/usr/bin/newuidmap"})
+    assert e.value.where == "linux.gidMappings"

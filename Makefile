@@ -13,7 +13,7 @@ ROOTFS  := bundles/busybox/rootfs
 # The binary the integration tests drive.
 export OCIRT := $(BIN)/ocirt
 
-.PHONY: all deps install install-docs man build demo rootfs test unit integration conformance conformance-runc clients vm vm-criu vm-systemd vm-systemd-v1 vm-systemd-conformance vm-systemd-clients bench-systemd clean
+.PHONY: all deps install install-docs man build demo rootfs test unit integration conformance conformance-runc clients clients-rootless vm vm-criu vm-systemd vm-systemd-v1 vm-systemd-conformance vm-systemd-clients bench-systemd clean
 
 all: build
 
@@ -72,6 +72,11 @@ clients: install
 	SMOKE_SHOW_LOG=1 bash tests/clients/podman-smoke $(BIN)/ocirt
 	SMOKE_SHOW_LOG=1 bash tests/clients/containerd-smoke $(BIN)/ocirt
 
+# rootless podman (a throw-away user with a subuid range), on ocirt and runc
+clients-rootless: install
+	SMOKE_ROOTLESS=1 SMOKE_SHOW_LOG=1 bash tests/clients/podman-smoke $(BIN)/ocirt
+	SMOKE_ROOTLESS=1 SMOKE_SHOW_LOG=1 bash tests/clients/podman-smoke /usr/sbin/runc
+
 vm: build
 	bash tests/vm/run-v2-tests.sh
 
@@ -109,6 +114,7 @@ test: install rootfs
 	$(MAKE) vm-criu
 	$(MAKE) vm-systemd
 	$(MAKE) clients
+	$(MAKE) clients-rootless
 
 clean:
 	rm -rf build *.egg-info ocirt/COMMIT ocirt/_native/_lib*.so ocirt/_native/_lib.c ocirt/_native/ocirt-init $(ROOTFS)

@@ -5,6 +5,7 @@ import stat
 
 from ocirt.errors import OcirtError
 from ocirt.plan.context import Host
+from ocirt.rootless import in_user_namespace
 
 
 def gather(spec, bundle=""):
@@ -18,7 +19,7 @@ def gather(spec, bundle=""):
                 selinux=bool(proc.get("selinuxLabel") or linux.get("mountLabel")) and _selinux_enabled(),
                 resctrl=_resctrl() if linux.get("intelRdt") is not None else None,
                 sources=_sources(spec, bundle) if spec.get("mounts") else {},
-                ids=ids, id_tools=_id_tools(linux, ids) if ids[0] else {})
+                ids=ids, id_tools=_id_tools(linux, ids) if ids[0] else {}, in_userns=in_user_namespace())
 
 
 def bounding_set():

@@ -120,8 +120,10 @@ def _rootfs(spec, linux, ctx, userns, id_maps, sysfs_bind):
     for i, m in enumerate(spec.get("mounts") or []):
         steps += mounts.mount_step(m, i, ctx, id_maps, sysfs_bind)
     if not _dev_is_bind(spec):
-        steps += devices.device_steps(linux, userns)
-        steps += mounts.dev_steps(spec, linux.get("devices") or [], userns, ctx.host)
+        # no mknod in a user namespace, the container's or the runtime's own (rootless podman's)
+        nodes_bound = userns or ctx.host.in_userns
+        steps += devices.device_steps(linux, nodes_bound)
+        steps += mounts.dev_steps(spec, linux.get("devices") or [], nodes_bound, ctx.host)
     return steps
 
 

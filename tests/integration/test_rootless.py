@@ -64,14 +64,14 @@ def users():
     """Two users (the second to try the first's containers), each with a
     subordinate range; /etc/subuid and /etc/subgid are restored after."""
     saved = {}
-    for f in ("/etc/subuid", "/etc/subgid"):
+    for f in ("/etc/subuid", "/etc/subgid", "/etc/subuid-", "/etc/subgid-"):  # with shadow's backups
         saved[f] = open(f).read() if os.path.exists(f) else None
     made = []
     try:
         for i in range(2):
             made.append(User(f"ocrl{os.getpid() % 100000}{i}"))
             made[-1].sub = 400000 + SUB_SIZE * i
-        for f in saved:
+        for f in ("/etc/subuid", "/etc/subgid"):
             with open(f, "a") as out:
                 for u in made:
                     out.write(f"{u.name}:{u.sub}:{SUB_SIZE}\n")

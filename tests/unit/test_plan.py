@@ -552,3 +552,13 @@ def test_subordinate_ranges_without_newgidmap_name_the_field():
     with pytest.raises(OcirtError, match="needs newgidmap") as e:
         id_maps(SUB, SUB, tools={"newuidmap": "/usr/bin/newuidmap"})
     assert e.value.where == "linux.gidMappings"
+
+
+def test_a_runtime_in_a_user_namespace_binds_the_device_nodes():
+    """Rootless podman's: the runtime is root of podman's user namespace,
+    the config has none of its own, and mknod is refused there."""
+    s = spec(linux__devices=[{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}])
+    steps = plan(s, host=Host(in_userns=True, sources={p: "dir" for p in mounts.bind_sources(s, "/b")}))
+    assert "mknod" not in names(steps)
+    assert {x[2] for x in steps if x[0] == "binddev"} >= {"/dev/null", "/dev/tty", "/dev/fuse"}
+    assert "mknod" in names(plan(s))

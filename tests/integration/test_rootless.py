@@ -232,6 +232,9 @@ def test_create_start_state_ps_list_exec_kill_delete(rl):
     rl("start", cid)
     assert wait_status(rl, cid, "running")
     assert cid in rl("list", "-q").out.split()
+    # the owner is the state directory's, by name (runc's list)
+    assert [(c["id"], c["owner"]) for c in json.loads(rl("list", "--format", "json").out)] == [(cid, rl.user.name)]
+    assert rl("list").out.splitlines()[1].split()[-1] == rl.user.name
     assert rl("exec", cid, "sh", "-c", "id -u; cat /dev/shm/mark").out.split() == ["0", "started"]
     # no cgroup here: ps (which lists the cgroup's processes) fails, for runc too
     ps = rl("ps", cid, check=False)

@@ -164,7 +164,8 @@ def process_steps(proc, ctx, where="process", init_steps=(), after_ready=(), dev
     seccomp = ctx.seccomp
     notify = _notify(ctx)
     steps += process.home_steps(proc, where)
-    steps += process.cred_steps(proc, ctx.host.last_cap, where, keep_admin=seccomp is not None and not nnp)
+    steps += process.cred_steps(proc, ctx.host.last_cap, where, keep_admin=seccomp is not None and not nnp,
+                                grantable=ctx.host.bounding)
     lookup, exec_ = process.exec_steps(proc, where)
     steps += lookup
     if nnp:

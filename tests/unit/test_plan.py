@@ -562,3 +562,15 @@ def test_a_runtime_in_a_user_namespace_binds_the_device_nodes():
     assert "mknod" not in names(steps)
     assert {x[2] for x in steps if x[0] == "binddev"} >= {"/dev/null", "/dev/tty", "/dev/fuse"}
     assert "mknod" in names(plan(s))
+
+
+def test_no_capability_outside_the_runtimes_bounding_set_even_in_a_new_user_namespace():
+    """A new user namespace starts with every capability: what the runtime
+    cannot grant (and warns of) is left out by the plan itself."""
+    from ocirt.plan.process import CAPABILITIES
+    kill, res = 1 << CAPABILITIES.index("CAP_KILL"), 1 << CAPABILITIES.index("CAP_SYS_RESOURCE")
+    caps = dict.fromkeys(("bounding", "effective", "permitted"), ["CAP_KILL", "CAP_SYS_RESOURCE"])
+    s = spec(process__capabilities=caps, linux=dict(SPEC["linux"], **USERNS))
+    steps = plan(s, host=Host(bounding=(2 << 40) - 1 - res))
+    assert [x[2] for x in steps if x[0] == "bounding"] == [kill]
+    assert [x[2:4] for x in steps if x[0] == "caps"] == [(kill, kill)]

@@ -57,7 +57,8 @@ class Creation:
         self._record_intent(cgroup)
         if self.rt.rootless and not linux.get("cgroupsPath") and not self.rt.systemd_cgroup:
             from ocirt.cgroups.none import create_rootless
-            cgroup, found = create_rootless(cgroup, linux.get("resources"), self.log)
+            own_pidns = any(n.get("type") == "pid" and not n.get("path") for n in linux.get("namespaces") or [])
+            cgroup, found = create_rootless(cgroup, linux.get("resources"), self.log, own_pidns)
         else:
             found = cgroup.create(linux.get("resources"))   # undoes itself if it fails
         self.cgroup = cgroup

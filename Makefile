@@ -13,7 +13,7 @@ ROOTFS  := bundles/busybox/rootfs
 # The binary the integration tests drive.
 export OCIRT := $(BIN)/ocirt
 
-.PHONY: all deps install install-docs man build demo rootfs test unit integration conformance conformance-runc clients clients-rootless vm vm-criu vm-systemd vm-systemd-v1 vm-systemd-conformance vm-systemd-clients bench-systemd clean
+.PHONY: all deps install install-docs man build demo rootfs test unit integration conformance conformance-runc conformance-rootless clients clients-rootless vm vm-criu vm-systemd vm-systemd-v1 vm-systemd-conformance vm-systemd-clients bench-systemd clean
 
 all: build
 
@@ -68,6 +68,13 @@ conformance-runc: build rootfs
 	$(PY) conformance/clauses.py --check
 	RUNTIME=/usr/sbin/runc $(PY) -m pytest -q conformance
 
+# The lifecycle, start and process parts as a throw-away user on rootless
+# bundles (deviations.toml [rootless]), on ocirt and runc
+ROOTLESS_CONFORMANCE := conformance/test_lifecycle.py conformance/test_start.py conformance/test_process.py
+conformance-rootless: build rootfs
+	CONFORMANCE_ROOTLESS=1 RUNTIME=$(BIN)/ocirt $(PY) -m pytest -q $(ROOTLESS_CONFORMANCE)
+	CONFORMANCE_ROOTLESS=1 RUNTIME=/usr/sbin/runc $(PY) -m pytest -q $(ROOTLESS_CONFORMANCE)
+
 clients: install
 	SMOKE_SHOW_LOG=1 bash tests/clients/podman-smoke $(BIN)/ocirt
 	SMOKE_SHOW_LOG=1 bash tests/clients/containerd-smoke $(BIN)/ocirt
@@ -110,6 +117,7 @@ test: install rootfs
 	$(PY) -m pytest -q tests
 	$(MAKE) conformance-runc
 	RUNTIME=$(BIN)/ocirt $(PY) -m pytest -q conformance
+	$(MAKE) conformance-rootless
 	$(MAKE) vm
 	$(MAKE) vm-criu
 	$(MAKE) vm-systemd

@@ -8,7 +8,6 @@ another user's ids, and another user's containers. Root runs the tests;
 the runtimes run as the user."""
 import json
 import os
-import pwd
 import shutil
 import subprocess
 import tempfile
@@ -18,73 +17,35 @@ import uuid
 import pytest
 
 from conftest import OCIRT, TIMEOUT, Result
+from conformance.harness import SUB_SIZE, ThrowawayUser, throwaway_users
 
 RUNC = "/usr/sbin/runc"
 ALL_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_MKNOD", "CAP_SETUID",
             "CAP_SETGID", "CAP_SYS_ADMIN", "CAP_SYS_TIME", "CAP_NET_ADMIN", "CAP_SYS_CHROOT"]
 
-SUB_SIZE = 65536
-
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("setpriv"),
                                 reason="needs root, useradd and setpriv: makes a user to run as")
 
 
-class User:
-    """A throw-away user; run() is a command as that user, with its own
-    XDG_RUNTIME_DIR (owned by it, 0700, as systemd-logind makes it)."""
-
-    def __init__(self, name):
-        self.name = name
-        subprocess.run(["useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/bin/false",
-                        "--user-group", name], check=True, capture_output=True)
-        pw = pwd.getpwnam(name)
-        self.uid, self.gid = pw.pw_uid, pw.pw_gid
-        self.xdg = tempfile.mkdtemp(prefix=f"ocirt-xdg-{name}-")
-        os.chown(self.xdg, self.uid, self.gid)
-        self.sub = None  # the first id of its /etc/subuid and /etc/subgid range
+class User(ThrowawayUser):
+    """run(): a command as the user, in its environment."""
 
     def run(self, *argv, cwd=None, timeout=TIMEOUT, path="/usr/sbin:/usr/bin:/sbin:/bin"):
-        env = {"PATH": path, "XDG_RUNTIME_DIR": self.xdg, "USER": self.name, "HOME": "/nonexistent"}
-        cmd = [shutil.which("setpriv"), f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups", "--", *argv]
         # files, not pipes: a created container keeps inherited pipes open
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=cwd,
-                               timeout=timeout)
+            p = subprocess.run([*self.prefix, *argv], stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                               env=self.env(path), cwd=cwd, timeout=timeout)
             out.seek(0), err.seek(0)
             p.stdout, p.stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
         return Result(list(argv), p)
-
-    def remove(self):
-        shutil.rmtree(self.xdg, ignore_errors=True)
-        subprocess.run(["userdel", self.name], capture_output=True)
 
 
 @pytest.fixture(scope="module")
 def users():
     """Two users (the second to try the first's containers), each with a
-    subordinate range; /etc/subuid and /etc/subgid are restored after."""
-    saved = {}
-    for f in ("/etc/subuid", "/etc/subgid", "/etc/subuid-", "/etc/subgid-"):  # with shadow's backups
-        saved[f] = open(f).read() if os.path.exists(f) else None
-    made = []
-    try:
-        for i in range(2):
-            made.append(User(f"ocrl{os.getpid() % 100000}{i}"))
-            made[-1].sub = 400000 + SUB_SIZE * i
-        for f in ("/etc/subuid", "/etc/subgid"):
-            with open(f, "a") as out:
-                for u in made:
-                    out.write(f"{u.name}:{u.sub}:{SUB_SIZE}\n")
+    subordinate range."""
+    with throwaway_users([f"ocrl{os.getpid() % 100000}{i}" for i in range(2)], cls=User) as made:
         yield made
-    finally:
-        for u in made:
-            u.remove()
-        for f, text in saved.items():
-            if text is None:
-                os.unlink(f)
-            else:
-                with open(f, "w") as out:
-                    out.write(text)
 
 
 @pytest.fixture(params=[OCIRT, RUNC], ids=["ocirt", "runc"])
@@ -209,9 +170,23 @@ def test_run_as_a_user_is_root_of_its_own_user_namespace(rl):
         hostname = json.load(f)["hostname"]
     assert out[2] == hostname and out[3] == "1"    # the spec's hostname; the host's /sys, bound
     assert out[4].startswith("crw-rw-rw-")          # the host's node, bound (no mknod in a userns)
-    if rl.runtime != RUNC:
-        assert "runs without a cgroup (rootless)" in res.err
+    assert "cgroup" not in res.err                  # no warning with a pid namespace (runc's rule)
     assert rl("list", "-q").out == ""               # run deleted it
+
+
+def test_no_cgroup_and_no_pid_namespace_is_warned_of(rl):
+    """runc's rule (1.1.5 warns when it cannot end them): then nothing can
+    end all the container's processes."""
+    def edit(cfg):
+        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "pid"]
+        for m in cfg["mounts"]:   # a new proc needs a pid namespace of the user's
+            if m["destination"] == "/proc":
+                m.update(type="bind", source="/proc", options=["rbind"])
+    path, cid = rl.bundle("echo ran", edit)
+    res = rl("run", "--bundle", path, cid)
+    assert res.out == "ran\n" and "cgroup" in res.err, res
+    if rl.runtime != RUNC:
+        assert "without a pid namespace of its own: nothing can end all its processes" in res.err, res
 
 
 def test_the_state_root_is_the_users_own_in_xdg_runtime_dir(rl):

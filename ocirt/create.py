@@ -53,7 +53,7 @@ class Creation:
         from ocirt.plan.build import create_plan, ignored_without_mount_ns
         from ocirt.plan.process import ungranted
         linux = self.spec["linux"]
-        cgroup = cgroups.for_container(linux.get("cgroupsPath"), self.c.id, self.rt.systemd_cgroup)
+        cgroup = cgroups.for_container(linux.get("cgroupsPath"), self.c.id, self.rt.systemd_cgroup, self.rt.rootless)
         self._record_intent(cgroup)
         if self.rt.rootless and not linux.get("cgroupsPath") and not self.rt.systemd_cgroup:
             from ocirt.cgroups.none import create_rootless

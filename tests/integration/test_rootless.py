@@ -58,11 +58,13 @@ def runtime(request):
 
 
 class Rootless:
-    """One test's containers, run by `user` through `runtime`; cleaned up
-    by root (delete --force by id in the user's state root)."""
+    """One test's containers, run by `user` through `runtime` with its
+    global `flags`; cleaned up by root (delete --force by id in the user's
+    state root), or by the user with flags (its systemd scopes are its
+    manager's)."""
 
-    def __init__(self, runtime, user, rootfs):
-        self.runtime, self.user, self.rootfs = runtime, user, rootfs
+    def __init__(self, runtime, user, rootfs, flags=()):
+        self.runtime, self.user, self.rootfs, self.flags = runtime, user, rootfs, list(flags)
         self.base = tempfile.mkdtemp(prefix="ocirt-rl-")
         os.chmod(self.base, 0o755)
         os.chown(self.base, user.uid, user.gid)
@@ -74,7 +76,7 @@ class Rootless:
         return os.path.join(self.user.xdg, "runc" if self.runtime == RUNC else "ocirt")
 
     def __call__(self, *args, user=None, check=True, **kw):
-        res = (user or self.user).run(self.runtime, *args, **kw)
+        res = (user or self.user).run(self.runtime, *self.flags, *args, **kw)
         if check and res.rc != 0:
             raise AssertionError(f"failed: {res!r}")
         return res
@@ -102,7 +104,10 @@ class Rootless:
 
     def cleanup(self):
         for root, cid in self.made:
-            subprocess.run([self.runtime, "--root", root, "delete", "--force", cid], capture_output=True)
+            if self.flags:
+                self("--root", root, "delete", "--force", cid, check=False)
+            else:
+                subprocess.run([self.runtime, "--root", root, "delete", "--force", cid], capture_output=True)
         shutil.rmtree(self.base, ignore_errors=True)
 
 
@@ -187,6 +192,26 @@ def test_no_cgroup_and_no_pid_namespace_is_warned_of(rl):
     assert res.out == "ran\n" and "cgroup" in res.err, res
     if rl.runtime != RUNC:
         assert "without a pid namespace of its own: nothing can end all its processes" in res.err, res
+
+
+def test_a_read_only_root_on_a_nosuid_nodev_mount(rl):
+    """The kernel locks a mount's nosuid and nodev in a user namespace: the
+    read-only remount of the root repeats them (a rootfs in a nosuid /tmp)."""
+    d = tempfile.mkdtemp(prefix="ocirt-rl-nosuid-")
+    os.chmod(d, 0o755)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "nosuid,nodev,mode=755", "tmpfs", d], check=True)
+    try:
+        shutil.copytree(rl.rootfs, d + "/rootfs", symlinks=True)
+
+        def edit(cfg):
+            cfg["root"].update(path=d + "/rootfs", readonly=True)
+        path, cid = rl.bundle("touch /x 2>/dev/null || echo read-only; awk '$5 == \"/\" {print $6}' /proc/self/mountinfo",
+                              edit)
+        out = rl("run", "--bundle", path, cid).out.split()
+        assert out[0] == "read-only" and {"ro", "nosuid", "nodev"} <= set(out[1].split(",")), out
+    finally:
+        subprocess.run(["umount", "-l", d])
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_the_state_root_is_the_users_own_in_xdg_runtime_dir(rl):
@@ -373,3 +398,71 @@ def test_another_user_cannot_see_or_act_on_the_container(rl, users):
     assert res.rc != 0 or cid2 not in res.out
     assert json.loads(rl("state", cid).out)["status"] == "running" and os.path.exists(f"/proc/{pid}")
     assert json.loads(rl("--root", os.path.join(shared, "root"), "state", cid2).out)["status"] == "running"
+
+
+# ---- the user's systemd manager (--systemd-cgroup): in the systemd VM ---------------
+
+def _user_manager_running(uid):
+    return os.path.exists(f"/run/user/{uid}/bus")
+
+
+@pytest.fixture(scope="module")
+def systemd_user():
+    """A user whose systemd manager runs (linger), with its bus in
+    XDG_RUNTIME_DIR=/run/user/UID; where systemd is PID 1 on cgroup v2."""
+    if not os.path.isdir("/run/systemd/system") or not os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        pytest.skip("needs systemd as PID 1 on cgroup v2 (tests/vm/run-systemd-tests.sh runs it in the VM)")
+    with throwaway_users([f"ocsd{os.getpid() % 100000}"], first=400000 + 2 * SUB_SIZE, cls=User) as (u,):
+        subprocess.run(["loginctl", "enable-linger", u.name], check=True, capture_output=True)
+        try:
+            deadline = time.monotonic() + 60
+            while not _user_manager_running(u.uid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert _user_manager_running(u.uid), "the user's manager did not start"
+            shutil.rmtree(u.xdg)
+            u.xdg = f"/run/user/{u.uid}"
+            yield u
+        finally:
+            subprocess.run(["loginctl", "disable-linger", u.name], capture_output=True)
+            subprocess.run(["systemctl", "stop", f"user@{u.uid}.service"], capture_output=True)
+
+
+@pytest.fixture
+def srl(runtime, systemd_user, busybox_rootfs):
+    r = Rootless(runtime, systemd_user, busybox_rootfs, flags=["--systemd-cgroup"])
+    yield r
+    r.cleanup()
+
+
+def _cgroup_of(pid):
+    with open(f"/proc/{pid}/cgroup") as f:
+        return next(line for line in f if line.startswith("0::")).strip()[3:]
+
+
+def test_systemd_cgroup_of_a_rootless_container_is_a_scope_of_the_users_manager(srl):
+    """--systemd-cgroup as the user: a scope of its own manager (the user
+    bus), under user.slice there, with the limits applied; ps, pause and
+    resume work; delete removes the scope (runc alike)."""
+    def limits(cfg):
+        cfg["linux"]["resources"] = {"memory": {"limit": 64 << 20}, "pids": {"limit": 50}}
+    u = srl.user
+    path, cid = srl.bundle("sleep 1000", limits)
+    srl("run", "--detach", "--bundle", path, cid)
+    pid = json.loads(srl("state", cid).out)["pid"]
+    cg = _cgroup_of(pid)
+    manager = f"/user.slice/user-{u.uid}.slice/user@{u.uid}.service/user.slice/"
+    assert cg.startswith(manager) and cg.endswith(f"-{cid}.scope"), cg
+    d = "/sys/fs/cgroup" + cg
+    with open(d + "/memory.max") as f, open(d + "/pids.max") as g:
+        assert (f.read().strip(), g.read().strip()) == (str(64 << 20), "50")
+    assert str(pid) in srl("ps", cid).out
+    srl("pause", cid)
+    assert json.loads(srl("state", cid).out)["status"] == "paused"
+    srl("resume", cid)
+    srl("kill", cid, "KILL")
+    assert wait_status(srl, cid, "stopped")
+    srl("delete", cid)
+    deadline = time.monotonic() + 10
+    while os.path.exists(d) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(d)

@@ -8,7 +8,7 @@ BIN     ?= $(PREFIX)/bin
 SHARE   ?= $(PREFIX)/share
 DEB_PKGS := python3 python3-venv python3-dev gcc libc6-dev musl-tools libseccomp-dev pkg-config \
             busybox-static runc crun iproute2 procps util-linux bsdutils strace groff-base \
-            dbus libsystemd0 criu iptables uidmap
+            dbus dbus-user-session libsystemd0 criu iptables uidmap
 ROOTFS  := bundles/busybox/rootfs
 # The binary the integration tests drive.
 export OCIRT := $(BIN)/ocirt

@@ -8,12 +8,12 @@ BIN     ?= $(PREFIX)/bin
 SHARE   ?= $(PREFIX)/share
 DEB_PKGS := python3 python3-venv python3-dev gcc libc6-dev musl-tools libseccomp-dev pkg-config \
             busybox-static runc crun iproute2 procps util-linux bsdutils strace groff-base \
-            dbus libsystemd0 criu iptables
+            dbus dbus-user-session libsystemd0 criu iptables uidmap
 ROOTFS  := bundles/busybox/rootfs
 # The binary the integration tests drive.
 export OCIRT := $(BIN)/ocirt
 
-.PHONY: all deps install install-docs man build demo rootfs test unit integration conformance conformance-runc clients vm vm-criu vm-systemd vm-systemd-v1 vm-systemd-conformance vm-systemd-clients bench-systemd clean
+.PHONY: all deps install install-docs man build demo rootfs test unit integration conformance conformance-runc conformance-rootless clients clients-rootless vm vm-criu vm-systemd vm-systemd-v1 vm-systemd-conformance vm-systemd-clients bench-systemd clean
 
 all: build
 
@@ -68,9 +68,21 @@ conformance-runc: build rootfs
 	$(PY) conformance/clauses.py --check
 	RUNTIME=/usr/sbin/runc $(PY) -m pytest -q conformance
 
+# The lifecycle, start and process parts as a throw-away user on rootless
+# bundles (deviations.toml [rootless]), on ocirt and runc
+ROOTLESS_CONFORMANCE := conformance/test_lifecycle.py conformance/test_start.py conformance/test_process.py
+conformance-rootless: build rootfs
+	CONFORMANCE_ROOTLESS=1 RUNTIME=$(BIN)/ocirt $(PY) -m pytest -q $(ROOTLESS_CONFORMANCE)
+	CONFORMANCE_ROOTLESS=1 RUNTIME=/usr/sbin/runc $(PY) -m pytest -q $(ROOTLESS_CONFORMANCE)
+
 clients: install
 	SMOKE_SHOW_LOG=1 bash tests/clients/podman-smoke $(BIN)/ocirt
 	SMOKE_SHOW_LOG=1 bash tests/clients/containerd-smoke $(BIN)/ocirt
+
+# rootless podman (a throw-away user with a subuid range), on ocirt and runc
+clients-rootless: install
+	SMOKE_ROOTLESS=1 SMOKE_SHOW_LOG=1 bash tests/clients/podman-smoke $(BIN)/ocirt
+	SMOKE_ROOTLESS=1 SMOKE_SHOW_LOG=1 bash tests/clients/podman-smoke /usr/sbin/runc
 
 vm: build
 	bash tests/vm/run-v2-tests.sh
@@ -105,10 +117,12 @@ test: install rootfs
 	$(PY) -m pytest -q tests
 	$(MAKE) conformance-runc
 	RUNTIME=$(BIN)/ocirt $(PY) -m pytest -q conformance
+	$(MAKE) conformance-rootless
 	$(MAKE) vm
 	$(MAKE) vm-criu
 	$(MAKE) vm-systemd
 	$(MAKE) clients
+	$(MAKE) clients-rootless
 
 clean:
 	rm -rf build *.egg-info ocirt/COMMIT ocirt/_native/_lib*.so ocirt/_native/_lib.c ocirt/_native/ocirt-init $(ROOTFS)

@@ -10,11 +10,16 @@ import tomllib
 import pytest
 
 from .clauses import CONF_DIR, load_clauses
-from .harness import EXTRA_DIRS, EXTRA_FILES, SYSTEMD, Bundle, Runtime, remove_cgroup_tree
+from .harness import (EXTRA_DIRS, EXTRA_FILES, SYSTEMD, Bundle, Runtime, remove_cgroup_tree, rootless_bundle,
+                      throwaway_users)
 
 REPO = os.path.dirname(CONF_DIR)
 DEVIATIONS = os.path.join(CONF_DIR, "deviations.toml")
 OUTCOMES = ("passed", "failed", "xfailed", "skipped")
+# CONFORMANCE_ROOTLESS=1: every runtime command as a throw-away user, on
+# rootless bundles (harness.rootless_bundle); deviations.toml's [rootless]
+# lists what cannot apply to any rootless runtime
+ROOTLESS = os.environ.get("CONFORMANCE_ROOTLESS") == "1"
 
 
 def pytest_addoption(parser):
@@ -78,6 +83,8 @@ def pytest_collection_modifyitems(config, items):
     if unknown:
         raise pytest.UsageError(f"conformance: tests name unknown clause ids: {unknown}")
     deviations = load_deviations(runtime_key(config))
+    if ROOTLESS:
+        deviations |= load_deviations("rootless") | load_deviations(f"{runtime_key(config)}-rootless")
     for item in items:
         if not in_suite(item):
             continue
@@ -98,7 +105,7 @@ def pytest_terminal_summary(terminalreporter, config):
         return
     extra = "".join(f", {counts[k]} {k}" for k in ("error", "xpassed") if counts[k])
     terminalreporter.write_line(
-        f"conformance[{runtime_key(config)}]: " + ", ".join(f"{counts[k]} {k}" for k in OUTCOMES) + extra)
+        f"conformance[{runtime_key(config)}{', rootless' if ROOTLESS else ''}]: " + ", ".join(f"{counts[k]} {k}" for k in OUTCOMES) + extra)
 
 
 # ------------------------------------------------------------------ fixtures
@@ -124,10 +131,22 @@ def rootfs(session_dir):
 
 
 @pytest.fixture(scope="session")
-def rt(request, session_dir):
+def rootless_user():
+    """The user every command runs as (CONFORMANCE_ROOTLESS), or None."""
+    if not ROOTLESS:
+        yield None
+        return
+    with throwaway_users([f"occonf{os.getpid() % 100000}"]) as made:
+        yield made[0]
+
+
+@pytest.fixture(scope="session")
+def rt(request, session_dir, rootless_user):
     root = os.path.join(session_dir, "state")
     os.makedirs(root)
-    return Runtime(runtime_binary(request.config), root, ["--systemd-cgroup"] if SYSTEMD else [])
+    if rootless_user:
+        rootless_user.own(root, 0o700)
+    return Runtime(runtime_binary(request.config), root, ["--systemd-cgroup"] if SYSTEMD else [], rootless_user)
 
 
 @pytest.fixture(scope="session")
@@ -152,6 +171,8 @@ class Containers:
         b = Bundle(path, self.rootfs, "", args)
         # with systemd, a scope per container (the parent is for cgroupfs paths)
         b.linux["cgroupsPath"] = f"system.slice:sd-conf:{b.cid}" if SYSTEMD else f"{self.cg_parent}/{b.cid}"
+        if self.rt.user:
+            rootless_bundle(b, self.rt.user)
         if script is not None:
             b.sh(script)
         self.bundles.append(b)
@@ -176,7 +197,11 @@ class Containers:
 
 
 @pytest.fixture
-def ct(rt, rootfs, cg_parent, tmp_path):
-    c = Containers(rt, rootfs, str(tmp_path), cg_parent)
+def ct(rt, rootfs, cg_parent, tmp_path, session_dir):
+    # rootless: bundles where the user reaches them (pytest's tmp_path is root's alone)
+    base = rt.user.own(tempfile.mkdtemp(dir=session_dir)) if rt.user else str(tmp_path)
+    c = Containers(rt, rootfs, base, cg_parent)
     yield c
     c.cleanup()
+    if rt.user:
+        shutil.rmtree(base, ignore_errors=True)

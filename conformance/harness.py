@@ -9,6 +9,8 @@ import copy
 import functools
 import json
 import os
+import pwd
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -87,14 +89,17 @@ class RuntimeError_(AssertionError):
 class Runtime:
     """The runtime binary, with a private --root state directory."""
 
-    def __init__(self, binary, root, flags=()):
-        self.binary, self.root, self.flags = binary, root, list(flags)
+    def __init__(self, binary, root, flags=(), user=None):
+        """user: a ThrowawayUser that runs every command (rootless)."""
+        self.binary, self.root, self.flags, self.user = binary, root, list(flags), user
         self.name = os.path.basename(binary)
 
     def __call__(self, *args, check=True, stdin=None, timeout=TIMEOUT, env=None, prefix=()):
         """Run one command (under `prefix`, e.g. setpriv); stdout/stderr go to files,
         as a container started by create keeps them open long after the runtime has exited."""
-        argv = [*prefix, self.binary, "--root", self.root, *self.flags, *args]
+        if self.user:
+            env = dict(self.user.env(), **(env or {}))
+        argv = self.argv(*args, prefix=prefix)
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             rc = subprocess.run(argv, stdin=stdin if stdin is not None else subprocess.DEVNULL,
                                 stdout=out, stderr=err, timeout=timeout, env=env).returncode
@@ -103,6 +108,11 @@ class Runtime:
         if check and rc != 0:
             raise RuntimeError_(f"command failed: {res!r}")
         return res
+
+    def argv(self, *args, prefix=()):
+        """The command line of one command (as the user, if rootless)."""
+        return [*(self.user.prefix if self.user else ()), *prefix, self.binary, "--root", self.root, *self.flags,
+                *args]
 
     def state(self, cid):
         return json.loads(self("state", cid).out)
@@ -187,16 +197,31 @@ def applied_or_rejected(ct, b, claimed=lambda: False):
 
 
 def userns_bundle(ct, script):
-    """A bundle with a new user namespace mapping root to 100000 (gids to 200000)."""
+    """A bundle with a new user namespace mapping root to 100000 (gids to
+    200000); a rootless one keeps its own (rootless_bundle)."""
     b = ct.bundle(script)
-    b.linux["namespaces"].append({"type": "user"})
-    b.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    b.linux["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    if not any(n["type"] == "user" for n in b.linux["namespaces"]):
+        b.linux["namespaces"].append({"type": "user"})
+        b.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        b.linux["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
     b.drop_mount("/sys/fs/cgroup")  # a v1 cgroup hierarchy cannot be mounted in a user namespace
     for m in b.config["mounts"]:
         if m["destination"] == "/dev/pts":
             m["options"] = [o for o in m["options"] if o != "gid=5"]
     b.drop_mount("/out")  # not writable by the mapped root
+    return b
+
+
+def rootless_bundle(b, user):
+    """What a rootless container is given (as podman's): a user namespace
+    mapping root to the user and 1.. to its subordinate range (through
+    newuidmap), no cgroup, no cgroup mount (none may be made)."""
+    b.linux["namespaces"].append({"type": "user"})
+    for key, own in (("uidMappings", user.uid), ("gidMappings", user.gid)):
+        b.linux[key] = [{"containerID": 0, "hostID": own, "size": 1},
+                        {"containerID": 1, "hostID": user.sub, "size": SUB_SIZE}]
+    del b.linux["cgroupsPath"]
+    b.drop_mount("/sys/fs/cgroup")
     return b
 
 
@@ -274,6 +299,8 @@ def systemd_scope_path(cg):
 
 
 def cgroup_dirs_existing(path):
+    if not path:
+        return []   # none asked for (a rootless bundle)
     return sorted({d for c in cgroup_mounts() if (d := cgroup_dir(c, path)) and os.path.isdir(d)})
 
 
@@ -401,3 +428,65 @@ class HostLinks:
             for dev in (name, name + "p"):
                 if link_on_host(dev):
                     ip("link", "del", dev, check=False)
+
+
+class ThrowawayUser:
+    """An ordinary user made for the tests (no home, no login), with its own
+    XDG_RUNTIME_DIR (0700, as systemd-logind makes it); `prefix` runs a
+    command as that user (setpriv), with `env()`."""
+
+    def __init__(self, name):
+        self.name = name
+        subprocess.run(["useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/bin/false",
+                        "--user-group", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name],
+                       check=True, capture_output=True)
+        pw = pwd.getpwnam(name)
+        self.uid, self.gid = pw.pw_uid, pw.pw_gid
+        self.xdg = tempfile.mkdtemp(prefix=f"ocirt-xdg-{name}-")
+        os.chown(self.xdg, self.uid, self.gid)
+        self.sub = None  # the first id of its /etc/subuid and /etc/subgid range (throwaway_users)
+        self.prefix = (shutil.which("setpriv"), f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups", "--")
+
+    def env(self, path="/usr/sbin:/usr/bin:/sbin:/bin"):
+        return {"PATH": path, "XDG_RUNTIME_DIR": self.xdg, "USER": self.name, "HOME": "/nonexistent"}
+
+    def own(self, path, mode=0o755):
+        """A directory of root's made the user's, to put its bundles in."""
+        os.chmod(path, mode)
+        os.chown(path, self.uid, self.gid)
+        return path
+
+    def remove(self):
+        shutil.rmtree(self.xdg, ignore_errors=True)
+        subprocess.run(["userdel", self.name], capture_output=True)
+
+
+SUB_SIZE = 65536
+SUBID_FILES = ("/etc/subuid", "/etc/subgid", "/etc/subuid-", "/etc/subgid-")  # with shadow's backups
+
+
+@contextlib.contextmanager
+def throwaway_users(names, first=400000, cls=ThrowawayUser):
+    """ThrowawayUsers (cls) of these names, each with a subordinate uid and gid
+    range of SUB_SIZE from `first` on (user.sub); after, the users removed
+    and the files as they were."""
+    saved = {f: open(f).read() if os.path.exists(f) else None for f in SUBID_FILES}
+    made = []
+    try:
+        for i, name in enumerate(names):
+            made.append(cls(name))
+            made[-1].sub = first + SUB_SIZE * i
+        for f in SUBID_FILES[:2]:
+            with open(f, "a") as out:
+                out.writelines(f"{u.name}:{u.sub}:{SUB_SIZE}\n" for u in made)
+        yield made
+    finally:
+        for u in made:
+            u.remove()
+        for f, text in saved.items():
+            if text is None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f)
+            else:
+                with open(f, "w") as out:
+                    out.write(text)

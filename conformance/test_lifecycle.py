@@ -145,7 +145,7 @@ def test_duplicate_id_errors_and_keeps_first(ct):
     after = ct.rt.state(first.cid)
     assert after["pid"] == before["pid"] and after["status"] == "created"
     assert after["bundle"] == before["bundle"]
-    assert not cgroup_dirs_existing(second.linux["cgroupsPath"])
+    assert not cgroup_dirs_existing(second.linux.get("cgroupsPath"))
 
 
 @clause("runtime.create.2", "runtime.errors.1")
@@ -156,7 +156,7 @@ def test_invalid_id_errors(ct, bad_id):
     res = ct.create(b, check=False)
     assert res.rc != 0
     assert not os.path.exists(os.path.join(os.path.dirname(ct.rt.root), "escape"))
-    assert procs_rooted_at(ct.rootfs) == [] and not cgroup_dirs_existing(b.linux["cgroupsPath"])
+    assert procs_rooted_at(ct.rootfs) == [] and not cgroup_dirs_existing(b.linux.get("cgroupsPath"))
 
 
 @clause("runtime.create.5", "runtime.lifecycle.create.2", "runtime.errors.1")

@@ -1,4 +1,5 @@
 """config.md: process, root, hostname, domainname, annotations, extensibility."""
+import contextlib
 import os
 import pty
 import resource
@@ -77,12 +78,23 @@ def read_all(fd, timeout=10):
     return data.decode(errors="replace").replace("\r\n", "\n")
 
 
-def run_with_terminal(ct, b, tmp_path):
-    b.process["terminal"] = True
-    sock = str(tmp_path / "console.sock")
+@contextlib.contextmanager
+def console_server(ct):
+    """(listening socket, its path) for --console-socket, where the runtime
+    (as its user, rootless) may connect."""
+    sock = os.path.join(ct.base, "console.sock")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as srv:
         srv.bind(sock)
+        if ct.rt.user:
+            os.chown(sock, ct.rt.user.uid, ct.rt.user.gid)
         srv.listen(1)
+        yield srv, sock
+    os.unlink(sock)
+
+
+def run_with_terminal(ct, b):
+    b.process["terminal"] = True
+    with console_server(ct) as (srv, sock):
         ct.create(b, extra=["--console-socket", sock])
         master = recv_console(srv)
     try:
@@ -93,20 +105,20 @@ def run_with_terminal(ct, b, tmp_path):
 
 
 @clause("runtime.lifecycle.create.1", "linux.default-devices.1")
-def test_terminal_is_a_pty_on_stdio_and_dev_console(ct, tmp_path):
+def test_terminal_is_a_pty_on_stdio_and_dev_console(ct):
     b = ct.bundle('tty; test -t 0 -a -t 1 -a -t 2 && echo all-tty; '
                   'stat -c "%t:%T" /dev/console "$(tty)"')
-    out = run_with_terminal(ct, b, tmp_path).split()
+    out = run_with_terminal(ct, b).split()
     assert out[0].startswith("/dev/pts/"), out
     assert out[1] == "all-tty"
     assert out[2] == out[3], "/dev/console is not the container's pty"
 
 
 @clause("runtime.lifecycle.create.1")
-def test_terminal_with_read_only_dev(ct, tmp_path):
+def test_terminal_with_read_only_dev(ct):
     """/dev/console is made before /dev becomes read-only."""
     b = read_only_dev(ct.bundle('stat -c "%t:%T" /dev/console "$(tty)"; touch /dev/x'))
-    out = run_with_terminal(ct, b, tmp_path).split("\n")
+    out = run_with_terminal(ct, b).split("\n")
     assert out[0] == out[1], "/dev/console is not the container's pty"
     assert "Read-only file system" in out[2], out
 
@@ -139,9 +151,9 @@ def non_root(b):
 # What runc's users rely on: a non-root process can use its terminal. It owns
 # the pty; the group stays the one devpts gives it (gid=5 in the config: tty).
 @clause("runtime.lifecycle.create.1")
-def test_terminal_belongs_to_the_process_user(ct, tmp_path):
+def test_terminal_belongs_to_the_process_user(ct):
     b = non_root(ct.bundle(OWNERS + " /dev/console"))
-    assert run_with_terminal(ct, b, tmp_path).split() == ["1000:5", "1000:5"]
+    assert run_with_terminal(ct, b).split() == ["1000:5", "1000:5"]
 
 
 @clause("runtime.lifecycle.create.1")
@@ -149,24 +161,21 @@ def test_run_on_the_callers_terminal_gives_the_pty_to_the_process_user(ct):
     b = non_root(ct.bundle(OWNERS))
     b.process["terminal"] = True
     b.write()
-    rc, out = on_a_terminal([ct.rt.binary, "--root", ct.rt.root, "run", "--bundle", b.path, b.cid])
+    rc, out = on_a_terminal(ct.rt.argv("run", "--bundle", b.path, b.cid))
     assert (rc, out.split()) == (0, ["1000:5"]), out
 
 
 @pytest.mark.parametrize("how", ["console-socket", "foreground"])
-def test_exec_tty_belongs_to_the_exec_user(ct, tmp_path, how):
+def test_exec_tty_belongs_to_the_exec_user(ct, how):
     b = ct.bundle("sleep 30")
     ct.create(b)
     ct.rt("start", b.cid)
     args = ["exec", "-t", "-u", "1000:1000"]
     if how == "foreground":
-        rc, out = on_a_terminal([ct.rt.binary, "--root", ct.rt.root, *args, b.cid, "sh", "-c", OWNERS])
+        rc, out = on_a_terminal(ct.rt.argv(*args, b.cid, "sh", "-c", OWNERS))
         assert (rc, out.split()) == (0, ["1000:5"]), out
         return
-    sock = str(tmp_path / "console.sock")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as srv:
-        srv.bind(sock)
-        srv.listen(1)
+    with console_server(ct) as (srv, sock):
         ct.rt(*args, "-d", "--console-socket", sock, b.cid, "sh", "-c", OWNERS)
         master = recv_console(srv)
     try:
@@ -176,10 +185,10 @@ def test_exec_tty_belongs_to_the_exec_user(ct, tmp_path, how):
 
 
 @clause("runtime.lifecycle.create.1")
-def test_console_size(ct, tmp_path):
+def test_console_size(ct):
     b = ct.bundle("stty size")
     b.process["consoleSize"] = {"height": 33, "width": 111}
-    assert run_with_terminal(ct, b, tmp_path).strip() == "33 111"
+    assert run_with_terminal(ct, b).strip() == "33 111"
 
 
 @clause("config.process.consoleSize.1")

@@ -138,13 +138,16 @@ class Runtime:
         return State.from_dict(Container(self.root, id).load(lock=False).oci_state())
 
     def list(self) -> list:
-        """The states of all containers of the root, by id."""
+        """The states of all containers of the root, by id; owner: the user
+        who owns the container's state directory (runc's list), by name."""
         out = []
         for cid in list_ids(self.root):
             try:
-                out.append(self.state(cid))
-            except OcirtError:
+                st = self.state(cid)
+                st.owner = _user_name(os.stat(os.path.join(self.root, cid)).st_uid)
+            except (OcirtError, FileNotFoundError):
                 continue  # deleted meanwhile, or not readable: as runc, not listed
+            out.append(st)
         return out
 
     def config(self, id) -> dict:
@@ -448,3 +451,12 @@ class _Stdio:
 def _options(bundle, console_socket, pid_file, no_pivot, no_new_keyring, preserve_fds, stdio):
     from ocirt.create import Options
     return Options(bundle, pid_file, console_socket, no_pivot, no_new_keyring, preserve_fds, stdio)
+
+
+def _user_name(uid):
+    """The name of uid, or "#uid" without one (runc's)."""
+    import pwd
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"#{uid}"

@@ -53,11 +53,12 @@ class Creation:
         from ocirt.plan.build import create_plan, ignored_without_mount_ns
         from ocirt.plan.process import ungranted
         linux = self.spec["linux"]
-        cgroup = cgroups.for_container(linux.get("cgroupsPath"), self.c.id, self.rt.systemd_cgroup)
+        cgroup = cgroups.for_container(linux.get("cgroupsPath"), self.c.id, self.rt.systemd_cgroup, self.rt.rootless)
         self._record_intent(cgroup)
         if self.rt.rootless and not linux.get("cgroupsPath") and not self.rt.systemd_cgroup:
             from ocirt.cgroups.none import create_rootless
-            cgroup, found = create_rootless(cgroup, linux.get("resources"), self.log)
+            own_pidns = any(n.get("type") == "pid" and not n.get("path") for n in linux.get("namespaces") or [])
+            cgroup, found = create_rootless(cgroup, linux.get("resources"), self.log, own_pidns)
         else:
             found = cgroup.create(linux.get("resources"))   # undoes itself if it fails
         self.cgroup = cgroup

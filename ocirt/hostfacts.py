@@ -5,6 +5,7 @@ import stat
 
 from ocirt.errors import OcirtError
 from ocirt.plan.context import Host
+from ocirt.rootless import in_user_namespace
 
 
 def gather(spec, bundle=""):
@@ -12,11 +13,13 @@ def gather(spec, bundle=""):
     LSMs and resctrl are looked up only when it asks for them."""
     proc = spec.get("process") or {}
     linux = spec.get("linux") or {}
+    ids = (os.geteuid(), os.getegid())
     return Host(last_cap=_last_cap(), bounding=bounding_set(), kcore=os.path.exists("/proc/kcore"),
                 apparmor=bool(proc.get("apparmorProfile")) and _apparmor_enabled(),
                 selinux=bool(proc.get("selinuxLabel") or linux.get("mountLabel")) and _selinux_enabled(),
                 resctrl=_resctrl() if linux.get("intelRdt") is not None else None,
-                sources=_sources(spec, bundle) if spec.get("mounts") else {})
+                sources=_sources(spec, bundle) if spec.get("mounts") else {},
+                ids=ids, id_tools=_id_tools(linux, ids) if ids[0] else {}, in_userns=in_user_namespace())
 
 
 def bounding_set():
@@ -58,6 +61,17 @@ def _resctrl():
         return mount_point()
     except OcirtError:
         return None
+
+
+def _id_tools(linux, ids):
+    """The setuid helpers the id maps of an unprivileged caller need (its
+    subordinate ranges), found in PATH as runc finds them."""
+    from ocirt.plan.namespaces import ID_TOOLS, needs_id_tool
+    needed = [tool for key, tool in ID_TOOLS.items() if needs_id_tool(linux, key, ids)]
+    if not needed:
+        return {}
+    import shutil
+    return {tool: path for tool in needed if (path := shutil.which(tool))}
 
 
 def _sources(spec, bundle):

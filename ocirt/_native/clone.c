@@ -49,9 +49,54 @@ void op_ready(struct run *run, struct rec *r)
     }
 }
 
+#define MAP_LINES 340 /* the kernel's most */
+
+/* newuidmap/newgidmap (setuid, Debian's uidmap) write the map for a caller
+ * that may not (its /etc/subuid ranges): argv is the tool, the child's pid
+ * and the map's numbers. Its refusal is its first line on stderr. */
+static void map_with_tool(struct run *run, const char *tool, char *map)
+{
+    char pid[16], *argv[3 * MAP_LINES + 3] = {(char *)tool, pid}, *envp[] = {NULL}, *save = NULL;
+    int argc = 2, ep[2];
+    snprintf(pid, sizeof pid, "%d", run->cloned);
+    for (char *t = strtok_r(map, " \n", &save); t && argc < (int)(sizeof argv / sizeof *argv) - 1;
+         t = strtok_r(NULL, " \n", &save))
+        argv[argc++] = t;
+    argv[argc] = NULL;
+    CHECK(pipe2(ep, O_CLOEXEC), "pipe");
+    pid_t p = fork();
+    CHECK(p, "fork %s", tool);
+    if (p == 0) {
+        dup2(ep[1], 1);
+        dup2(ep[1], 2);
+        syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+        execve(tool, argv, envp);
+        dprintf(2, "%s: %s\n", tool, err(errno));
+        _exit(127);
+    }
+    close(ep[1]);
+    char msg[512];
+    ssize_t n, len = 0;
+    while ((n = read(ep[0], msg + len, sizeof msg - 1 - len)) > 0 || (n < 0 && errno == EINTR))
+        len += n > 0 ? n : 0;
+    close(ep[0]);
+    msg[len] = 0;
+    msg[strcspn(msg, "\n")] = 0;
+    int st;
+    while (waitpid(p, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(st) || WEXITSTATUS(st))
+        die("%s refused the map: %s", tool, *msg ? msg : "it failed");
+}
+
+/* a: where map tool ("": written here) */
 static void map_ids(struct run *run, struct rec *r, const char *file)
 {
     char path[64];
+    if (r->argv[UIDMAP_TOOL][0]) {
+        map_with_tool(run, r->argv[UIDMAP_TOOL], r->argv[UIDMAP_MAP]);
+        return;
+    }
     snprintf(path, sizeof path, "/proc/%d/%s", run->cloned, file);
     write_file(path, r->argv[UIDMAP_MAP], r->len[UIDMAP_MAP]);
 }
@@ -62,10 +107,11 @@ void op_uidmap(struct run *run, struct rec *r)
 }
 
 /* Unprivileged, the kernel takes a gid map only once setgroups is denied
- * (else a process could drop a group that denies it access). */
+ * (else a process could drop a group that denies it access); newgidmap
+ * decides that itself (it allows setgroups with subordinate ranges). */
 void op_gidmap(struct run *run, struct rec *r)
 {
-    if (geteuid() != 0) {
+    if (geteuid() != 0 && !r->argv[GIDMAP_TOOL][0]) {
         char path[64];
         snprintf(path, sizeof path, "/proc/%d/setgroups", run->cloned);
         write_file(path, "deny", 4);

@@ -41,10 +41,17 @@ void op_timens(struct run *run, struct rec *r)
 }
 
 /* Helper, before any setns: the host's /proc is ours. */
+/* Unprivileged, our /proc files are ours only while we are dumpable (see
+ * op_clone): for this write alone (raising the score needs no privilege). */
 void op_oom(struct run *run, struct rec *r)
 {
     char **a = r->argv;
+    int unprivileged = geteuid() != 0;
+    if (unprivileged)
+        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
     write_file("/proc/self/oom_score_adj", a[OOM_SCORE], strlen(a[OOM_SCORE]));
+    if (unprivileged)
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
 /* Opened by the helper, before any namespace is joined: the state root

@@ -194,6 +194,13 @@ void fdpath(char *buf, size_t cap, int fd);
 int under(const char *path, const char *dir);
 void proc_write(struct run *run, const char *name, const char *value, const char *what);
 
+/* The flags a mount came with that a bind remount must repeat: in a user
+ * namespace the kernel locks them (EPERM without), elsewhere it would clear them. */
+static inline unsigned long kept_flags(const struct statfs *sf)
+{
+    return sf->f_flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
+}
+
 /* binds.c */
 int set_attr(int fd, unsigned flags, uint64_t set, uint64_t clr, int userns);
 void send_bind_sources(struct run *run, pid_t pid, int first, int sock);

@@ -77,7 +77,7 @@ static void remount_bind(int fd, const char *target, unsigned long flags, const 
     int e = errno;
     struct statfs sf;
     if (e == EPERM && fstatfs(fd, &sf) == 0) {
-        unsigned long locked = sf.f_flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
+        unsigned long locked = kept_flags(&sf);
         if ((flags | locked) != flags && mount(NULL, target, NULL, flags | locked, NULL) == 0)
             return;
     }
@@ -190,8 +190,7 @@ static void remount_ro(int root, const char *path)
     fdpath(target, sizeof target, fd);
     struct statfs sf;
     CHECK(fstatfs(fd, &sf), "statfs %s", path);
-    unsigned long keep = sf.f_flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
-    CHECK(mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL),
+    CHECK(mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | kept_flags(&sf), NULL),
           "remount %s read-only", path);
     close(fd);
 }

@@ -114,7 +114,11 @@ void op_chroot_move(struct run *run, struct rec *r)
     run->root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
+/* Keeping the nosuid, nodev and noexec of the rootfs' mount (a rootless
+ * container's on a nosuid /tmp, say: locked in its user namespace). */
 void op_root_ro(struct run *run, struct rec *r)
 {
-    CHECK(mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL), "remount / read-only");
+    struct statfs sf;
+    CHECK(statfs("/", &sf), "statfs /");
+    CHECK(mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | kept_flags(&sf), NULL), "remount / read-only");
 }

@@ -99,7 +99,7 @@ enum { DEBUG_FD = 2, DEBUG_JSON };
 enum { DOMAINNAME_NAME = 2 };
 enum { EXEC_ARGS = 2 };
 enum { FIFO_OPEN_PATH = 2 };
-enum { GIDMAP_MAP = 2 };
+enum { GIDMAP_MAP = 2, GIDMAP_TOOL };
 enum { HOME_UID = 2 };
 enum { HOOK_TIMEOUT = 2, HOOK_STATUS, HOOK_FLAGS, HOOK_PATH, HOOK_ARGS };
 enum { HOSTNAME_NAME = 2 };
@@ -130,7 +130,7 @@ enum { SETNS_PATH = 2, SETNS_TYPE };
 enum { SYMLINK_TARGET = 2, SYMLINK_LINK };
 enum { SYSCTL_KEY = 2, SYSCTL_VALUE };
 enum { TIMENS_OFFSETS = 2 };
-enum { UIDMAP_MAP = 2 };
+enum { UIDMAP_MAP = 2, UIDMAP_TOOL };
 enum { USER_UID = 2, USER_GID, USER_UMASK, USER_GROUPS };
 
 step_fn op_affinity;
@@ -209,7 +209,7 @@ static const struct step_op step_ops[N_STEPS] = {
     [STEP_FIFO_GO] = {"fifo-go", STAGE_CHILD, 2, 0, 2, op_fifo_go},
     [STEP_FIFO_OPEN] = {"fifo-open", STAGE_HELPER, 3, 0, 2, op_fifo_open},
     [STEP_FIFO_WAIT] = {"fifo-wait", STAGE_CHILD, 2, 0, 2, op_fifo_wait},
-    [STEP_GIDMAP] = {"gidmap", STAGE_HELPER, 3, 0, 2, op_gidmap},
+    [STEP_GIDMAP] = {"gidmap", STAGE_HELPER, 4, 0, 2, op_gidmap},
     [STEP_HOLD] = {"hold", STAGE_HELPER, 2, 0, 2, op_hold},
     [STEP_HOME] = {"home", STAGE_CHILD, 3, 0, 2, op_home},
     [STEP_HOOK] = {"hook", STAGE_CHILD, 6, 2, 2, op_hook},
@@ -244,7 +244,7 @@ static const struct step_op step_ops[N_STEPS] = {
     [STEP_SYMLINK] = {"symlink", STAGE_CHILD, 4, 0, 2, op_symlink},
     [STEP_SYSCTL] = {"sysctl", STAGE_CHILD, 4, 0, 2, op_sysctl},
     [STEP_TIMENS] = {"timens", STAGE_HELPER, 3, 0, 2, op_timens},
-    [STEP_UIDMAP] = {"uidmap", STAGE_HELPER, 3, 0, 2, op_uidmap},
+    [STEP_UIDMAP] = {"uidmap", STAGE_HELPER, 4, 0, 2, op_uidmap},
     [STEP_USER] = {"user", STAGE_CHILD, 5, 1, 2, op_user},
 };
 #endif

@@ -3,13 +3,13 @@ interface (base.Cgroup), chosen by the host as runc chooses, and the
 systemd driver (systemd.py, on either) when --systemd-cgroup asks for it."""
 
 
-def for_container(cgroups_path, container_id, systemd=False):
+def for_container(cgroups_path, container_id, systemd=False, rootless=False):
     """The Cgroup for linux.cgroupsPath (absolute; relative to the runtime's
     own cgroup; or, when absent, the container id relative to it, as runc 1.1;
-    with systemd, "slice:prefix:name")."""
+    with systemd, "slice:prefix:name", of the user's manager when rootless)."""
     if systemd:
         from . import systemd as sd
-        return sd.for_container(cgroups_path, container_id)
+        return sd.for_container(cgroups_path, container_id, rootless)
     from . import paths
     inner = paths.inner_path(cgroups_path, container_id)
     own = paths.parse_proc_cgroup(_read("/proc/self/cgroup"))

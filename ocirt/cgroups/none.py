@@ -9,12 +9,13 @@ from .fs import DENIED, FsError
 WHY = "the container has no cgroup (rootless, without permission to make one)"
 
 
-def create_rootless(cgroup, resources, log):
+def create_rootless(cgroup, resources, log, own_pidns=True):
     """A rootless create's cgroup without a cgroupsPath (runc's rule: an
     explicit one must be made): made where the caller may (a delegated
-    subtree), its device rules if the kernel takes them; else none, with a
-    warning, unless a limit needs it. -> (cgroup, processes found in a
-    reused one)."""
+    subtree), its device rules if the kernel takes them; else none unless
+    a limit needs it, with a warning (runc's) only without a pid namespace
+    of its own (own_pidns), which then kills them all. -> (cgroup,
+    processes found in a reused one)."""
     cgroup.rootless = True
     try:
         return cgroup, cgroup.create(resources)
@@ -26,7 +27,11 @@ def create_rootless(cgroup, resources, log):
     if limit:
         raise OcirtError(f"cannot be applied: a rootless container without a cgroup ({denied}); "
                          "remove the limit or run where the user's cgroup is delegated", limit)
-    log.warn(f"{denied}: the container runs without a cgroup (rootless)")
+    if own_pidns:
+        log.debug(f"{denied}: the container runs without a cgroup (rootless)")
+    else:
+        log.warn(f"{denied}: the container runs without a cgroup (rootless) and without a pid namespace of "
+                 "its own: nothing can end all its processes")
     return Skipped(cgroup.version), 0
 
 

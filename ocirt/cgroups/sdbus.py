@@ -1,4 +1,5 @@
-"""systemd's manager over the system bus, through libsystemd's sd-bus (the
+"""systemd's manager over the system bus (a user's over the user bus:
+rootless), through libsystemd's sd-bus (the
 library systemd and crun use) loaded with ctypes: ~5 ms to import and load
 on the host, where a pure-Python D-Bus library (jeepney) took ~20, and ten
 times that under emulation; only --systemd-cgroup pays for it. Each job is
@@ -56,22 +57,31 @@ class _Lib:
                                ("sd_bus_match_signal_async", [P, P, ctypes.c_char_p, ctypes.c_char_p,
                                                               ctypes.c_char_p, ctypes.c_char_p, P, P, P]),
                                ("sd_bus_slot_unref", [P]), ("sd_bus_process", [P, P]),
-                               ("sd_bus_wait", [P, ctypes.c_uint64])):
+                               ("sd_bus_wait", [P, ctypes.c_uint64]), ("sd_bus_open_user", [P]),
+                               ("sd_bus_get_property_string", [P, ctypes.c_char_p, ctypes.c_char_p,
+                                                               ctypes.c_char_p, ctypes.c_char_p, P, P])):
                 f = getattr(lib, name)
                 f.argtypes, f.restype = args, (P if name.endswith("unref") else c_int)
             lib.sd_bus_message_append.restype = lib.sd_bus_message_read.restype = c_int
+            cls.free = ctypes.CDLL(None).free
+            cls.free.argtypes = [P]
             cls.ctypes, cls.Error, cls.lib = ctypes, Error, lib
             cls.handler = ctypes.CFUNCTYPE(c_int, P, P, P)
         return cls
 
 
 class Manager:
-    def __init__(self):
+    def __init__(self, user=False):
+        """user: the caller's own manager, on its user bus (sd-bus finds it:
+        $DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus)."""
         L = self.L = _Lib.load()
         self.bus = L.ctypes.c_void_p()
-        r = L.lib.sd_bus_open_system(L.ctypes.byref(self.bus))
+        self.bus_name = "user bus" if user else "system bus"
+        r = (L.lib.sd_bus_open_user if user else L.lib.sd_bus_open_system)(L.ctypes.byref(self.bus))
         if r < 0:
-            raise OcirtError(f"{FLAG}: cannot connect to the system bus: {os.strerror(-r)}")
+            raise OcirtError(f"{FLAG}: cannot connect to the {self.bus_name}: {os.strerror(-r)}"
+                             + (" (a user manager and $XDG_RUNTIME_DIR/bus: systemd --user, dbus-user-session)"
+                                if user else ""))
         self.removed = {}   # job path -> result, from JobRemoved signals
         self.slot = L.ctypes.c_void_p()
         self._on_removed = L.handler(self._job_removed)   # kept: the C side holds it
@@ -114,7 +124,7 @@ class Manager:
             r = L.lib.sd_bus_call(self.bus, m, TIMEOUT_USEC, c.byref(err), c.byref(reply))
             if r < 0:
                 if err.name and err.name.decode().startswith(_NO_SYSTEMD):
-                    raise OcirtError(f"{FLAG}: systemd does not answer on the system bus: "
+                    raise OcirtError(f"{FLAG}: systemd does not answer on the {self.bus_name}: "
                                      f"{method}: {(err.message or err.name).decode()}")
                 if err.name:
                     raise BusError(err.name.decode(), f"{method}: {(err.message or err.name).decode()}")
@@ -166,6 +176,21 @@ class Manager:
             if r < 0:
                 raise OcirtError(f"{FLAG}: waiting for {method} of {unit}: {os.strerror(-r)}")
         return self.removed.pop(job)
+
+    def control_group(self):
+        """The manager's own cgroup (a user's: /user.slice/user-UID.slice/user@UID.service)."""
+        L, c = self.L, self.L.ctypes
+        err, out = L.Error(), c.c_void_p()
+        r = L.lib.sd_bus_get_property_string(self.bus, _DEST, _PATH, _IFACE, b"ControlGroup", c.byref(err),
+                                             c.byref(out))
+        try:
+            if r < 0:
+                why = (err.message or err.name or b"").decode() or os.strerror(-r)
+                raise OcirtError(f"{FLAG}: the ControlGroup of systemd on the {self.bus_name}: {why}")
+            return c.string_at(out).decode()
+        finally:
+            L.lib.sd_bus_error_free(c.byref(err))
+            L.free(out)
 
     def start_scope(self, unit, props):
         """StartTransientUnit; raises unless the job is "done"."""

@@ -6,18 +6,19 @@ from ..errors import OcirtError
 from . import convert
 
 DEFAULT_SLICE = "system.slice"   # runc's default parent for system containers
+USER_SLICE = "user.slice"        # and for a rootless one's, in the user's manager
 DEFAULT_PREFIX = "ocirt"         # runc names its default scopes after itself too
 UINT64_MAX = (1 << 64) - 1       # systemd's "infinity"
 _UNIT_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:-_.\\@")
 WHERE = "linux.cgroupsPath"
 
 
-def unit_of(cgroups_path, container_id):
+def unit_of(cgroups_path, container_id, default_slice=DEFAULT_SLICE):
     """-> (slice, scope unit name). Empty: the default slice and prefix with
     the container id; otherwise exactly three ":"-separated parts, an empty
     slice meaning the default one."""
     if not cgroups_path:
-        return DEFAULT_SLICE, f"{DEFAULT_PREFIX}-{container_id}.scope"
+        return default_slice, f"{DEFAULT_PREFIX}-{container_id}.scope"
     parts = cgroups_path.split(":")
     if len(parts) != 3:
         raise OcirtError(f'expected cgroupsPath to be of format "slice:prefix:name" for systemd '
@@ -29,7 +30,7 @@ def unit_of(cgroups_path, container_id):
     unit = f"{prefix}-{name}.scope" if prefix else f"{name}.scope"
     if not name or not set(unit) <= _UNIT_CHARS or len(unit) > 255:
         raise OcirtError(f"{unit!r} is not a valid systemd unit name", WHERE)
-    slice_ = slice_ or DEFAULT_SLICE
+    slice_ = slice_ or default_slice
     expand_slice(slice_)
     return slice_, unit
 

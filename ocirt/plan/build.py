@@ -25,7 +25,7 @@ def create_plan(spec, ctx):
     hooks_ = hooks.check_hooks(spec)
     host.check(linux, ns, ctx.host)
     userns = "user" in ns
-    id_maps = namespaces.id_map_steps(linux, ns)
+    id_maps = namespaces.id_map_steps(linux, ns, ctx.host)
     mount_ns = "mount" in ns
     if mount_ns:
         # a sysfs is the network namespace's: a new user namespace may mount one only in its own
@@ -120,8 +120,10 @@ def _rootfs(spec, linux, ctx, userns, id_maps, sysfs_bind):
     for i, m in enumerate(spec.get("mounts") or []):
         steps += mounts.mount_step(m, i, ctx, id_maps, sysfs_bind)
     if not _dev_is_bind(spec):
-        steps += devices.device_steps(linux, userns)
-        steps += mounts.dev_steps(spec, linux.get("devices") or [], userns, ctx.host)
+        # no mknod in a user namespace, the container's or the runtime's own (rootless podman's)
+        nodes_bound = userns or ctx.host.in_userns
+        steps += devices.device_steps(linux, nodes_bound)
+        steps += mounts.dev_steps(spec, linux.get("devices") or [], nodes_bound, ctx.host)
     return steps
 
 
@@ -162,7 +164,8 @@ def process_steps(proc, ctx, where="process", init_steps=(), after_ready=(), dev
     seccomp = ctx.seccomp
     notify = _notify(ctx)
     steps += process.home_steps(proc, where)
-    steps += process.cred_steps(proc, ctx.host.last_cap, where, keep_admin=seccomp is not None and not nnp)
+    steps += process.cred_steps(proc, ctx.host.last_cap, where, keep_admin=seccomp is not None and not nnp,
+                                grantable=ctx.host.bounding)
     lookup, exec_ = process.exec_steps(proc, where)
     steps += lookup
     if nnp:

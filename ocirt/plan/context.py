@@ -14,16 +14,22 @@ class Host(Record):
     host has /proc/kcore; apparmor, selinux: the LSM is on, and resctrl:
     where resctrl is mounted (None: not), each looked up only when the
     config asks for it; sources: {bind source path: "dir", "file", or why
-    it cannot be used (a strerror)}. The defaults: every capability ocirt
-    knows, nothing else."""
-    __slots__ = ("last_cap", "bounding", "kcore", "apparmor", "selinux", "resctrl", "sources")
+    it cannot be used (a strerror)}; ids: the runtime's (euid, egid);
+    id_tools: {"newuidmap"/"newgidmap": path} of those the id maps need
+    (looked up only then; missing: not in PATH); in_userns: the runtime
+    runs in a user namespace that is not the initial one (no mknod there).
+    The defaults: root of the host, every capability ocirt knows, nothing else."""
+    __slots__ = ("last_cap", "bounding", "kcore", "apparmor", "selinux", "resctrl", "sources", "ids", "id_tools",
+                 "in_userns")
 
     def __init__(self, last_cap: int = _ALL_CAPS, bounding: int = (2 << _ALL_CAPS) - 1, kcore: bool = True,
                  apparmor: bool = False, selinux: bool = False, resctrl: str | None = None,
-                 sources: dict | None = None):
+                 sources: dict | None = None, ids: tuple = (0, 0), id_tools: dict | None = None,
+                 in_userns: bool = False):
         self.last_cap, self.bounding, self.kcore = last_cap, bounding, kcore
         self.apparmor, self.selinux, self.resctrl = apparmor, selinux, resctrl
         self.sources = sources or {}
+        self.ids, self.id_tools, self.in_userns = ids, id_tools or {}, in_userns
 
 
 class Context(Record):

@@ -46,8 +46,13 @@ def helper_steps(linux, ns):
     return steps, flags
 
 
-def id_map_steps(linux, ns):
-    """uid_map/gid_map writes, done by the helper for a new user namespace."""
+# The setuid helpers (Debian's uidmap) that write what an unprivileged caller may not.
+ID_TOOLS = {"uidMappings": "newuidmap", "gidMappings": "newgidmap"}
+
+
+def id_map_steps(linux, ns, host):
+    """uid_map/gid_map writes, done by the helper for a new user namespace:
+    through newuidmap/newgidmap where the caller may not write them itself."""
     has_maps = linux.get("uidMappings") or linux.get("gidMappings")
     if "user" not in ns or ns["user"]:
         if has_maps and "user" not in ns:
@@ -58,8 +63,25 @@ def id_map_steps(linux, ns):
         text = format_map(linux.get(key) or [])
         if not text:
             raise OcirtError("a new user namespace needs mappings", f"linux.{key}")
-        steps.append((op, f"linux.{key}", text))
+        tool = ""
+        if needs_id_tool(linux, key, host.ids):
+            tool = host.id_tools.get(ID_TOOLS[key])
+            if not tool:
+                raise OcirtError(f"maps more than the caller's own id: needs {ID_TOOLS[key]} "
+                                 "(Debian package uidmap), not found in PATH", f"linux.{key}")
+        steps.append((op, f"linux.{key}", text, tool))
     return steps
+
+
+def needs_id_tool(linux, key, ids):
+    """runc's rule: a caller that is not root writes a map of its own id
+    alone; any other map (subordinate ranges) is the setuid helper's.
+    ids: the caller's (euid, egid)."""
+    own = ids[0] if key == "uidMappings" else ids[1]
+    entries = linux.get(key) or []
+    if ids[0] == 0 or not entries:
+        return False
+    return not (len(entries) == 1 and entries[0].get("hostID") == own and entries[0].get("size") == 1)
 
 
 def format_map(entries):

@@ -76,13 +76,17 @@ def _id(value, where):
     return value
 
 
-def cred_steps(proc, last_cap=len(CAPABILITIES) - 1, where="process", keep_admin=False):
+def cred_steps(proc, last_cap=len(CAPABILITIES) - 1, where="process", keep_admin=False, grantable=-1):
     """Bounding set, then uid/gids (keeping caps), then the other sets
     (keep_admin: with CAP_SYS_ADMIN effective until execve, for seccomp);
-    last_cap: the kernel's highest capability number."""
+    last_cap: the kernel's highest capability number; grantable: the
+    runtime's bounding set, outside which nothing is granted (ungranted()
+    warns of it): a new user namespace starts with every capability, its
+    bounding set too, so the kernel would not leave them out there."""
     user = proc.get("user") or {}
     w = jpath(where, "user")
-    caps = cap_masks(proc.get("capabilities"), last_cap, jpath(where, "capabilities"))
+    caps = {s: m & grantable for s, m in
+            cap_masks(proc.get("capabilities"), last_cap, jpath(where, "capabilities")).items()}
     umask = user.get("umask")
     groups = [_id(int(g), jpath(w, "additionalGids")) for g in user.get("additionalGids") or []]
     return [

@@ -51,9 +51,10 @@ STEPS = {s.name: s for s in (
     _s("fifo-open", HELPER, "path"),
     _s("leave-cgroup", HELPER, "procs"),
     _s("clone", HELPER, "flags mode"),
-    # helper, after the clone: the child's id maps
-    _s("uidmap", HELPER, "map"),
-    _s("gidmap", HELPER, "map"),
+    # helper, after the clone: the child's id maps (tool: newuidmap/newgidmap
+    # to run, or "" to write the map itself)
+    _s("uidmap", HELPER, "map tool"),
+    _s("gidmap", HELPER, "map tool"),
     _s("affinity", ANY, "cpus"),
     # child: the rootfs
     _s("mount", CHILD, "src dst fstype flags data kind remount propagation attr_set attr_clr extra",

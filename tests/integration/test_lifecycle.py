@@ -340,10 +340,11 @@ def test_list_table_json_quiet(oci):
     rows = {r.split()[0]: r.split() for r in table[1:]}
     assert rows[a.cid][2] == "created" and rows[b.cid][2] == "running"
     assert rows[a.cid][1] == str(oci.state(a.cid)["pid"]) and rows[a.cid][3] == a.path
+    assert rows[a.cid][5] == "root"    # the state directory's owner (runc's)
     listed = {s["id"]: s for s in json.loads(oci("list", "--format", "json").out)}
     assert set(listed) == {a.cid, b.cid}
     assert listed[b.cid]["status"] == "running" and listed[b.cid]["pid"] == oci.state(b.cid)["pid"]
-    assert listed[a.cid]["bundle"] == a.path
+    assert listed[a.cid]["bundle"] == a.path and listed[a.cid]["owner"] == "root"
     assert oci("list", "-q").out.split() == sorted([a.cid, b.cid])
 
 

@@ -24,10 +24,13 @@ class FakeCgroup:
 
 class Log:
     def __init__(self):
-        self.warnings = []
+        self.warnings, self.debugs = [], []
 
     def warn(self, msg):
         self.warnings.append(msg)
+
+    def debug(self, msg):
+        self.debugs.append(msg)
 
 
 @pytest.mark.parametrize("resources,field", [
@@ -49,12 +52,21 @@ def test_a_permitted_cgroup_is_made_and_takes_no_device_rules_it_may_not_set():
 
 
 @pytest.mark.parametrize("e", [errno.EACCES, errno.EPERM, errno.EROFS])
-def test_without_permission_and_limits_there_is_none_and_a_warning(e):
+def test_without_permission_and_limits_there_is_none(e):
     log = Log()
     cg, found = create_rootless(FakeCgroup(e), {"devices": [{"allow": False, "access": "rwm"}]}, log)
     assert isinstance(cg, Skipped) and found == 0
-    assert log.warnings == ["cannot make cgroup /sys/fs/cgroup/cpu/x: denied: "
-                            "the container runs without a cgroup (rootless)"]
+    assert log.warnings == [] and log.debugs == ["cannot make cgroup /sys/fs/cgroup/cpu/x: denied: "
+                                                 "the container runs without a cgroup (rootless)"]
+
+
+def test_without_a_pid_namespace_too_it_is_warned_of():
+    """runc's rule: nothing can then end all the container's processes."""
+    log = Log()
+    assert isinstance(create_rootless(FakeCgroup(errno.EACCES), None, log, own_pidns=False)[0], Skipped)
+    assert log.warnings == ["cannot make cgroup /sys/fs/cgroup/cpu/x: denied: the container runs without a "
+                            "cgroup (rootless) and without a pid namespace of its own: nothing can end all its "
+                            "processes"]
 
 
 def test_without_permission_a_limit_is_an_error_naming_it():

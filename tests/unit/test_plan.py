@@ -526,3 +526,51 @@ def test_sysfs_in_a_user_namespace_without_its_own_netns_is_the_hosts_bound(netn
         assert m[8] & (mounts.MS_RDONLY | mounts.MS_NOSUID) == mounts.MS_RDONLY | mounts.MS_NOSUID  # the remount
     else:
         assert (m[2], m[4]) == ("sysfs", "sysfs")
+
+
+OWN = [{"containerID": 0, "hostID": 1000, "size": 1}]
+SUB = OWN + [{"containerID": 1, "hostID": 100000, "size": 65536}]
+TOOLS = {"newuidmap": "/usr/bin/newuidmap", "newgidmap": "/usr/bin/newgidmap"}
+
+
+def id_maps(uids, gids, ids=(1000, 1000), tools=TOOLS):
+    from ocirt.plan import namespaces
+    linux = dict(SPEC["linux"], namespaces=USERNS["namespaces"], uidMappings=uids, gidMappings=gids)
+    return namespaces.id_map_steps(linux, namespaces.namespaces(linux), Host(ids=ids, id_tools=tools))
+
+
+def test_an_unprivileged_callers_subordinate_ranges_go_through_newuidmap():
+    assert id_maps(SUB, OWN) == [("uidmap", "linux.uidMappings", "0 1000 1\n1 100000 65536\n", "/usr/bin/newuidmap"),
+                                 ("gidmap", "linux.gidMappings", "0 1000 1\n", "")]
+    assert [s[3] for s in id_maps(OWN, SUB)] == ["", "/usr/bin/newgidmap"]
+    # its own id under another container id is still its own; root writes any map itself
+    assert [s[3] for s in id_maps([dict(OWN[0], containerID=5)], OWN)] == ["", ""]
+    assert [s[3] for s in id_maps(SUB, SUB, ids=(0, 0), tools={})] == ["", ""]
+
+
+def test_subordinate_ranges_without_newgidmap_name_the_field():
+    with pytest.raises(OcirtError, match="needs newgidmap") as e:
+        id_maps(SUB, SUB, tools={"newuidmap": "/usr/bin/newuidmap"})
+    assert e.value.where == "linux.gidMappings"
+
+
+def test_a_runtime_in_a_user_namespace_binds_the_device_nodes():
+    """Rootless podman's: the runtime is root of podman's user namespace,
+    the config has none of its own, and mknod is refused there."""
+    s = spec(linux__devices=[{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}])
+    steps = plan(s, host=Host(in_userns=True, sources={p: "dir" for p in mounts.bind_sources(s, "/b")}))
+    assert "mknod" not in names(steps)
+    assert {x[2] for x in steps if x[0] == "binddev"} >= {"/dev/null", "/dev/tty", "/dev/fuse"}
+    assert "mknod" in names(plan(s))
+
+
+def test_no_capability_outside_the_runtimes_bounding_set_even_in_a_new_user_namespace():
+    """A new user namespace starts with every capability: what the runtime
+    cannot grant (and warns of) is left out by the plan itself."""
+    from ocirt.plan.process import CAPABILITIES
+    kill, res = 1 << CAPABILITIES.index("CAP_KILL"), 1 << CAPABILITIES.index("CAP_SYS_RESOURCE")
+    caps = dict.fromkeys(("bounding", "effective", "permitted"), ["CAP_KILL", "CAP_SYS_RESOURCE"])
+    s = spec(process__capabilities=caps, linux=dict(SPEC["linux"], **USERNS))
+    steps = plan(s, host=Host(bounding=(2 << 40) - 1 - res))
+    assert [x[2] for x in steps if x[0] == "bounding"] == [kill]
+    assert [x[2:4] for x in steps if x[0] == "caps"] == [(kill, kill)]

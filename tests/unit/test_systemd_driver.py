@@ -126,6 +126,28 @@ def test_for_container_needs_systemd_then_picks_the_hierarchy(monkeypatch, tmp_p
         "freezer": "/sys/fs/cgroup/freezer" + inner, "": "/sys/fs/cgroup/unified" + inner}
 
 
+def test_a_rootless_scope_is_the_users_managers_on_cgroup_v2_only(monkeypatch, tmp_path):
+    """The user bus, the default slice user.slice, under the user manager's
+    own cgroup (runc's); kept in the state; v1 is refused."""
+    import json
+    from ocirt import cgroups
+    from ocirt.cgroups import paths, sdbus
+    monkeypatch.setattr(sdbus, "BOOTED", str(tmp_path))
+    monkeypatch.setattr(sdbus, "Manager", FakeManager)
+    monkeypatch.setattr(paths, "is_unified", lambda root=paths.ROOT: True)
+    FakeManager.calls = []
+    cg = cgroups.for_container("", "ID", systemd=True, rootless=True)
+    assert FakeManager.calls == [("control_group", True)]
+    assert cg.dir == "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/user.slice/ocirt-ID.scope"
+    assert (cg.slice, cg.user, cg.rootless) == ("user.slice", True, True)
+    again = cgroups.from_state(json.loads(json.dumps(cg.to_state())))
+    assert (again.user, again.dir) == (True, cg.dir)
+    assert cgroups.from_state(cgroups.for_container("", "ID", systemd=True).to_state()).user is False
+    monkeypatch.setattr(paths, "is_unified", lambda root=paths.ROOT: False)
+    with pytest.raises(OcirtError, match="^--systemd-cgroup: a rootless container's cgroup needs cgroup v2"):
+        cgroups.for_container("", "ID", systemd=True, rootless=True)
+
+
 HYBRID_MOUNTINFO = """\
 30 25 0:26 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw,nsdelegate
 31 25 0:27 / /sys/fs/cgroup/systemd rw,nosuid,nodev,noexec,relatime shared:11 - cgroup cgroup rw,xattr,name=systemd
@@ -226,6 +248,13 @@ def test_a_bus_without_systemd_is_one_error_naming_the_flag(private_bus, monkeyp
 class FakeManager:
     """systemd on v1: the scope's dirs in the hierarchies it manages, with their files."""
     calls, managed = [], {}
+
+    def __init__(self, user=False):
+        self.user = user
+
+    def control_group(self):
+        self.calls.append(("control_group", self.user))
+        return "/user.slice/user-1000.slice/user@1000.service"
 
     def start_scope(self, unit, props):
         self.calls.append(("start", unit, {n: v for n, _, v in props}))

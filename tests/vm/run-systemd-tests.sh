@@ -2,7 +2,9 @@
 # Run the systemd cgroup driver's tests on a real systemd host: in the VM of
 # tests/vm/cgroup2-vm --systemd (systemd as PID 1, pure cgroup v2,
 # D-Bus; this script runs again there as a Delegate=yes service). There:
-# tests/integration/test_cgroups_systemd.py through ocirt, then a few
+# tests/integration/test_cgroups_systemd.py through ocirt, a rootless
+# container's scope in a user's manager (test_rootless.py -k systemd, on
+# ocirt and runc), then a few
 # conformance lifecycle tests with --systemd-cgroup on ocirt and on runc,
 # then a few scenarios of the podman and containerd smokes in their systemd
 # configurations on both (run-systemd-clients.sh has them all).
@@ -41,6 +43,8 @@ if [ "${1:-}" = --in-vm ]; then
     . tests/vm/guest-launcher.sh
     rc=0
     suite "ocirt driver tests" OCIRT=/tmp/ocirt-vm "${PYTEST[@]}" tests/integration/test_cgroups_systemd.py "$@" || rc=1
+    suite "rootless --systemd-cgroup (the user's manager), ocirt and runc" OCIRT=/tmp/ocirt-vm \
+        "${PYTEST[@]}" tests/integration/test_rootless.py -k systemd || rc=1
     suite "conformance, ocirt --systemd-cgroup" CGROUP_DRIVER=systemd RUNTIME=/tmp/ocirt-vm \
         "${PYTEST[@]}" conformance/test_lifecycle.py -k "$LIFECYCLE" || rc=1
     suite "conformance, runc --systemd-cgroup" CGROUP_DRIVER=systemd RUNTIME=/usr/sbin/runc \

@@ -29,12 +29,14 @@ method takes and releases the container's lock: runs of ocirt, in this
 process or others, act one at a time on a container.
 
 This module is the command line's hot path too (`ocirt state` is
-Runtime.state): it imports only what its callers import anyway."""
-import os
+Runtime.state): it imports only what its callers import anyway, and
+posix rather than os (see pathops)."""
+import posix
 
 from ocirt.errors import (ConfigError, Exists, NotFound, OcirtError,  # noqa: F401 (the API's errors)
                           WrongStatus, typed)
 from ocirt.record import Record
+from ocirt.pathops import exists
 from ocirt.state import Container, list_ids
 
 __all__ = ["Runtime", "State", "ExitStatus", "Event", "features", "OcirtError", "NotFound", "Exists",
@@ -224,7 +226,7 @@ class Runtime:
                 self._cgroup(c, "kill --all").kill_all(signal)
             else:
                 try:
-                    os.kill(c.state["pid"], signal)
+                    posix.kill(c.state["pid"], signal)
                 except ProcessLookupError:
                     raise WrongStatus("container not running") from None
         finally:
@@ -253,7 +255,7 @@ class Runtime:
         known (the lock says it is gone): the debris goes, and (as runc)
         the container still did not exist unless force."""
         from ocirt import teardown
-        corrupt = os.path.exists(os.path.join(c.dir, "state.json"))
+        corrupt = exists(f"{c.dir}/state.json")
         if corrupt and not force:
             raise e
         if corrupt:  # nothing to act on
@@ -325,7 +327,7 @@ class Runtime:
             raise typed(e) from None
         if opts.detach:
             return None
-        _, status = os.waitpid(pid, 0)
+        _, status = posix.waitpid(pid, 0)
         self.delete(id, force=True)
         return ExitStatus(128 + (status & 0x7F) if status & 0x7F else status >> 8)
 
@@ -442,7 +444,7 @@ class _Stdio:
 
     def __exit__(self, *_):
         for fd in self.fds or ():
-            os.close(fd)
+            posix.close(fd)
 
 
 def _options(bundle, console_socket, pid_file, no_pivot, no_new_keyring, preserve_fds, stdio):

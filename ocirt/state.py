@@ -184,8 +184,8 @@ class Container:
             return "created"
         cg = self.state.get("cgroup")
         if cg and not cg.get("skipped"):
-            from ocirt.cgroups import frozen
-            if frozen(cg["version"], cg["dirs"]):
+            from ocirt.cgroups import frozen_in
+            if frozen_in(cg["version"], cg["dirs"]):
                 return "paused"
         return "running"
 

@@ -56,7 +56,7 @@ def from_state(d):
     return V1(d["dirs"], d.get("made", ()))
 
 
-def frozen(version, dirs):
+def frozen_in(version, dirs):
     """Whether the cgroup in dirs (a driver's, or its to_state()'s) is
     frozen, read from its file without loading a driver: state and kill ask
     it of a running container, and a driver (with os) costs them ~1 ms."""

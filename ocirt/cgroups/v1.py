@@ -6,7 +6,7 @@ from select import POLLIN
 
 from ..errors import OcirtError
 from ..pathops import exists, parent
-from . import frozen, fs
+from . import frozen_in, fs
 from .base import Cgroup
 
 
@@ -67,7 +67,7 @@ class V1(Cgroup):
                 raise OcirtError(f"the container's processes did not freeze within {timeout:g}s")
 
     def is_frozen(self):
-        return frozen(1, self.dirs)
+        return frozen_in(1, self.dirs)
 
     def _procs_dir(self):
         for key in ("devices", "freezer", "pids", "memory"):

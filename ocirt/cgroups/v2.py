@@ -4,7 +4,7 @@ from select import POLLPRI
 
 from ..errors import OcirtError
 from ..pathops import exists, parent
-from . import frozen, fs
+from . import frozen_in, fs
 from .base import SIGKILL, Cgroup
 
 
@@ -49,7 +49,7 @@ class V2(Cgroup):
         fs.write(self.dir + "/cgroup.freeze", "1" if frozen else "0", None)
 
     def is_frozen(self):
-        return frozen(2, self.dirs)
+        return frozen_in(2, self.dirs)
 
     def _procs_dir(self):
         return self.dir

@@ -163,6 +163,7 @@ class Runtime:
         stdout, stderr (a file or an fd; default this process's) are the
         init's. ConfigError names a config field at fault; a failed create
         leaves nothing behind."""
+        _warm_cgroups()
         from ocirt.create import Creation
         with _Stdio(stdin, stdout, stderr) as stdio:
             opts = _options(bundle, console_socket, pid_file, no_pivot, no_new_keyring, preserve_fds, stdio)
@@ -200,6 +201,7 @@ class Runtime:
             stderr=None):
         """create + start, then (unless detach) wait for the program and
         delete the container (unless keep): -> ExitStatus, None detached."""
+        _warm_cgroups()
         from ocirt import create
         with _Stdio(stdin, stdout, stderr) as stdio:
             opts = _options(bundle, console_socket, pid_file, no_pivot, no_new_keyring, preserve_fds, stdio)
@@ -278,6 +280,7 @@ class Runtime:
         that set a field). validate: check the process against the
         runtime-spec schema first (the command line skips that, ~1.5 ms,
         for a process made from the container's own, which create checked)."""
+        _warm_cgroups()
         from ocirt.execproc import Exec
         with _Stdio(stdin, stdout, stderr) as stdio:
             c = Container(self.root, id).load()
@@ -445,6 +448,11 @@ class _Stdio:
     def __exit__(self, *_):
         for fd in self.fds or ():
             posix.close(fd)
+
+
+def _warm_cgroups():
+    from ocirt.cgroups import warm
+    warm.start()
 
 
 def _options(bundle, console_socket, pid_file, no_pivot, no_new_keyring, preserve_fds, stdio):

@@ -29,16 +29,22 @@ def own_procs(cg):
     """The runtime's own cgroup.procs in each hierarchy a helper joins for cg
     (clone_join): where a helper that waits for its process goes back to,
     so that kill --all, ps and pids.max meet only the container's processes."""
-    import posixpath
-    from . import paths
     joined = set(cg.clone_join()[0])
     if not joined:
         return []
+    own = own_v1_procs()
+    out = [own[ctrl] for ctrl, d in cg.dirs.items() if ctrl in own and d + "/cgroup.procs" in joined]
+    return list(dict.fromkeys(out))
+
+
+def own_v1_procs():
+    """{v1 controller: the runtime's own cgroup.procs in its hierarchy}."""
+    import posixpath
+    from . import paths
     own = paths.parse_proc_cgroup(_read("/proc/self/cgroup"))
     mounts = paths.parse_v1_mounts(_read("/proc/self/mountinfo"))
-    out = [posixpath.normpath(paths.v1_dir(*mounts[ctrl], own.get(ctrl, "/"), ".")) + "/cgroup.procs"
-           for ctrl, d in cg.dirs.items() if ctrl in mounts and d + "/cgroup.procs" in joined]
-    return list(dict.fromkeys(out))
+    return {ctrl: posixpath.normpath(paths.v1_dir(mnt, root, own.get(ctrl, "/"), ".")) + "/cgroup.procs"
+            for ctrl, (mnt, root) in mounts.items()}
 
 
 def from_state(d):

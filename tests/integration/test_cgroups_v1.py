@@ -198,3 +198,21 @@ def test_hugetlb_on_hybrid_uses_cgroup2_or_says_why(request):
         say(request, "hybrid hugetlb: limit set in the cgroup2 hierarchy")
     finally:
         cg.destroy()
+
+
+def test_the_warm_up_writes_the_runtimes_own_cgroup_and_moves_nothing():
+    """cgroups.warm moves this process to where it is, in a thread: each
+    path own_v1_procs names lists this process, and after the warm-up
+    /proc/self/cgroup is as it was."""
+    from ocirt.cgroups import own_v1_procs, warm
+    procs = own_v1_procs()
+    assert procs
+    for path in procs.values():
+        with open(path) as f:
+            assert str(os.getpid()) in f.read().split(), path
+    with open("/proc/self/cgroup") as f:
+        before = f.read()
+    done = warm.start()
+    assert done is not None and done.acquire(timeout=10)
+    with open("/proc/self/cgroup") as f:
+        assert f.read() == before

@@ -38,18 +38,20 @@ import builtins, importlib
 times = {}
 stack = []
 real_import = builtins.__import__
+depth = [0]
 def timed_import(name, *a, **k):
-    if name in sys.modules:
+    if name in sys.modules or depth[0]:
         return real_import(name, *a, **k)
+    depth[0] += 1
     t = time.perf_counter()
     try:
         return real_import(name, *a, **k)
     finally:
+        depth[0] -= 1
         d = time.perf_counter() - t
-        if not stack or stack[-1] != "imports":
-            times["imports"] = times.get("imports", 0) + d
-            for s in stack:
-                times[s] = times.get(s, 0) - d
+        times["imports"] = times.get("imports", 0) + d
+        for s in stack:
+            times[s] = times.get(s, 0) - d
 builtins.__import__ = timed_import
 def wrap(phase, mod, attr):
     m = importlib.import_module(mod)
@@ -91,10 +93,13 @@ def main():
         cid = f"profile-{os.getpid()}-{i}"
         code = CHILD.replace("REPO", repr(REPO)).replace("PHASES", repr(PHASES)).replace(
             "ARGV", repr(["--root", root, "create", "--bundle", o.bundle, cid]))
-        t = time.perf_counter()
-        p = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
-                           stdin=subprocess.DEVNULL)
-        walls.append((time.perf_counter() - t) * 1000)
+        with tempfile.TemporaryFile("w+") as err:  # not a pipe: the created init holds its stdio
+            t = time.perf_counter()
+            p = subprocess.run([sys.executable, "-S", "-c", code], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=err)
+            walls.append((time.perf_counter() - t) * 1000)
+            err.seek(0)
+            p.stderr = err.read()
         subprocess.run([sys.executable, "-S", "-m", "ocirt", "--root", root, "delete", "-f", cid], cwd=REPO,
                        capture_output=True)
         line = next((ln for ln in p.stderr.splitlines() if ln.startswith("PROFILE ")), None)

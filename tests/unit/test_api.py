@@ -162,7 +162,7 @@ def test_the_hot_commands_import_no_lifecycle_module_they_do_not_use(tmp_path):
     assert p.returncode == 0, p.stderr
     loaded = json.loads(p.stderr)
     assert "ocirt.api" in loaded
-    assert not {"ocirt.create", "ocirt.launch", "ocirt.execproc", "ocirt.teardown", "ocirt.clicmds"} & set(loaded)
+    assert not {"ocirt.create", "ocirt.launch", "ocirt.execproc", "ocirt.teardown", "ocirt.clicmds", "ocirt.cliexec"} & set(loaded)
 
 
 def test_state_start_kill_delete_do_not_import_os(tmp_path):

@@ -35,8 +35,8 @@ import posix
 
 from ocirt.errors import (ConfigError, Exists, NotFound, OcirtError,  # noqa: F401 (the API's errors)
                           WrongStatus, typed)
-from ocirt.record import Record
 from ocirt.pathops import exists
+from ocirt.record import Record
 from ocirt.state import Container, list_ids
 
 __all__ = ["Runtime", "State", "ExitStatus", "Event", "features", "OcirtError", "NotFound", "Exists",

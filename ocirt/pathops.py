@@ -1,6 +1,6 @@
 """The few os.path functions the hot path needs, on posix: `import os`
 costs ~0.9 ms here (its _collections_abc), as much as all the work
-`ocirt state` does, and state, start, kill and delete do without it."""
+`ocirt state` does, and state, start, kill, delete and exec do without it."""
 import posix
 import stat
 
@@ -23,3 +23,25 @@ def isdir(path):
 def parent(path):
     """os.path.dirname of an absolute path."""
     return path.rstrip("/").rpartition("/")[0] or "/"
+
+
+def join(base, path):
+    """os.path.join of two."""
+    if path.startswith("/") or not base:
+        return path
+    return base + path if base.endswith("/") else f"{base}/{path}"
+
+
+def normpath(path):
+    """os.path.normpath, but a leading "//" is "/" (as Go's filepath.Clean,
+    which runc cleans cgroup paths with)."""
+    absolute = path.startswith("/")
+    parts = []
+    for p in path.split("/"):
+        if p in ("", "."):
+            continue
+        if p == ".." and parts and parts[-1] != "..":
+            parts.pop()
+        elif p != ".." or not absolute:
+            parts.append(p)
+    return ("/" if absolute else "") + "/".join(parts) or "."

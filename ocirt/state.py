@@ -10,7 +10,7 @@ import time
 
 from ocirt import jsonio
 from ocirt.errors import Exists, NotFound, OcirtError
-from ocirt.pathops import exists
+from ocirt.pathops import exists, join
 
 INTENT = "intent.json"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
@@ -47,7 +47,7 @@ class Container:
     def __init__(self, root, cid):
         self.root = root
         self.id = cid
-        self.dir = f"{root}/{cid}"
+        self.dir = join(root, cid)
         self.fifo = f"{self.dir}/exec.fifo"
         self.state = None
         self._lock_fd = None

@@ -39,11 +39,11 @@ def own_procs(cg):
 
 def own_v1_procs():
     """{v1 controller: the runtime's own cgroup.procs in its hierarchy}."""
-    import posixpath
+    from ..pathops import normpath
     from . import paths
     own = paths.parse_proc_cgroup(_read("/proc/self/cgroup"))
     mounts = paths.parse_v1_mounts(_read("/proc/self/mountinfo"))
-    return {ctrl: posixpath.normpath(paths.v1_dir(mnt, root, own.get(ctrl, "/"), ".")) + "/cgroup.procs"
+    return {ctrl: normpath(paths.v1_dir(mnt, root, own.get(ctrl, "/"), ".")) + "/cgroup.procs"
             for ctrl, (mnt, root) in mounts.items()}
 
 

@@ -13,7 +13,7 @@ ROOTFS  := bundles/busybox/rootfs
 # The binary the integration tests drive.
 export OCIRT := $(BIN)/ocirt
 
-.PHONY: all deps install install-docs man build demo rootfs test unit integration conformance conformance-runc conformance-rootless clients clients-rootless vm vm-criu vm-systemd vm-systemd-v1 vm-systemd-conformance vm-systemd-clients bench-systemd clean
+.PHONY: all deps install install-docs man build demo rootfs test unit integration conformance conformance-runc conformance-rootless clients clients-rootless vm vm-criu vm-systemd vm-systemd-v1 vm-systemd-conformance vm-systemd-clients bench bench-systemd clean
 
 all: build
 
@@ -109,6 +109,16 @@ vm-systemd-conformance: build rootfs
 vm-systemd-clients: build
 	bash tests/vm/run-systemd-clients.sh
 
+# The benchmark: the installed ocirt against runc and crun, every workload,
+# one interleaved run; the table in build/bench.md, its samples in
+# build/bench.json; fails only if an ocirt workload did not complete.
+BENCH_RUNS ?= 20
+bench: build
+	install -d build
+	bench/ocibench --with-defaults --runs $(BENCH_RUNS) --python $(PY) --json build/bench.json 'ocirt=$(OCIRT)' > build/bench.md
+	cat build/bench.md
+	$(PY) tools/bench_check.py build/bench.json ocirt
+
 # ocibench lifecycle with and without --systemd-cgroup, ocirt and runc, in the systemd VM
 bench-systemd: build
 	bash bench/vm-systemd.sh
@@ -123,6 +133,7 @@ test: install rootfs
 	$(MAKE) vm-systemd
 	$(MAKE) clients
 	$(MAKE) clients-rootless
+	$(MAKE) bench BENCH_RUNS=2
 
 clean:
 	rm -rf build *.egg-info ocirt/COMMIT ocirt/_native/_lib*.so ocirt/_native/_lib.c ocirt/_native/ocirt-init $(ROOTFS)

@@ -29,11 +29,13 @@ method takes and releases the container's lock: runs of ocirt, in this
 process or others, act one at a time on a container.
 
 This module is the command line's hot path too (`ocirt state` is
-Runtime.state): it imports only what its callers import anyway."""
-import os
+Runtime.state): it imports only what its callers import anyway, and
+posix rather than os (see pathops)."""
+import posix
 
 from ocirt.errors import (ConfigError, Exists, NotFound, OcirtError,  # noqa: F401 (the API's errors)
                           WrongStatus, typed)
+from ocirt.pathops import exists, join
 from ocirt.record import Record
 from ocirt.state import Container, list_ids
 
@@ -144,7 +146,7 @@ class Runtime:
         for cid in list_ids(self.root):
             try:
                 st = self.state(cid)
-                st.owner = _user_name(os.stat(os.path.join(self.root, cid)).st_uid)
+                st.owner = _user_name(posix.stat(join(self.root, cid)).st_uid)
             except (OcirtError, FileNotFoundError):
                 continue  # deleted meanwhile, or not readable: as runc, not listed
             out.append(st)
@@ -164,6 +166,7 @@ class Runtime:
         stdout, stderr (a file or an fd; default this process's) are the
         init's. ConfigError names a config field at fault; a failed create
         leaves nothing behind."""
+        _warm_cgroups()
         from ocirt.create import Creation
         with _Stdio(stdin, stdout, stderr) as stdio:
             opts = _options(bundle, console_socket, pid_file, no_pivot, no_new_keyring, preserve_fds, stdio)
@@ -201,6 +204,7 @@ class Runtime:
             stderr=None):
         """create + start, then (unless detach) wait for the program and
         delete the container (unless keep): -> ExitStatus, None detached."""
+        _warm_cgroups()
         from ocirt import create
         with _Stdio(stdin, stdout, stderr) as stdio:
             opts = _options(bundle, console_socket, pid_file, no_pivot, no_new_keyring, preserve_fds, stdio)
@@ -227,7 +231,7 @@ class Runtime:
                 self._cgroup(c, "kill --all").kill_all(signal)
             else:
                 try:
-                    os.kill(c.state["pid"], signal)
+                    posix.kill(c.state["pid"], signal)
                 except ProcessLookupError:
                     raise WrongStatus("container not running") from None
         finally:
@@ -256,7 +260,7 @@ class Runtime:
         known (the lock says it is gone): the debris goes, and (as runc)
         the container still did not exist unless force."""
         from ocirt import teardown
-        corrupt = os.path.exists(os.path.join(c.dir, "state.json"))
+        corrupt = exists(f"{c.dir}/state.json")
         if corrupt and not force:
             raise e
         if corrupt:  # nothing to act on
@@ -279,6 +283,7 @@ class Runtime:
         that set a field). validate: check the process against the
         runtime-spec schema first (the command line skips that, ~1.5 ms,
         for a process made from the container's own, which create checked)."""
+        _warm_cgroups()
         from ocirt.execproc import Exec
         with _Stdio(stdin, stdout, stderr) as stdio:
             c = Container(self.root, id).load()
@@ -328,7 +333,7 @@ class Runtime:
             raise typed(e) from None
         if opts.detach:
             return None
-        _, status = os.waitpid(pid, 0)
+        _, status = posix.waitpid(pid, 0)
         self.delete(id, force=True)
         return ExitStatus(128 + (status & 0x7F) if status & 0x7F else status >> 8)
 
@@ -445,7 +450,12 @@ class _Stdio:
 
     def __exit__(self, *_):
         for fd in self.fds or ():
-            os.close(fd)
+            posix.close(fd)
+
+
+def _warm_cgroups():
+    from ocirt.cgroups import warm
+    warm.start()
 
 
 def _options(bundle, console_socket, pid_file, no_pivot, no_new_keyring, preserve_fds, stdio):

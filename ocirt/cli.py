@@ -2,7 +2,8 @@
 and exit codes. Table-driven and dependency-free: argparse alone would add
 ~5 ms to every call. A thin layer over ocirt.api: it parses the flags,
 calls the Runtime and prints what runc prints. The hot commands are here;
-exec, pause, resume, ps, events, update and features are in clicmds.py."""
+exec is in cliexec.py; pause, resume, ps, events, update, features, checkpoint
+and restore in clicmds.py."""
 import sys
 
 from ocirt import SPEC_VERSION, __version__
@@ -73,7 +74,7 @@ COMMANDS = {
              "", "lists containers started by ocirt with the given root"),
     "spec": ("ocirt.specgen", "cmd_spec", {"bundle": ("b", "str", ""), "rootless": (None, "bool", False)},
              "", "create a new specification file"),
-    "exec": ("ocirt.clicmds", "cmd_exec", _EXEC, "<container-id> <command> [command options]",
+    "exec": ("ocirt.cliexec", "cmd_exec", _EXEC, "<container-id> <command> [command options]",
              "execute new process inside the container"),
     "pause": ("ocirt.clicmds", "cmd_pause", {}, "<container-id>", "pause suspends all processes inside the container"),
     "resume": ("ocirt.clicmds", "cmd_resume", {}, "<container-id>", "resumes all processes that have been previously paused"),

@@ -2,7 +2,7 @@
 its terminal, and return its exit status (reported by the helper, which is
 its parent and reaps it)."""
 import _signal
-import os
+import posix
 
 from ocirt.errors import OcirtError
 
@@ -37,7 +37,7 @@ class Forwarder:
             self.pending.append(sig)
             return
         try:
-            os.kill(self.pid, sig)
+            posix.kill(self.pid, sig)
         except ProcessLookupError:
             pass
 

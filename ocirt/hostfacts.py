@@ -1,9 +1,10 @@
 """The host facts a plan needs (ocirt.plan.context.Host), read once per
 create or exec: plan/ reads nothing of the host itself."""
-import os
+import posix
 import stat
 
 from ocirt.errors import OcirtError
+from ocirt.pathops import exists
 from ocirt.plan.context import Host
 from ocirt.rootless import in_user_namespace
 
@@ -13,8 +14,8 @@ def gather(spec, bundle=""):
     LSMs and resctrl are looked up only when it asks for them."""
     proc = spec.get("process") or {}
     linux = spec.get("linux") or {}
-    ids = (os.geteuid(), os.getegid())
-    return Host(last_cap=_last_cap(), bounding=bounding_set(), kcore=os.path.exists("/proc/kcore"),
+    ids = (posix.geteuid(), posix.getegid())
+    return Host(last_cap=_last_cap(), bounding=bounding_set(), kcore=exists("/proc/kcore"),
                 apparmor=bool(proc.get("apparmorProfile")) and _apparmor_enabled(),
                 selinux=bool(proc.get("selinuxLabel") or linux.get("mountLabel")) and _selinux_enabled(),
                 resctrl=_resctrl() if linux.get("intelRdt") is not None else None,
@@ -82,6 +83,6 @@ def _sources(spec, bundle):
 def _kind(path):
     """What a bind source is: "dir", "file", or why it cannot be used."""
     try:
-        return "dir" if stat.S_ISDIR(os.stat(path).st_mode) else "file"
+        return "dir" if stat.S_ISDIR(posix.stat(path).st_mode) else "file"
     except OSError as e:
         return e.strerror.lower()

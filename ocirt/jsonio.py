@@ -3,9 +3,10 @@
 `import json` costs ~7 ms here because json.decoder compiles regular
 expressions (importing `re`, `enum`, ...); a runtime is started 3-4 times
 per container, so that matters more than anything it computes. The output
-format matches the json module's (and runc's for `state`)."""
+format matches the json module's (and runc's for `state`). posix, not os
+(see pathops)."""
 import _json
-import os
+import posix
 import stat
 
 from ocirt.errors import OcirtError
@@ -62,9 +63,9 @@ def load_file(path):
 def read_file(path):
     """A JSON file's bytes. Only a regular file, opened without blocking (a
     fifo would block; a device might never end), of at most MAX_FILE bytes."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = posix.open(path, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
     with open(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        if not stat.S_ISREG(posix.fstat(fd).st_mode):
             raise OcirtError(f"{path}: not a regular file")
         return read_bounded(f, path)
 

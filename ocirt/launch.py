@@ -9,36 +9,36 @@ class: the process that enters the container must not have a host file as
 /proc/self/exe), and the plan travels in a second memfd."""
 import _socket
 import fcntl
-import os
+import posix
 
 from ocirt.errors import OcirtError
 from ocirt.plan import encode
 
-INIT = os.path.join(os.path.dirname(__file__), "_native", "ocirt-init")
+INIT = __file__.rpartition("/")[0] + "/_native/ocirt-init"
 _SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
 
 
 def _sealed_helper():
-    fd = os.memfd_create("ocirt-init", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    fd = posix.memfd_create("ocirt-init", posix.MFD_CLOEXEC | posix.MFD_ALLOW_SEALING)
     try:
-        src = os.open(INIT, os.O_RDONLY | os.O_CLOEXEC)
+        src = posix.open(INIT, posix.O_RDONLY | posix.O_CLOEXEC)
     except FileNotFoundError:
         raise OcirtError(f"{INIT} is missing: build ocirt (make build)") from None
-    size = os.fstat(src).st_size
+    size = posix.fstat(src).st_size
     off = 0
     while off < size:
-        off += os.sendfile(fd, src, off, size - off)
-    os.close(src)
+        off += posix.sendfile(fd, src, off, size - off)
+    posix.close(src)
     fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
     return fd
 
 
 def _plan_fd(steps):
-    fd = os.memfd_create("ocirt-plan", os.MFD_CLOEXEC)
+    fd = posix.memfd_create("ocirt-plan", posix.MFD_CLOEXEC)
     data = encode(steps)
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[posix.write(fd, view):]
     return fd
 
 
@@ -47,7 +47,7 @@ def _above(fd, low):
     if fd >= low:
         return fd
     new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, low)
-    os.close(fd)
+    posix.close(fd)
     return new
 
 
@@ -58,7 +58,7 @@ def _check_preserved(n):
     we lock, a socket) must never reach the container."""
     for fd in range(3, 3 + n):
         try:
-            theirs = os.get_inheritable(fd)
+            theirs = posix.get_inheritable(fd)
         except OSError:
             theirs = False
         if not theirs:
@@ -83,14 +83,14 @@ class Session:
         cfd = _above(child.detach(), low)
         passed = [plan, cfd, *keep_fds, *debug] + list(range(3, low))
         for fd in passed:
-            os.set_inheritable(fd, True)
+            posix.set_inheritable(fd, True)
         try:
-            dup2 = [(os.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate(stdio or ())]
-            self.pid = os.posix_spawn(f"/proc/self/fd/{helper}", ["ocirt-init", str(plan), str(cfd)],
-                                      env if env is not None else {}, file_actions=dup2 or None)
+            dup2 = [(posix.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate(stdio or ())]
+            self.pid = posix.posix_spawn(f"/proc/self/fd/{helper}", ["ocirt-init", str(plan), str(cfd)],
+                                         env if env is not None else {}, file_actions=dup2 or None)
         finally:
             for fd in (helper, plan, cfd, *debug):
-                os.close(fd)
+                posix.close(fd)
         self.init_pid = None
 
     def recv(self):
@@ -130,7 +130,7 @@ class Session:
     def reap(self):
         """Collect the helper's exit status."""
         try:
-            os.waitpid(self.pid, 0)
+            posix.waitpid(self.pid, 0)
         except ChildProcessError:
             pass
 
@@ -183,7 +183,7 @@ class Launch:
 
     def _close_console(self):
         if self.console_fd is not None:
-            os.close(self.console_fd)
+            posix.close(self.console_fd)
             self.console_fd = None
 
     def converse(self, died, on=None):
@@ -236,13 +236,13 @@ def compiled_seccomp(root, linux):
     if not sec:
         return None
     from ocirt.seccomp import compile_seccomp
-    return compile_seccomp(sec, cache_dir=os.path.join(root, ".seccomp-cache"))
+    return compile_seccomp(sec, cache_dir=f"{root}/.seccomp-cache")
 
 
 def write_pid_file(path, pid):
     """Digits only, no newline (containerd's shim parses it strictly)."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    os.write(fd, str(pid).encode())
-    os.close(fd)
-    os.replace(tmp, path)
+    tmp = f"{path}.{posix.getpid()}.tmp"
+    fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, 0o644)
+    posix.write(fd, str(pid).encode())
+    posix.close(fd)
+    posix.replace(tmp, path)

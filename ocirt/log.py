@@ -5,7 +5,7 @@ JSON lines carry level, msg and an RFC 3339 time (containerd reads the last
 writes exactly one line: warnings stay out of a JSON log unless --debug
 asked for every line). Errors also go to stderr; debug lines go to the log,
 else to stderr. The helper writes its own debug lines the same way."""
-import os
+import posix
 import sys
 import time
 
@@ -31,16 +31,16 @@ class Log:
             return
         try:
             fd = self.open()
-            os.write(fd, (self._line(level, msg) + "\n").encode())
-            os.close(fd)
+            posix.write(fd, (self._line(level, msg) + "\n").encode())
+            posix.close(fd)
         except OSError:
             pass  # logging must never turn a result into a failure
 
     def open(self):
         """A new fd on the log (on our stderr without --log), for appending."""
         if not self.path:
-            return os.dup(2)
-        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            return posix.dup(2)
+        return posix.open(self.path, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC, 0o644)
 
     def error(self, msg):
         self._write("error", msg)

@@ -1,6 +1,7 @@
 """runc's --rootless (true, false, auto) and its default state root. On
-the hot path of every command: os only."""
-import os
+the hot path of every command: posix, not os (see pathops)."""
+import posix
+import sys
 
 from ocirt.errors import OcirtError
 
@@ -34,7 +35,7 @@ def is_rootless(value):
     forced = parse(value)
     if forced is not None:
         return forced
-    return os.geteuid() != 0 or in_user_namespace()
+    return posix.geteuid() != 0 or in_user_namespace()
 
 
 def default_root():
@@ -42,17 +43,28 @@ def default_root():
     for a caller that is not root, or is root of a user namespace and not
     USER=root; else /run/ocirt (root of the host keeps it even with
     XDG_RUNTIME_DIR=/run/user/0). -> (path, made in XDG_RUNTIME_DIR)."""
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    xdg = getenv("XDG_RUNTIME_DIR")
     if not xdg:
         return ROOT, False
-    if os.geteuid() == 0 and (not in_user_namespace() or os.environ.get("USER") == "root"):
+    if posix.geteuid() == 0 and (not in_user_namespace() or getenv("USER") == "root"):
         return ROOT, False
-    return os.path.join(xdg, "ocirt"), True
+    return f"{xdg.rstrip('/')}/ocirt", True
+
+
+def getenv(name):
+    """os.environ.get(name) without importing os; os.environ itself once it
+    is loaded (an API caller may have changed it)."""
+    os = sys.modules.get("os")
+    if os is not None:
+        return os.environ.get(name)
+    value = posix.environ.get(name.encode())
+    return None if value is None else value.decode(errors="surrogateescape")
 
 
 def make_xdg_root(root):
     """Owner-only, and sticky so that the XDG_RUNTIME_DIR cleanup (every 6
     hours, of what is not) leaves it (runc does the same)."""
+    import os
     try:
         os.makedirs(root, 0o700, exist_ok=True)
         os.chmod(root, 0o1700)

@@ -1,6 +1,6 @@
 """Signal names as runc accepts them (KILL, SIGKILL, 9, RTMIN+3), and
 killing a process for good."""
-import os
+import posix
 
 from ocirt.errors import OcirtError
 
@@ -37,11 +37,11 @@ def parse_signal(text):
 def kill_and_wait(pid, timeout=10.0):
     """SIGKILL pid and wait (up to timeout) until it is gone."""
     try:
-        fd = os.pidfd_open(pid)
+        fd = posix.pidfd_open(pid)
     except ProcessLookupError:
         return
     try:
-        os.kill(pid, SIGKILL)
+        posix.kill(pid, SIGKILL)
         import select
         p = select.poll()
         p.register(fd, select.POLLIN)
@@ -49,8 +49,8 @@ def kill_and_wait(pid, timeout=10.0):
     except ProcessLookupError:
         pass
     finally:
-        os.close(fd)
+        posix.close(fd)
     try:  # ours to reap only when we are its parent (run, or a subreaper)
-        os.waitpid(pid, os.WNOHANG)
+        posix.waitpid(pid, posix.WNOHANG)
     except ChildProcessError:
         pass

@@ -1,14 +1,16 @@
 """The state root (--root): one directory per container holding state.json
 (written atomically), intent.json (what `create` makes before the init is
 known) and exec.fifo, whose opening releases a created container's init;
-an flock on the directory serialises commands on one container."""
+an flock on the directory serialises commands on one container. On the
+hot path of every command: posix, not os (see pathops)."""
 import fcntl
-import os
+import posix
 import select
 import time
 
 from ocirt import jsonio
 from ocirt.errors import Exists, NotFound, OcirtError
+from ocirt.pathops import exists, join
 
 INTENT = "intent.json"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
@@ -45,16 +47,17 @@ class Container:
     def __init__(self, root, cid):
         self.root = root
         self.id = cid
-        self.dir = os.path.join(root, cid)
-        self.fifo = os.path.join(self.dir, "exec.fifo")
+        self.dir = join(root, cid)
+        self.fifo = f"{self.dir}/exec.fifo"
         self.state = None
         self._lock_fd = None
 
     def create_dir(self):
+        import os
         os.makedirs(self.root, mode=0o711, exist_ok=True)
         for _ in range(3):
             try:
-                os.mkdir(self.dir, 0o711)
+                posix.mkdir(self.dir, 0o711)
             except FileExistsError:
                 raise Exists(f'container with id "{self.id}" already exists') from None
             try:
@@ -75,22 +78,22 @@ class Container:
         after a `delete` removed it is on a dead inode, and the name may by
         then be another container's."""
         while True:
-            fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fd = posix.open(self.dir, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
             fcntl.flock(fd, fcntl.LOCK_EX)
-            if os.fstat(fd).st_nlink:
+            if posix.fstat(fd).st_nlink:
                 return fd
-            os.close(fd)
+            posix.close(fd)
 
     def unlock(self):
         if self._lock_fd is not None:
-            os.close(self._lock_fd)
+            posix.close(self._lock_fd)
             self._lock_fd = None
 
     def load(self, lock=True):
         if lock:
             self.lock()
         try:
-            self.state = jsonio.load_file(os.path.join(self.dir, "state.json"))
+            self.state = jsonio.load_file(f"{self.dir}/state.json")
         except FileNotFoundError:
             raise NotFound(f'container "{self.id}" does not exist') from None
         except ValueError as e:
@@ -98,26 +101,27 @@ class Container:
         return self
 
     def save(self):
-        tmp = os.path.join(self.dir, ".state.json.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w") as f:
+        tmp = f"{self.dir}/.state.json.tmp"
+        fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, 0o600)
+        with open(fd, "w") as f:
             f.write(jsonio.dumps(self.state))
-        os.replace(tmp, os.path.join(self.dir, "state.json"))
+        posix.replace(tmp, f"{self.dir}/state.json")
 
     def record_intent(self, record):
         """What create is about to make, written before it makes any of it:
         delete -f undoes it if create dies before state.json exists. One
         write and no rename: a record a kill cut short means nothing was made."""
-        fd = os.open(os.path.join(self.dir, INTENT), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        flags = posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_CLOEXEC
+        fd = posix.open(f"{self.dir}/{INTENT}", flags, 0o600)
         try:
-            os.write(fd, jsonio.dumps(record).encode())
+            posix.write(fd, jsonio.dumps(record).encode())
         finally:
-            os.close(fd)
+            posix.close(fd)
 
     def load_intent(self):
         """The intent record, or None (none, or cut short: nothing made)."""
         try:
-            return jsonio.load_file(os.path.join(self.dir, INTENT))
+            return jsonio.load_file(f"{self.dir}/{INTENT}")
         except (FileNotFoundError, ValueError):
             return None
 
@@ -125,11 +129,11 @@ class Container:
         # state.json first: a delete killed midway is found again and redone
         for name in ("state.json", ".state.json.tmp", INTENT, "exec.fifo"):
             try:
-                os.unlink(os.path.join(self.dir, name))
+                posix.unlink(f"{self.dir}/{name}")
             except FileNotFoundError:
                 pass
         try:
-            os.rmdir(self.dir)
+            posix.rmdir(self.dir)
         except FileNotFoundError:
             pass
 
@@ -142,12 +146,12 @@ class Container:
         """Open exec.fifo for reading: the blocked init writes "0", and the
         fifo ends when its program runs (execve closes it) or after the
         error that stopped it."""
-        fd = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = posix.open(self.fifo, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
         try:
             data = self._read_fifo(fd)
         finally:
-            os.close(fd)
-            os.unlink(self.fifo)
+            posix.close(fd)
+            posix.unlink(self.fifo)
         if data[:1] != b"0":
             raise OcirtError("container init died before it could be started")
         if data[1:2] == b"E":  # a startContainer hook or the execve failed: init says why, and exits
@@ -165,7 +169,7 @@ class Container:
         data = b""
         while True:
             if p.poll(100):
-                chunk = os.read(fd, 4096)
+                chunk = posix.read(fd, 4096)
                 if not chunk and (data or not self.init_alive()):
                     return data
                 data += chunk
@@ -176,18 +180,14 @@ class Container:
         """created / running / paused / stopped, as runc reports them."""
         if not self.state.get("pid") or not self.init_alive():
             return "stopped"
-        if os.path.exists(self.fifo):
+        if exists(self.fifo):
             return "created"
-        if self.state.get("cgroup") and self._frozen():
-            return "paused"
+        cg = self.state.get("cgroup")
+        if cg and not cg.get("skipped"):
+            from ocirt.cgroups import frozen_in
+            if frozen_in(cg["version"], cg["dirs"]):
+                return "paused"
         return "running"
-
-    def _frozen(self):
-        from ocirt import cgroups
-        try:
-            return cgroups.from_state(self.state["cgroup"]).is_frozen()
-        except OSError:
-            return False
 
     def oci_state(self):
         """The runtime-spec state, plus runc's extra fields."""
@@ -227,7 +227,7 @@ def _died_before_exec(st):
 
 def list_ids(root):
     try:
-        names = sorted(os.listdir(root))
+        names = sorted(posix.listdir(root))
     except FileNotFoundError:
         return []
-    return [n for n in names if os.path.exists(os.path.join(root, n, "state.json"))]
+    return [n for n in names if exists(f"{root}/{n}/state.json")]

@@ -29,16 +29,22 @@ def own_procs(cg):
     """The runtime's own cgroup.procs in each hierarchy a helper joins for cg
     (clone_join): where a helper that waits for its process goes back to,
     so that kill --all, ps and pids.max meet only the container's processes."""
-    import posixpath
-    from . import paths
     joined = set(cg.clone_join()[0])
     if not joined:
         return []
+    own = own_v1_procs()
+    out = [own[ctrl] for ctrl, d in cg.dirs.items() if ctrl in own and d + "/cgroup.procs" in joined]
+    return list(dict.fromkeys(out))
+
+
+def own_v1_procs():
+    """{v1 controller: the runtime's own cgroup.procs in its hierarchy}."""
+    from ..pathops import normpath
+    from . import paths
     own = paths.parse_proc_cgroup(_read("/proc/self/cgroup"))
     mounts = paths.parse_v1_mounts(_read("/proc/self/mountinfo"))
-    out = [posixpath.normpath(paths.v1_dir(*mounts[ctrl], own.get(ctrl, "/"), ".")) + "/cgroup.procs"
-           for ctrl, d in cg.dirs.items() if ctrl in mounts and d + "/cgroup.procs" in joined]
-    return list(dict.fromkeys(out))
+    return {ctrl: normpath(paths.v1_dir(mnt, root, own.get(ctrl, "/"), ".")) + "/cgroup.procs"
+            for ctrl, (mnt, root) in mounts.items()}
 
 
 def from_state(d):
@@ -54,6 +60,22 @@ def from_state(d):
         return V2(d["dirs"], d.get("made", ()))
     from .v1 import V1
     return V1(d["dirs"], d.get("made", ()))
+
+
+def frozen_in(version, dirs):
+    """Whether the cgroup in dirs (a driver's, or its to_state()'s) is
+    frozen, read from its file without loading a driver: state and kill ask
+    it of a running container, and a driver (with os) costs them ~1 ms."""
+    if version == 2:
+        path, line = dirs.get("", "") + "/cgroup.events", "frozen 1"
+    elif "freezer" in dirs:
+        path, line = dirs["freezer"] + "/freezer.state", "FROZEN"
+    else:
+        return False
+    try:
+        return line in _read(path).splitlines()
+    except OSError:
+        return False
 
 
 def _read(path):

@@ -2,10 +2,11 @@
 destruction. A driver supplies the directories and the resource plan.
 delete and kill reopen a cgroup on every call: the resource plans, device
 rules and stats modules are imported only by the methods that need them."""
-import os
+import posix
 import time
 
 from ..errors import OcirtError
+from ..pathops import isdir
 from . import fs
 
 SIGKILL = 9  # not signal.SIGKILL: `import signal` costs ~4 ms (enum)
@@ -83,7 +84,7 @@ class Cgroup:
         fs.write(path, w.value, w.where)
         if w.check:
             back, want = fs.read_int(path), int(w.value)
-            if back not in (want, want - want % os.sysconf("SC_PAGE_SIZE")):
+            if back not in (want, want - want % posix.sysconf("SC_PAGE_SIZE")):
                 raise OcirtError(f"{want} is not honoured by this kernel: {w.file} reads {back}", w.where)
 
     def _dir_for(self, w):
@@ -107,7 +108,7 @@ class Cgroup:
         from .paths import sub_dirs
         dirs = sub_dirs(self.dirs, subs)
         for d in set(dirs.values()) - set(self.dirs.values()):
-            if not os.path.isdir(d):
+            if not isdir(d):
                 raise OcirtError(f"--cgroup: there is no sub-cgroup {d} (exec joins existing ones only)")
         return self.with_dirs(dirs)
 
@@ -149,7 +150,7 @@ class Cgroup:
         try:
             for pid in self.pids():
                 try:
-                    os.kill(pid, sig)
+                    posix.kill(pid, sig)
                 except ProcessLookupError:
                     pass
         finally:
@@ -192,6 +193,6 @@ def _kill_joined(d):
     of a create killed part way goes on until it has cloned the init."""
     for pid in fs.procs(d):
         try:
-            os.kill(pid, SIGKILL)
+            posix.kill(pid, SIGKILL)
         except ProcessLookupError:
             pass

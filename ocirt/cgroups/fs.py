@@ -1,8 +1,11 @@
 """cgroupfs file access shared by both drivers. Every failure the user can
-cause becomes an OcirtError naming the config.json field."""
+cause becomes an OcirtError naming the config.json field. posix, not os:
+delete and kill load the drivers (see pathops)."""
 import errno
-import os
+import posix
 import time
+
+from ..pathops import isdir, parent
 
 from ..errors import OcirtError
 
@@ -102,25 +105,40 @@ def read_keyed(path):
 
 def write(path, value, where):
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
     except FileNotFoundError:
         raise OcirtError(f"not supported by this host: there is no {path}", where) from None
     except OSError as e:
         raise FsError(f"cannot open {path}: {e.strerror}", where, e.errno) from None
     try:
-        os.write(fd, value.encode())
+        posix.write(fd, value.encode())
     except OSError as e:
         raise WriteError(f"writing {value!r} to {path}: {e.strerror}", where, e.errno) from None
     finally:
-        os.close(fd)
+        posix.close(fd)
+
+
+def tree(path):
+    """path and the directories below it, parents first (os.walk's order;
+    unreadable ones are skipped as it skips them)."""
+    out, todo = [], [path]
+    while todo:
+        d = todo.pop()
+        out.append(d)
+        try:
+            with posix.scandir(d) as it:
+                todo.extend(e.path for e in it if e.is_dir(follow_symlinks=False))
+        except OSError:
+            continue
+    return out
 
 
 def missing(path):
     """The directories mkdir -p path would make, outermost first."""
     todo = []
-    while not os.path.isdir(path):
+    while not isdir(path):
         todo.append(path)
-        path = os.path.dirname(path)
+        path = parent(path)
     return todo[::-1]
 
 
@@ -131,7 +149,7 @@ def make_dirs(path, tries=3):
     try:
         for d in missing(path):
             try:
-                os.mkdir(d, 0o755)
+                posix.mkdir(d, 0o755)
                 made.append(d)
             except FileExistsError:
                 pass
@@ -152,7 +170,7 @@ def make_dirs(path, tries=3):
 def remove_empty(path):
     """rmdir a cgroup unless something (a child, a task) is in it."""
     try:
-        os.rmdir(path)
+        posix.rmdir(path)
     except OSError as e:
         if e.errno not in (errno.ENOENT, errno.ENOTEMPTY, errno.EBUSY):
             raise OcirtError(f"cannot remove cgroup {path}: {e.strerror}") from None
@@ -162,13 +180,13 @@ def remove_tree(path, tries=100, on_busy=None):
     """rmdir a cgroup and its children, deepest first. A cgroup whose last
     task is still exiting answers EBUSY for a moment: retry briefly, after
     on_busy(dir) if given (it may end a task that joined meanwhile)."""
-    if not os.path.isdir(path):
+    if not isdir(path):
         return
-    dirs = [root for root, _, _ in os.walk(path, topdown=False)]
+    dirs = tree(path)[::-1]
     for d in dirs:
         for i in range(tries):
             try:
-                os.rmdir(d)
+                posix.rmdir(d)
                 break
             except FileNotFoundError:
                 break
@@ -183,7 +201,7 @@ def remove_tree(path, tries=100, on_busy=None):
 def procs(path):
     """Every pid in the cgroup at path and its descendants."""
     pids = []
-    for root, _, _ in os.walk(path):
+    for root in tree(path):
         try:
             pids.extend(int(p) for p in read(root + "/cgroup.procs").split())
         except FileNotFoundError:

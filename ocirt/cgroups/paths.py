@@ -2,10 +2,8 @@
 
 Pure functions over the text of /proc/self/cgroup and /proc/self/mountinfo,
 so they can be tested without root."""
-import os
-import posixpath
-
 from ..errors import OcirtError
+from ..pathops import exists, join, normpath
 
 ROOT = "/sys/fs/cgroup"
 HYBRID_UNIFIED = ROOT + "/unified"
@@ -56,8 +54,8 @@ def inner_path(cgroups_path, container_id):
                          "which needs --systemd-cgroup", "linux.cgroupsPath")
     # cleaned as runc's CleanPath: ".." cannot climb above the root
     if cgroups_path.startswith("/"):
-        return posixpath.normpath(cgroups_path)
-    cleaned = posixpath.normpath("/" + cgroups_path).lstrip("/")
+        return normpath(cgroups_path)
+    cleaned = normpath("/" + cgroups_path).lstrip("/")
     if not cleaned:
         raise OcirtError(f"{cgroups_path!r} names no cgroup", "linux.cgroupsPath")
     return cleaned
@@ -70,7 +68,7 @@ def v1_dir(mountpoint, mount_root, own_path, inner):
         return mountpoint + inner
     if mount_root != "/" and (own_path + "/").startswith(mount_root.rstrip("/") + "/"):
         own_path = own_path[len(mount_root.rstrip("/")):] or "/"
-    return posixpath.join(mountpoint + own_path.rstrip("/"), inner)
+    return join(mountpoint + own_path.rstrip("/"), inner)
 
 
 def v2_dir(mountpoint, own_path, inner, parent_of_own):
@@ -80,8 +78,8 @@ def v2_dir(mountpoint, own_path, inner, parent_of_own):
     controllers; in hybrid mode runc joins the same path as in v1."""
     if inner.startswith("/"):
         return mountpoint + inner
-    base = posixpath.dirname(own_path) if parent_of_own else own_path
-    return posixpath.join(mountpoint + base.rstrip("/"), inner)
+    base = (own_path.rpartition("/")[0] or "/") if parent_of_own else own_path
+    return join(mountpoint + base.rstrip("/"), inner)
 
 
 PATH_MAX = 4096   # the kernel's, with the NUL
@@ -138,7 +136,7 @@ def sub_dirs(dirs, subs):
             raise OcirtError(f"--cgroup: unknown controller {ctrl}" +
                              (" (on cgroup v2, give a PATH alone)" if list(dirs) == [""] else ""))
         for base in {dirs[c] for c in (dirs if ctrl == "" else [ctrl])}:
-            d = posixpath.normpath(posixpath.join(base, add.lstrip("/")))
+            d = normpath(join(base, add.lstrip("/")))
             if d != base and not d.startswith(base + "/"):
                 raise OcirtError(f"--cgroup: {add} is not a sub cgroup path")
             if moved.setdefault(base, d) != d:
@@ -149,4 +147,4 @@ def sub_dirs(dirs, subs):
 
 def is_unified(root=ROOT):
     """True on a pure cgroup v2 host (runc: /sys/fs/cgroup is a cgroup2 mount)."""
-    return os.path.exists(root + "/cgroup.controllers")
+    return exists(root + "/cgroup.controllers")

@@ -1,11 +1,12 @@
 """The cgroupfs v1 driver: one directory per mounted hierarchy, plus the
 cgroup2 directory on hybrid hosts (joined, and used for hugetlb when the
 host bound that controller to cgroup2, as this kind of host does)."""
-import os
+import posix
 from select import POLLIN
 
 from ..errors import OcirtError
-from . import fs
+from ..pathops import exists, parent
+from . import frozen_in, fs
 from .base import Cgroup
 
 
@@ -23,11 +24,11 @@ class V1(Cgroup):
         d = leaf
         while not (fs.read(f"{d}/cpuset.cpus") and fs.read(f"{d}/cpuset.mems")):
             chain.append(d)
-            d = os.path.dirname(d)
+            d = parent(d)
         for d in reversed(chain):
             for key in ("cpuset.cpus", "cpuset.mems"):
                 if not fs.read(f"{d}/{key}"):
-                    fs.write(f"{d}/{key}", fs.read(f"{os.path.dirname(d)}/{key}"), "linux.cgroupsPath")
+                    fs.write(f"{d}/{key}", fs.read(f"{parent(d)}/{key}"), "linux.cgroupsPath")
 
     def _plan(self, resources, where, updating):
         from . import v1plan
@@ -66,11 +67,7 @@ class V1(Cgroup):
                 raise OcirtError(f"the container's processes did not freeze within {timeout:g}s")
 
     def is_frozen(self):
-        d = self.dirs.get("freezer")
-        try:
-            return d is not None and fs.read(d + "/freezer.state") == "FROZEN"
-        except FileNotFoundError:
-            return False
+        return frozen_in(1, self.dirs)
 
     def _procs_dir(self):
         for key in ("devices", "freezer", "pids", "memory"):
@@ -95,13 +92,13 @@ class V1(Cgroup):
         if "memory" not in self.dirs:
             return None
         d = self.dirs["memory"]
-        efd = os.eventfd(0, os.EFD_CLOEXEC)
-        ofd = os.open(d + "/memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
+        efd = posix.eventfd(0, posix.EFD_CLOEXEC)
+        ofd = posix.open(d + "/memory.oom_control", posix.O_RDONLY | posix.O_CLOEXEC)
         try:
             fs.write(d + "/cgroup.event_control", f"{efd} {ofd}", None)
         finally:
-            os.close(ofd)
-        return efd, POLLIN, lambda: os.eventfd_read(efd)
+            posix.close(ofd)
+        return efd, POLLIN, lambda: posix.eventfd_read(efd)
 
 
 class _Host:
@@ -109,7 +106,7 @@ class _Host:
         self.dirs = cg.dirs
 
     def has(self, ctrl, file):
-        return ctrl in self.dirs and os.path.exists(f"{self.dirs[ctrl]}/{file}")
+        return ctrl in self.dirs and exists(f"{self.dirs[ctrl]}/{file}")
 
     def read_int(self, ctrl, file):
         return fs.read_int(f"{self.dirs[ctrl]}/{file}")

@@ -1,9 +1,10 @@
 """The cgroup v2 (unified) driver: one directory; devices through eBPF."""
-import os
+import posix
 from select import POLLPRI
 
 from ..errors import OcirtError
-from . import fs
+from ..pathops import exists, parent
+from . import frozen_in, fs
 from .base import SIGKILL, Cgroup
 
 
@@ -21,6 +22,7 @@ class V2(Cgroup):
         # level that refuses (it has processes of its own, say) is left as
         # is: a resource that then needs a missing controller fails, naming
         # its field.
+        import os
         from . import paths
         root = paths.HYBRID_UNIFIED if self.dir.startswith(paths.HYBRID_UNIFIED + "/") else paths.ROOT
         level = root
@@ -35,7 +37,7 @@ class V2(Cgroup):
 
     def _dir_for(self, w):
         ctrl = w.file.split(".", 1)[0]
-        if ctrl != "cgroup" and not os.path.exists(f"{self.dir}/{w.file}"):
+        if ctrl != "cgroup" and not exists(f"{self.dir}/{w.file}"):
             check_controller(self.dir, ctrl, w.where)
         return self.dir
 
@@ -47,13 +49,13 @@ class V2(Cgroup):
         fs.write(self.dir + "/cgroup.freeze", "1" if frozen else "0", None)
 
     def is_frozen(self):
-        return fs.read_keyed(self.dir + "/cgroup.events").get("frozen") == 1
+        return frozen_in(2, self.dirs)
 
     def _procs_dir(self):
         return self.dir
 
     def kill_all(self, sig):
-        if sig == SIGKILL and os.path.exists(self.dir + "/cgroup.kill"):
+        if sig == SIGKILL and exists(self.dir + "/cgroup.kill"):
             fs.write(self.dir + "/cgroup.kill", "1", None)
         else:
             super().kill_all(sig)
@@ -69,13 +71,13 @@ class V2(Cgroup):
         """memory.events, which polls POLLPRI when it changes (kernfs notify)
         once it has been read."""
         try:
-            fd = os.open(self.dir + "/memory.events", os.O_RDONLY | os.O_CLOEXEC)
+            fd = posix.open(self.dir + "/memory.events", posix.O_RDONLY | posix.O_CLOEXEC)
         except FileNotFoundError:  # no memory controller here
             return None
 
         def rearm():
-            os.lseek(fd, 0, os.SEEK_SET)
-            os.read(fd, 4096)
+            posix.lseek(fd, 0, 0)  # SEEK_SET
+            posix.read(fd, 4096)
         rearm()
         return fd, POLLPRI, rearm
 
@@ -103,7 +105,7 @@ def check_controller(d, ctrl, where):
         enabled = []
     if ctrl not in enabled:
         raise OcirtError(f"not supported by this host: the {ctrl} controller is not enabled for {d} "
-                         f"(see {os.path.dirname(d)}/cgroup.subtree_control)", where)
+                         f"(see {parent(d)}/cgroup.subtree_control)", where)
 
 
 def v2_hugetlb_file(v1_file):
@@ -116,7 +118,7 @@ class _Host:
         self.d = d
 
     def has(self, file):
-        return os.path.exists(f"{self.d}/{file}")
+        return exists(f"{self.d}/{file}")
 
     def read_int(self, file):
         return fs.read_int(f"{self.d}/{file}")

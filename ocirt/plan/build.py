@@ -1,6 +1,6 @@
 """The whole plan of a `create` and of an `exec`, assembled from the
 per-area modules in the order the kernel and the spec need."""
-import os
+import posix
 
 from ocirt import SPEC_VERSION
 from ocirt.errors import OcirtError
@@ -194,7 +194,7 @@ def _seccomp_step(c, ctx, annotations):
     if not c.listener_path:
         return ("seccomp", "linux.seccomp", c.flags, c.bpf, 0)
     from ocirt.plan.seccomp import notify_state
-    token = int.from_bytes(os.urandom(8), "little") | 1 << 63  # cannot occur by chance
+    token = int.from_bytes(posix.urandom(8), "little") | 1 << 63  # cannot occur by chance
     state = {"ociVersion": SPEC_VERSION, "id": ctx.id, "status": "creating", "pid": token,
              "bundle": ctx.bundle}
     if annotations:

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import sys
+import threading
 from contextlib import redirect_stdout
 
 import pytest
@@ -20,14 +21,14 @@ from ocirt.state import Container, proc_start_time
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def recorded(root, cid, pid=None, annotations=None):
+def recorded(root, cid, pid=None, annotations=None, cgroup=None):
     """A container of root whose init is pid (ours: "running")."""
     pid = os.getpid() if pid is None else pid
     c = Container(str(root), cid)
     c.create_dir()
     c.state = {"ociVersion": SPEC_VERSION, "id": cid, "pid": pid, "pidStart": proc_start_time(pid)[0],
                "bundle": "/b", "rootfs": "/b/rootfs", "created": "2026-12-04T00:00:00.000000000Z",
-               "owner": "", "cgroup": None, "config": {"annotations": annotations or {}, "process": {"args": ["sh"]}}}
+               "owner": "", "cgroup": cgroup, "config": {"annotations": annotations or {}, "process": {"args": ["sh"]}}}
     c.save()
     c.unlock()
     return c
@@ -161,4 +162,34 @@ def test_the_hot_commands_import_no_lifecycle_module_they_do_not_use(tmp_path):
     assert p.returncode == 0, p.stderr
     loaded = json.loads(p.stderr)
     assert "ocirt.api" in loaded
-    assert not {"ocirt.create", "ocirt.launch", "ocirt.execproc", "ocirt.teardown", "ocirt.clicmds"} & set(loaded)
+    assert not {"ocirt.create", "ocirt.launch", "ocirt.execproc", "ocirt.teardown", "ocirt.clicmds", "ocirt.cliexec"} & set(loaded)
+
+
+def test_state_start_kill_delete_do_not_import_os(tmp_path):
+    """`import os` costs ~0.9 ms (ocirt/pathops.py): the commands at
+    Python's floor do without it, through the cgroup driver delete uses."""
+    import subprocess
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        cg = tmp_path / "cg"  # a stand-in for its cgroup, which delete removes
+        cg.mkdir()
+        recorded(tmp_path, "a", pid=sleeper.pid, cgroup={"version": 1, "dirs": {"pids": str(cg)}, "made": [str(cg)]})
+        fifo = str(tmp_path / "a" / "exec.fifo")
+        os.mkfifo(fifo)  # "created": start reads the init's "0" from it
+
+        def init_waits():
+            with open(fifo, "wb") as f:
+                f.write(b"0")
+        threading.Thread(target=init_waits, daemon=True).start()
+        for argv, then in ((["state", "a"], None), (["start", "a"], None), (["kill", "a", "TERM"], sleeper.wait),
+                           (["delete", "a"], None)):
+            code = ("import sys; sys.argv = ['ocirt', '--root', %r] + %r; from ocirt.cli import main; "
+                    "rc = main(); print(rc, 'os' in sys.modules, file=sys.stderr)" % (str(tmp_path), argv))
+            p = subprocess.run([sys.executable, "-S", "-c", code], cwd=REPO, capture_output=True, text=True)
+            assert p.stderr.split()[-2:] == ["0", "False"], (argv, p.stderr)
+            if then:
+                then()
+        assert not (tmp_path / "a").exists() and not cg.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()

@@ -555,7 +555,7 @@ def test_remove_tree_ends_what_joined_before_it_retries(tmp_path, monkeypatch):
         if busy[0]:
             raise OSError(errno.EBUSY, "Device or resource busy")
         real_rmdir(p)
-    monkeypatch.setattr(fs.os, "rmdir", rmdir)
+    monkeypatch.setattr(fs.posix, "rmdir", rmdir)
     monkeypatch.setattr(fs.time, "sleep", lambda s: None)
     fs.remove_tree(str(d), on_busy=lambda p: (ended.append(p), busy.__setitem__(0, False)))
     assert ended == [str(d)] and not d.exists()

@@ -31,7 +31,7 @@ def test_no_uid_map_is_the_initial_namespace(tmp_path):
 
 
 def _as(monkeypatch, euid, userns=False, **env):
-    monkeypatch.setattr(os, "geteuid", lambda: euid)
+    monkeypatch.setattr(rl.posix, "geteuid", lambda: euid)
     monkeypatch.setattr(rl, "in_user_namespace", lambda: userns)
     for k in ("XDG_RUNTIME_DIR", "USER"):
         monkeypatch.delenv(k, raising=False)

@@ -119,6 +119,20 @@ def checkpointed(oci, tmp_path, counted):
     return b, n, img, int(n.read_text())
 
 
+def test_host_dev_null_stdio_becomes_the_containers(oci):
+    """As runc: the init's stdio that is the host's /dev/null is reopened
+    on the container's (CRIU cannot dump a file of a mount outside the
+    container, and podman gives a detached container /dev/null as stdin)."""
+    b = oci.bundle("for i in 0 1; do [ \"$(stat -L -c %d:%i /proc/1/fd/$i)\" = \"$(stat -c %d:%i /dev/null)\" ]"
+                   " && echo same >&2 || echo other >&2; done")
+    b.write()
+    # detached: runc's foreground run gives the container pipes of its own
+    p = subprocess.run([OCIRT, "--root", oci.root, "run", "--detach", "--bundle", b.path, b.cid],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 0, p
+    assert p.stderr.split() == [b"same", b"same"], p.stderr
+
+
 @pytest.mark.skipif(IS_RUNC, reason="ocirt's own message")
 def test_missing_criu_is_one_line(oci, tmp_path):
     b, n = counter(oci, tmp_path)

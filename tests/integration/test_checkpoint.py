@@ -144,15 +144,6 @@ def test_missing_criu_is_one_line(oci, tmp_path):
 
 
 @needs_criu
-def test_checkpoint_stops_and_removes_the_container(oci, tmp_path):
-    b, n, img, stopped = checkpointed(oci, tmp_path, 2)
-    assert oci.status(b.cid) is None          # as runc: gone after a dump
-    assert (img / "inventory.img").exists()
-    time.sleep(1)
-    assert int(n.read_text()) == stopped      # nothing counts any more
-
-
-@needs_criu
 def test_leave_running(oci, tmp_path):
     b, n = counter(oci, tmp_path)
     read_count(n, 1)
@@ -187,6 +178,10 @@ def restore(oci, b, img, cid=None, *flags):
 @needs_criu
 def test_checkpoint_kill_restore_counts_on(oci, tmp_path):
     b, n, img, stopped = checkpointed(oci, tmp_path, 3)
+    assert oci.status(b.cid) is None          # as runc: gone after a dump
+    assert (img / "inventory.img").exists()
+    time.sleep(1)
+    assert int(n.read_text()) == stopped      # nothing counts any more
     restore(oci, b, img)
     st = oci.state(b.cid)
     assert st["status"] == "running" and st["pid"] > 0
@@ -352,6 +347,22 @@ def test_hooks_at_restore(oci, tmp_path):
         assert os.path.realpath(st["bundle"]) == os.path.realpath(b.path), st
     oci("delete", "--force", b.cid)
     assert json.loads((out / "poststop").read_text())["id"] == b.cid
+
+
+@needs_criu
+def test_failing_prestart_at_restore_leaves_nothing(oci, tmp_path):
+    b, n, img, stopped = checkpointed(oci, tmp_path, 1)
+    before = oci.host_view()
+    b.config["hooks"] = {"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}]}
+    b.write()
+    res = oci("restore", "--detach", "--bundle", b.path, "--image-path", str(img), b.cid, check=False)
+    assert res.rc != 0, res
+    if not IS_RUNC:
+        assert "hooks.prestart[0]" in res.err and "exit status 3" in res.err, res
+    assert oci.status(b.cid) is None
+    assert oci.host_view() == before
+    time.sleep(1)
+    assert int(n.read_text()) == stopped      # nothing was left counting
 
 
 # ---------------------------------------------------------------- a foreground restore

@@ -77,8 +77,8 @@ vm: build
 
 # checkpoint/restore through CRIU, on ocirt and runc (CRIU 3.17 refuses this host's kernel):
 # test_checkpoint.py, then the podman and containerd checkpoint scenarios (their
-# --prepare installs the clients here first). 9.6 and 11.8 min on 2026-12-04 under
-# load from other VMs (ocirt's pytest 1.8-5.8 min, runc's 0.8, the clients ~3)
+# --prepare installs the clients here first). 5.1 min on 2026-12-04 (ocirt's pytest
+# 1.5, runc's 1.0), 9.6 and 11.8 min under load from other VMs
 vm-criu: build
 	bash tests/vm/run-criu-tests.sh
 

@@ -327,15 +327,30 @@ class Runtime:
         from ocirt import criu, restore
         opts = restore.Options(**flags)
         criu.use(self.criu)
+        forwarder = None
+        if not opts.detach:   # as run: signals that come while CRIU works are kept for the init
+            from ocirt.foreground import Forwarder
+            forwarder = Forwarder()
         try:
-            pid = restore.Restoration(self, id, opts).run()
+            r = restore.Restoration(self, id, opts)
+            pid = r.run()
+            if opts.detach:
+                return None
+            from ocirt.foreground import wait_child
+            try:
+                return ExitStatus(wait_child(pid, r.master, forwarder))
+            finally:
+                if r.master is not None:
+                    posix.close(r.master)
+                try:
+                    self.delete(id, force=True)
+                except NotFound:
+                    pass   # a `delete` came first
         except OcirtError as e:
             raise typed(e) from None
-        if opts.detach:
-            return None
-        _, status = posix.waitpid(pid, 0)
-        self.delete(id, force=True)
-        return ExitStatus(128 + (status & 0x7F) if status & 0x7F else status >> 8)
+        finally:
+            if forwarder is not None:
+                forwarder.restore()
 
     # ---- the cgroup ----------------------------------------------------------
 

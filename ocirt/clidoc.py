@@ -92,8 +92,6 @@ HELP = {
     ("restore", "detach"): "detach from the container's process",
     ("restore", "image-path"): "path to criu image files for restoring (default: ./checkpoint)",
     ("restore", "work-path"): "path for saving work files and logs (default: the image path)",
-    ("restore", "console-socket"): "path to an AF_UNIX socket for the console (refused: "
-                                   "containers with a terminal are not restored yet)",
     ("restore", "empty-ns"): "create a namespace, but do not restore its properties (network only)",
     "lsm-profile": "restore the LSM profile with this value (TYPE:NAME)",
     "lsm-mount-context": "mount context for the restored mounts (refused: not supported by ocirt)",

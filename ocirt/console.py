@@ -20,6 +20,21 @@ def connect(path):
     return s.detach()
 
 
+def send_master(sock_fd, master):
+    """Hand a pty master to a --console-socket peer, its slave's name as
+    the data, as the helper does at create (restore: the pty CRIU made)."""
+    import fcntl
+    TIOCGPTN = 0x80045430
+    n = int.from_bytes(fcntl.ioctl(master, TIOCGPTN, bytes(4)), "little")
+    s = _socket.socket(fileno=sock_fd)
+    try:
+        s.sendmsg([b"/dev/pts/%d" % n], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [master]))])
+    except OSError as e:
+        raise OcirtError(f"--console-socket: sending the terminal: {e.strerror.lower()}") from None
+    finally:
+        s.detach()
+
+
 def pair(proc):
     """A connected pair for a foreground terminal: (ours, the container's).
     The pty is made with the caller's terminal size (unless the process
@@ -53,7 +68,7 @@ class Proxy:
             import termios
             import tty
             self.saved = termios.tcgetattr(0)
-            tty.setraw(0)
+            tty.setraw(0, termios.TCSANOW)   # not TCSAFLUSH: keep what was typed ahead
             self.resize()
 
     def resize(self, *_):

@@ -174,12 +174,25 @@ def _first_error(log):
     return ""
 
 
+def _recv(sock):
+    """One packet and the fds it carries (SCM_RIGHTS)."""
+    import array
+    fds = array.array("i")
+    data, anc, _, _ = sock.recvmsg(1 << 20, socket.CMSG_SPACE(4 * fds.itemsize), socket.MSG_CMSG_CLOEXEC)
+    for level, kind, cdata in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(cdata[:len(cdata) - len(cdata) % fds.itemsize])
+    return data, list(fds)
+
+
 def call(req_type, opts=None, notify=None, pass_fds=(), features=None, on_start=None, quiet=False,
          cwd=None):
     """Run one request through a fresh `criu swrk`; answer notifications.
 
-    notify(script, pid) is called for each notification CRIU sends
-    (with opts notify_scripts), before CRIU is told to go on; on_start(pid)
+    notify(script, pid, fds) is called for each notification CRIU sends
+    (with opts notify_scripts), before CRIU is told to go on; fds: those
+    it came with (orphan-pts-master's pty master), closed after unless
+    notify takes them out of the list. on_start(pid)
     before the request is sent. CRIU gets this process's stdio (a restore
     hands it to the restored processes), but its stdout only unless quiet.
     cwd: where CRIU makes its scratch directories (the cgroup yard, which
@@ -204,14 +217,18 @@ def call(req_type, opts=None, notify=None, pass_fds=(), features=None, on_start=
             req["features"] = features
         ours.sendall(encode("criu_req", req))
         while True:
-            data = ours.recv(1 << 20)
+            data, fds = _recv(ours)
             if not data:
                 raise OcirtError("criu: swrk exited without an answer")
             resp = Response(data)
             if resp.type != NOTIFY:
                 return resp
-            if notify is not None:
-                notify(resp.script, resp.notify_pid)
+            try:
+                if notify is not None:
+                    notify(resp.script, resp.notify_pid, fds)
+            finally:
+                for fd in fds:
+                    os.close(fd)
             ours.sendall(encode("criu_req", {"type": NOTIFY, "notify_success": True}))
     finally:
         ours.close()

@@ -49,20 +49,38 @@ class Forwarder:
 
 
 def wait_for(session, pid, master=None, forwarder=None):
-    (forwarder or Forwarder()).start(pid)
-    proxy = None
-    if master is not None:
-        from ocirt.console import Proxy
-        proxy = Proxy(master)
-        _signal.signal(_signal.SIGWINCH, proxy.resize)
     try:
-        if proxy is not None:
-            return proxy.run(session.sock.fileno(), lambda: _exit_code(session))
-        return _exit_code(session)
+        return _wait(pid, master, forwarder, session.sock.fileno(), lambda: _exit_code(session))
     finally:
-        if proxy is not None:
-            proxy.restore()
         session.reap()
+
+
+def wait_child(pid, master=None, forwarder=None):
+    """As wait_for, for a process that is our own child (a restored init):
+    its status from waitpid, 128 + N if signal N killed it."""
+    def status():
+        st = posix.waitpid(pid, 0)[1]
+        return 128 + (st & 0x7F) if st & 0x7F else st >> 8
+    pidfd = posix.pidfd_open(pid)
+    try:
+        return _wait(pid, master, forwarder, pidfd, status)
+    finally:
+        posix.close(pidfd)
+
+
+def _wait(pid, master, forwarder, done_fd, on_done):
+    """Forward signals to pid and proxy the terminal (if any) until done_fd
+    is readable: -> on_done()."""
+    (forwarder or Forwarder()).start(pid)
+    if master is None:
+        return on_done()
+    from ocirt.console import Proxy
+    proxy = Proxy(master)
+    _signal.signal(_signal.SIGWINCH, proxy.resize)
+    try:
+        return proxy.run(done_fd, on_done)
+    finally:
+        proxy.restore()
 
 
 def _exit_code(session):

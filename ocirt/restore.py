@@ -4,7 +4,11 @@ images instead of the helper starting them. As runc: the rootfs is bound
 to a mount point of its own for CRIU's root, the bind mounts and masked
 files the dump named external are bound again, the network and pid
 namespaces given by path are handed in, the container's stdio pipes are
-the caller's, and the processes go into the new container's cgroup."""
+the caller's, and the processes go into the new container's cgroup. A
+container with a terminal gets a new pty from CRIU (the dump's was an
+orphan: its master was the console socket peer's), whose master goes to
+--console-socket. prestart and createRuntime run when CRIU has made the
+namespaces (its setup-namespaces notification), as runc runs them."""
 import os
 
 from ocirt import SPEC_VERSION
@@ -89,10 +93,16 @@ class Restoration:
         self.rt, self.log, self.opts = rt, rt.log, opts
         self.spec, self.rootfs = bundle.load(opts.bundle)
         self.bundle = os.path.abspath(opts.bundle)
-        if (self.spec.get("process") or {}).get("terminal"):
-            raise OcirtError("restore: containers with a terminal are not supported yet", "process.terminal")
+        self.terminal = bool((self.spec.get("process") or {}).get("terminal"))
+        if self.terminal and opts.detach and not opts.console_socket:
+            raise OcirtError("cannot allocate tty if ocirt will detach without setting console socket",
+                             "process.terminal")
         self.c = Container(rt.root, cid)
         self.cgroup = None
+        # the terminal: the --console-socket connection, or (in the
+        # foreground without one) the master we keep to proxy
+        self.console_fd = self.master = None
+        self.sent_tty = False
 
     def run(self):
         """-> the restored init's pid."""
@@ -102,12 +112,19 @@ class Restoration:
             raise OcirtError(f"restore: {why}")
         self.c.create_dir()
         try:
+            if self.terminal and self.opts.console_socket:
+                from ocirt.console import connect
+                self.console_fd = connect(self.opts.console_socket)
             return self._restore()
         except BaseException:
             self._abort()
+            if self.master is not None:
+                os.close(self.master)
             raise
         finally:
             self.c.unlock()
+            if self.console_fd is not None:
+                os.close(self.console_fd)
 
     def _restore(self):
         from ocirt import cgroups, criu
@@ -130,7 +147,8 @@ class Restoration:
                 o["work_dir_fd"], logdir = fds[1], d.work_path
             o["inherit_fd"] += self._namespaces(fds)
             self.log.debug(f"restore {self.c.id}: criu restore from {d.image_path}")
-            resp = criu.call(criu.RESTORE, o, pass_fds=fds, on_start=self._join_cgroup, cwd=self.c.dir)
+            resp = criu.call(criu.RESTORE, o, pass_fds=fds, on_start=self._join_cgroup, cwd=self.c.dir,
+                             notify=self._notify)
         finally:
             for fd in fds:
                 os.close(fd)
@@ -138,6 +156,9 @@ class Restoration:
                 self._unmount_root(root)
         if not resp.success:
             raise OcirtError(f"restore: criu failed ({criu_error(resp)}): see {logdir}/restore.log")
+        if self.terminal and not self.sent_tty and self.master is None:
+            raise OcirtError("restore: criu gave no terminal: was the container checkpointed with one?",
+                             "process.terminal")
         self._record(resp.restore_pid)
         if self.opts.pid_file:
             from ocirt.launch import write_pid_file
@@ -179,6 +200,33 @@ class Restoration:
                 out.append({"key": external_ns_key(ns["type"]), "fd": fds[-1]})
         return out
 
+    def _notify(self, script, pid, fds):
+        """CRIU's notifications that concern us (the others: nothing to do)."""
+        if script == "setup-namespaces":
+            self._hooks(pid)
+        elif script == "orphan-pts-master" and fds:
+            if self.console_fd is not None:
+                from ocirt.console import send_master
+                send_master(self.console_fd, fds[0])
+                self.sent_tty = True
+            else:
+                self.master = fds.pop(0)
+
+    def _hooks(self, pid):
+        """prestart then createRuntime, in the runtime's namespaces, once
+        CRIU has made the container's (runc's order and moment). The state:
+        status "creating", as create gives them (runc 1.1 says "stopped")."""
+        hs = self.spec.get("hooks") or {}
+        if not (hs.get("prestart") or hs.get("createRuntime")):
+            return
+        from ocirt import hooks
+        state = {"ociVersion": SPEC_VERSION, "id": self.c.id, "status": "creating", "pid": pid,
+                 "bundle": self.bundle}
+        if self.spec.get("annotations"):
+            state["annotations"] = self.spec["annotations"]
+        hooks.run(hs, "prestart", state, log=self.log)
+        hooks.run(hs, "createRuntime", state, log=self.log)
+
     def _join_cgroup(self, pid):
         """criu swrk goes into the new cgroup before it restores anything (as runc)."""
         if self.cgroup.holds_helper:
@@ -192,7 +240,7 @@ class Restoration:
             "ociVersion": SPEC_VERSION, "id": self.c.id, "pid": pid, "pidStart": start,
             "bundle": self.bundle, "rootfs": self.rootfs, "created": now_rfc3339(),
             "owner": "", "cgroup": self.cgroup.to_state(), "intelRdt": None, "config": self.spec,
-            "terminal": False, "noNewKeyring": False,
+            "terminal": self.terminal, "noNewKeyring": False,
         }
         self.c.save()
 

@@ -41,6 +41,23 @@ void op_bindroot(struct run *run, struct rec *r)
     CHECK(run->root_fd, "open rootfs %s", rootfs);
 }
 
+/* The init's stdio that is the host's /dev/null becomes the container's
+ * /dev/null, as runc does: CRIU cannot dump a file whose mount is not the
+ * container's (podman gives a detached container /dev/null as stdin). */
+static void reopen_dev_null(void)
+{
+    struct stat null, st;
+    int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return; /* a rootfs without a usable /dev/null: nothing to give */
+    if (fstat(fd, &null) == 0 && S_ISCHR(null.st_mode))
+        for (int i = 0; i < 3; i++)
+            if (fstat(i, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == null.st_rdev &&
+                (st.st_dev != null.st_dev || st.st_ino != null.st_ino))
+                CHECK(dup3(fd, i, 0), "reopen fd %d on the container's /dev/null", i);
+    close(fd);
+}
+
 void op_pivot(struct run *run, struct rec *r)
 {
     char **a = r->argv;
@@ -56,6 +73,7 @@ void op_pivot(struct run *run, struct rec *r)
     close(old);
     close(run->root_fd);
     run->root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    reopen_dev_null();
 }
 
 /* mountinfo's escapes (\040 for a space...) undone, in place. */
@@ -112,6 +130,7 @@ void op_chroot_move(struct run *run, struct rec *r)
     CHECK(chdir("/"), "chdir /");
     close(run->root_fd);
     run->root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    reopen_dev_null();
 }
 
 /* Keeping the nosuid, nodev and noexec of the rootfs' mount (a rootless

@@ -3,13 +3,17 @@ counter is dumped, killed, restored and counts on from where it was. CRIU
 needs a kernel it supports: these skip where `criu check` fails (this
 host's 6.18) and run in the VM (tests/vm/run-criu-tests.sh, kernel 6.1),
 on ocirt and on runc (OCIRT=/usr/sbin/runc)."""
+import fcntl
+import json
 import os
+import signal
 import subprocess
+import termios
 import time
 
 import pytest
 
-from conftest import OCIRT
+from conftest import OCIRT, ConsoleSocket, read_until
 
 CRIU = "/usr/sbin/criu"
 IS_RUNC = os.path.basename(OCIRT) == "runc"
@@ -25,13 +29,16 @@ def _criu_works():
 needs_criu = pytest.mark.skipif(not _criu_works(), reason="criu check fails on this kernel")
 
 
-def counter(oci, tmp_path):
-    """A detached busybox that writes an ever larger number to /count/n (a bind mount)."""
+def counter(oci, tmp_path, script=COUNTER, edit=None):
+    """A detached busybox that writes an ever larger number to /count/n (a
+    bind mount); edit(bundle, count dir) may change its config first."""
     out = tmp_path / f"count-{len(oci.bundles)}"
     out.mkdir()
-    b = oci.bundle(COUNTER)
+    b = oci.bundle(script)
     b.config["mounts"].append({"destination": "/count", "type": "bind", "source": str(out),
                                "options": ["rbind", "rw"]})
+    if edit is not None:
+        edit(b, out)
     b.write()
     with_pipes(oci, "run", "--detach", "--bundle", b.path, b.cid)
     oci.pids.append(oci.state(b.cid)["pid"])
@@ -112,6 +119,20 @@ def checkpointed(oci, tmp_path, counted):
     return b, n, img, int(n.read_text())
 
 
+def test_host_dev_null_stdio_becomes_the_containers(oci):
+    """As runc: the init's stdio that is the host's /dev/null is reopened
+    on the container's (CRIU cannot dump a file of a mount outside the
+    container, and podman gives a detached container /dev/null as stdin)."""
+    b = oci.bundle("for i in 0 1; do [ \"$(stat -L -c %d:%i /proc/1/fd/$i)\" = \"$(stat -c %d:%i /dev/null)\" ]"
+                   " && echo same >&2 || echo other >&2; done")
+    b.write()
+    # detached: runc's foreground run gives the container pipes of its own
+    p = subprocess.run([OCIRT, "--root", oci.root, "run", "--detach", "--bundle", b.path, b.cid],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 0, p
+    assert p.stderr.split() == [b"same", b"same"], p.stderr
+
+
 @pytest.mark.skipif(IS_RUNC, reason="ocirt's own message")
 def test_missing_criu_is_one_line(oci, tmp_path):
     b, n = counter(oci, tmp_path)
@@ -120,15 +141,6 @@ def test_missing_criu_is_one_line(oci, tmp_path):
     assert res.rc == 1
     assert res.err.strip() == "ocirt: checkpoint: criu is not installed (/nonexistent/criu not found)"
     assert oci.status(b.cid) == "running"
-
-
-@needs_criu
-def test_checkpoint_stops_and_removes_the_container(oci, tmp_path):
-    b, n, img, stopped = checkpointed(oci, tmp_path, 2)
-    assert oci.status(b.cid) is None          # as runc: gone after a dump
-    assert (img / "inventory.img").exists()
-    time.sleep(1)
-    assert int(n.read_text()) == stopped      # nothing counts any more
 
 
 @needs_criu
@@ -166,6 +178,10 @@ def restore(oci, b, img, cid=None, *flags):
 @needs_criu
 def test_checkpoint_kill_restore_counts_on(oci, tmp_path):
     b, n, img, stopped = checkpointed(oci, tmp_path, 3)
+    assert oci.status(b.cid) is None          # as runc: gone after a dump
+    assert (img / "inventory.img").exists()
+    time.sleep(1)
+    assert int(n.read_text()) == stopped      # nothing counts any more
     restore(oci, b, img)
     st = oci.state(b.cid)
     assert st["status"] == "running" and st["pid"] > 0
@@ -193,3 +209,190 @@ def test_restore_into_a_new_id(oci, tmp_path):
     assert next_count(n, stopped) > stopped
     oci("delete", "--force", new)
     assert oci.status(new) is None
+
+
+# ---------------------------------------------------------------- a terminal
+
+TTY_LOOP = "n=0; while read l; do n=$((n+1)); echo got-$n-$l; done"
+
+
+def tty_talk(master, line, want, timeout=20):
+    os.write(master, line.encode() + b"\n")
+    out = read_until(master, want.encode(), timeout)
+    assert want.encode() in out, out
+
+
+def console(tmp_path, name):
+    rcv = ConsoleSocket(str(tmp_path / name))
+    rcv.start()
+    return rcv
+
+
+def got_master(rcv):
+    rcv.join(30)
+    assert rcv.master is not None, "no pty master received"
+    return rcv.master
+
+
+@needs_criu
+def test_terminal_restored_through_console_socket(oci, tmp_path):
+    """The container's pty was an orphan at the dump (its master is the
+    console peer's); restore makes a new one, whose master comes to
+    --console-socket and talks to the same shell: its count goes on."""
+    b = oci.bundle(TTY_LOOP)
+    b.process["terminal"] = True
+    b.write()
+    rcv = console(tmp_path, "c1.sock")
+    oci("run", "--detach", "--console-socket", rcv.srv.getsockname(), "--bundle", b.path, b.cid)
+    oci.pids.append(oci.state(b.cid)["pid"])
+    master = got_master(rcv)
+    tty_talk(master, "one", "got-1-one")
+    img = tmp_path / "img"
+    criu_cmd(oci, "checkpoint", "--image-path", str(img), b.cid)
+    os.close(master)
+    assert oci.status(b.cid) is None
+    rcv = console(tmp_path, "c2.sock")
+    criu_cmd(oci, "restore", "--detach", "--console-socket", rcv.srv.getsockname(), "--bundle", b.path,
+             "--image-path", str(img), b.cid)
+    oci.pids.append(oci.state(b.cid)["pid"])
+    master = got_master(rcv)
+    try:
+        assert rcv.data, "the console message has no data"
+        tty_talk(master, "two", "got-2-two")      # the same shell: 2, not 1
+        assert oci.state(b.cid)["status"] == "running"
+    finally:
+        os.close(master)
+    oci("delete", "--force", b.cid)
+
+
+@needs_criu
+def test_terminal_restored_in_the_foreground(oci, tmp_path):
+    """Without --detach and a console socket, the runtime keeps the new
+    pty's master and copies between it and its own terminal."""
+    b = oci.bundle(TTY_LOOP)
+    b.process["terminal"] = True
+    b.write()
+    rcv = console(tmp_path, "c1.sock")
+    oci("run", "--detach", "--console-socket", rcv.srv.getsockname(), "--bundle", b.path, b.cid)
+    oci.pids.append(oci.state(b.cid)["pid"])
+    master = got_master(rcv)
+    tty_talk(master, "one", "got-1-one")
+    img = tmp_path / "img"
+    criu_cmd(oci, "checkpoint", "--image-path", str(img), b.cid)
+    os.close(master)
+    # the runtime's stdio is a terminal of ours (runc opens /dev/tty in the foreground)
+    ours, theirs = os.openpty()
+    err = open(tmp_path / "err", "w+")
+    p = subprocess.Popen([OCIRT, "--root", oci.root, "restore", "--bundle", b.path, "--image-path", str(img),
+                          b.cid], stdin=theirs, stdout=theirs, stderr=err, start_new_session=True,
+                         preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    os.close(theirs)
+    try:
+        os.write(ours, b"two\n")
+        got = read_until(ours, b"got-2-two", 30)
+        assert b"got-2-two" in got, (got, (tmp_path / "err").read_text())
+        oci("kill", b.cid, "KILL")
+        assert p.wait(timeout=30) == 137
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(ours)
+    assert oci.status(b.cid) is None
+
+
+def test_terminal_detached_without_console_socket_is_an_error(oci, tmp_path):
+    b = oci.bundle("true")
+    b.process["terminal"] = True
+    b.write()
+    (tmp_path / "img").mkdir()
+    res = oci("restore", "--detach", "--bundle", b.path, "--image-path", str(tmp_path / "img"), b.cid,
+              check=False)
+    assert res.rc == 1 and "console socket" in res.err, res
+    assert len(res.err.strip().splitlines()) == 1, res
+    assert oci.status(b.cid) is None
+
+
+# ---------------------------------------------------------------- hooks
+
+HOOK_KINDS = ("prestart", "createRuntime", "poststart", "poststop")   # those run in the runtime's namespaces
+
+
+def with_hooks(b, out):
+    b.config["hooks"] = {k: [{"path": "/bin/sh", "args": ["sh", "-c", f"cat > {out}/{k}"]}] for k in HOOK_KINDS}
+
+
+@needs_criu
+def test_hooks_at_restore(oci, tmp_path):
+    """As runc: prestart and createRuntime run once CRIU has made the
+    namespaces, with the restored init's pid; poststart does not run (the
+    restored process is past its start); poststop at delete."""
+    b, n = counter(oci, tmp_path, edit=with_hooks)
+    out = n.parent
+    read_count(n, 1)
+    assert sorted(p.name for p in out.iterdir() if p.name != "n") == sorted(HOOK_KINDS[:-1])
+    img = tmp_path / "img"
+    criu_cmd(oci, "checkpoint", "--image-path", str(img), b.cid)
+    assert (out / "poststop").exists()       # the dump's end deleted the container
+    for k in HOOK_KINDS:
+        (out / k).unlink()
+    restore(oci, b, img)
+    pid = oci.state(b.cid)["pid"]
+    ran = sorted(p.name for p in out.iterdir() if p.name != "n")
+    assert ran == ["createRuntime", "prestart"], ran
+    for k in ran:
+        st = json.loads((out / k).read_text())
+        assert st["id"] == b.cid and st["pid"] == pid, st
+        assert st["status"] == ("stopped" if IS_RUNC else "creating"), st
+        assert os.path.realpath(st["bundle"]) == os.path.realpath(b.path), st
+    oci("delete", "--force", b.cid)
+    assert json.loads((out / "poststop").read_text())["id"] == b.cid
+
+
+@needs_criu
+def test_failing_prestart_at_restore_leaves_nothing(oci, tmp_path):
+    b, n, img, stopped = checkpointed(oci, tmp_path, 1)
+    before = oci.host_view()
+    b.config["hooks"] = {"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}]}
+    b.write()
+    res = oci("restore", "--detach", "--bundle", b.path, "--image-path", str(img), b.cid, check=False)
+    assert res.rc != 0, res
+    if not IS_RUNC:
+        assert "hooks.prestart[0]" in res.err and "exit status 3" in res.err, res
+    assert oci.status(b.cid) is None
+    assert oci.host_view() == before
+    time.sleep(1)
+    assert int(n.read_text()) == stopped      # nothing was left counting
+
+
+# ---------------------------------------------------------------- a foreground restore
+
+TRAP = "trap 'echo term > /count/t; exit 7' TERM; " + COUNTER
+
+
+@needs_criu
+def test_foreground_restore_forwards_signals(oci, tmp_path):
+    """restore without --detach waits for the init and exits with its
+    status; a SIGTERM to the runtime reaches the init (its trap exits 7)."""
+    b, n = counter(oci, tmp_path, TRAP)
+    read_count(n, 1)
+    img = tmp_path / "img"
+    criu_cmd(oci, "checkpoint", "--image-path", str(img), b.cid)
+    stopped = int(n.read_text())
+    ends = [os.pipe() for _ in range(3)]
+    PIPES.extend([ends[0][1], ends[1][0], ends[2][0]])
+    p = subprocess.Popen([OCIRT, "--root", oci.root, "restore", "--bundle", b.path, "--image-path", str(img),
+                          b.cid], stdin=ends[0][0], stdout=ends[1][1], stderr=ends[2][1])
+    for fd in (ends[0][0], ends[1][1], ends[2][1]):
+        os.close(fd)
+    try:
+        next_count(n, stopped)                # restored, counting on
+        oci.pids.append(oci.state(b.cid)["pid"])
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=30) == 7
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert (n.parent / "t").read_text().strip() == "term"
+    assert oci.status(b.cid) is None          # gone, as after a foreground run

@@ -142,3 +142,43 @@ def test_restore_opts():
     assert o["cg_root"] == [{"path": "/ocirt/c2"}]
     data = criu.encode("criu_req", {"type": criu.RESTORE, "opts": o})   # every field is in the schema
     assert criu.decode(data)[1] == [criu.RESTORE]
+
+
+def test_notification_fds_are_received():
+    """orphan-pts-master comes with the pty master as SCM_RIGHTS."""
+    import socket
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    r, w = os.pipe()
+    try:
+        socket.send_fds(b, [b"packet"], [w])
+        data, fds = criu._recv(a)
+        assert data == b"packet" and len(fds) == 1
+        os.write(fds[0], b"x")
+        os.close(fds[0])
+        assert os.read(r, 1) == b"x"
+        b.send(b"plain")
+        assert criu._recv(a) == (b"plain", [])
+    finally:
+        for fd in (r, w):
+            os.close(fd)
+        a.close()
+        b.close()
+
+
+def test_send_master_names_the_pty():
+    import socket
+    from ocirt.console import send_master
+    master, slave = os.openpty()
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        send_master(b.fileno(), master)
+        data, fds, _, _ = socket.recv_fds(a, 100, 1)
+        assert data == os.ttyname(slave).encode() and len(fds) == 1
+        os.write(fds[0], b"hi\n")
+        os.close(fds[0])
+        assert os.read(slave, 10) == b"hi\n"
+    finally:
+        for fd in (master, slave):
+            os.close(fd)
+        a.close()
+        b.close()

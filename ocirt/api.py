@@ -283,7 +283,6 @@ class Runtime:
         that set a field). validate: check the process against the
         runtime-spec schema first (the command line skips that, ~1.5 ms,
         for a process made from the container's own, which create checked)."""
-        _warm_cgroups()
         from ocirt.execproc import Exec
         with _Stdio(stdin, stdout, stderr) as stdio:
             c = Container(self.root, id).load()

@@ -234,11 +234,9 @@ def got_master(rcv):
     return rcv.master
 
 
-@needs_criu
-def test_terminal_restored_through_console_socket(oci, tmp_path):
-    """The container's pty was an orphan at the dump (its master is the
-    console peer's); restore makes a new one, whose master comes to
-    --console-socket and talks to the same shell: its count goes on."""
+def tty_checkpointed(oci, tmp_path):
+    """A shell on a terminal (its master from --console-socket) that has
+    answered once, then checkpointed (and so gone): -> (bundle, image dir)."""
     b = oci.bundle(TTY_LOOP)
     b.process["terminal"] = True
     b.write()
@@ -250,6 +248,15 @@ def test_terminal_restored_through_console_socket(oci, tmp_path):
     img = tmp_path / "img"
     criu_cmd(oci, "checkpoint", "--image-path", str(img), b.cid)
     os.close(master)
+    return b, img
+
+
+@needs_criu
+def test_terminal_restored_through_console_socket(oci, tmp_path):
+    """The container's pty was an orphan at the dump (its master is the
+    console peer's); restore makes a new one, whose master comes to
+    --console-socket and talks to the same shell: its count goes on."""
+    b, img = tty_checkpointed(oci, tmp_path)
     assert oci.status(b.cid) is None
     rcv = console(tmp_path, "c2.sock")
     criu_cmd(oci, "restore", "--detach", "--console-socket", rcv.srv.getsockname(), "--bundle", b.path,
@@ -269,17 +276,7 @@ def test_terminal_restored_through_console_socket(oci, tmp_path):
 def test_terminal_restored_in_the_foreground(oci, tmp_path):
     """Without --detach and a console socket, the runtime keeps the new
     pty's master and copies between it and its own terminal."""
-    b = oci.bundle(TTY_LOOP)
-    b.process["terminal"] = True
-    b.write()
-    rcv = console(tmp_path, "c1.sock")
-    oci("run", "--detach", "--console-socket", rcv.srv.getsockname(), "--bundle", b.path, b.cid)
-    oci.pids.append(oci.state(b.cid)["pid"])
-    master = got_master(rcv)
-    tty_talk(master, "one", "got-1-one")
-    img = tmp_path / "img"
-    criu_cmd(oci, "checkpoint", "--image-path", str(img), b.cid)
-    os.close(master)
+    b, img = tty_checkpointed(oci, tmp_path)
     # the runtime's stdio is a terminal of ours (runc opens /dev/tty in the foreground)
     ours, theirs = os.openpty()
     err = open(tmp_path / "err", "w+")

@@ -10,7 +10,7 @@ import termios
 import time
 
 import pytest
-from conftest import OCIRT, TIMEOUT, read_until
+from conftest import OCIRT, REPO, TIMEOUT, read_until
 
 NS = {"pid": "pid", "network": "net", "ipc": "ipc", "uts": "uts", "mount": "mnt", "cgroup": "cgroup"}
 
@@ -194,7 +194,6 @@ def test_exec_does_without_os(oci):
     """`import os` costs ~0.9 ms (ocirt/pathops.py): exec, the command a
     Kubernetes exec probe runs, does without it, as state and kill do."""
     import sys
-    from conftest import REPO
     b = running(oci)
     code = ("import sys; sys.argv = ['ocirt', '--root', %r, 'exec', %r, 'true']; from ocirt.cli import main; "
             "rc = main(); print(rc, 'os' in sys.modules, file=sys.stderr)" % (oci.root, b.cid))

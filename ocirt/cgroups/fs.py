@@ -5,9 +5,8 @@ import errno
 import posix
 import time
 
-from ..pathops import isdir, parent
-
 from ..errors import OcirtError
+from ..pathops import isdir, parent
 
 
 class Write:

@@ -4,6 +4,7 @@ import posix
 import sys
 
 from ocirt.errors import OcirtError
+from ocirt.pathops import join
 
 ROOT = "/run/ocirt"
 _TRUE, _FALSE = ("1", "t", "true"), ("0", "f", "false")
@@ -48,7 +49,7 @@ def default_root():
         return ROOT, False
     if posix.geteuid() == 0 and (not in_user_namespace() or getenv("USER") == "root"):
         return ROOT, False
-    return f"{xdg.rstrip('/')}/ocirt", True
+    return join(xdg, "ocirt"), True
 
 
 def getenv(name):

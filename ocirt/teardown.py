@@ -1,7 +1,7 @@
 """What `delete` undoes: a container's processes, cgroup and resctrl group,
 its poststop hooks and its state directory; also what a create that died
 before the init was known recorded it would make."""
-from ocirt.pathops import exists
+from ocirt.pathops import isdir
 from ocirt.signals import SIGKILL, kill_and_wait
 
 
@@ -26,7 +26,7 @@ def undo_aborted_create(log, c):
     c.state = c.load_intent()
     if c.state:
         destroy(log, c)
-    elif exists(c.dir):
+    elif isdir(c.dir):
         c.remove()
 
 

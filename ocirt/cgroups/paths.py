@@ -3,7 +3,7 @@
 Pure functions over the text of /proc/self/cgroup and /proc/self/mountinfo,
 so they can be tested without root."""
 from ..errors import OcirtError
-from ..pathops import exists, join, normpath
+from ..pathops import exists, join, normpath, parent
 
 ROOT = "/sys/fs/cgroup"
 HYBRID_UNIFIED = ROOT + "/unified"
@@ -78,7 +78,7 @@ def v2_dir(mountpoint, own_path, inner, parent_of_own):
     controllers; in hybrid mode runc joins the same path as in v1."""
     if inner.startswith("/"):
         return mountpoint + inner
-    base = (own_path.rpartition("/")[0] or "/") if parent_of_own else own_path
+    base = parent(own_path) if parent_of_own else own_path
     return join(mountpoint + base.rstrip("/"), inner)
 
 

@@ -1,6 +1,8 @@
 """`checkpoint`: dump a running container's processes to image files with
-CRIU (ocirt.criu), with runc's flags and what runc tells CRIU about the
-container: its rootfs as root, its bind mounts and masked files as external
+CRIU (ocirt.criu), with runc's flags (--page-server sends the pages to a
+`criu page-server`; --lazy-pages leaves them with a page server of the
+dump's own, for a restore --lazy-pages elsewhere to fetch on demand) and
+what runc tells CRIU about the container: its rootfs as root, its bind mounts and masked files as external
 mounts (restore binds them again), its freezer cgroup, and the network and
 pid namespaces it joined by path as external namespaces."""
 import os
@@ -39,10 +41,31 @@ class Options:
                 raise OcirtError(f"--empty-ns: {ns!r}: only network is supported" if ns in CLONE_FLAGS
                                  else f"--empty-ns: unknown namespace {ns!r}")
         if self.page_server:
-            raise OcirtError("--page-server: not supported by ocirt")
-        if self.lazy_pages:
-            raise OcirtError("--lazy-pages: not supported by ocirt (it needs criu lazy-pages "
-                             "and a page server)")
+            self.page_server = parse_page_server(self.page_server)
+        if self.lazy_pages and self.status_fd != -1:
+            _check_status_fd(self.status_fd)
+
+
+def parse_page_server(value):
+    """ "ADDRESS:PORT" (an IPv6 address in brackets) -> criu_page_server_info."""
+    address, sep, port = value.rpartition(":")
+    if address.startswith("[") and address.endswith("]"):
+        address = address[1:-1]
+    if not (sep and address and port):
+        raise OcirtError(f"--page-server {value!r}: use ADDRESS:PORT to name the page server")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise OcirtError(f"--page-server {value!r}: invalid port number {port!r}")
+    return {"address": address, "port": int(port)}
+
+
+def _check_status_fd(fd):
+    import fcntl
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    except OSError as e:
+        raise OcirtError(f"--status-fd {fd}: {e.strerror}") from None
+    if flags & os.O_ACCMODE == os.O_RDONLY:
+        raise OcirtError(f"--status-fd {fd}: not open for writing")
 
 
 def dump_opts(state, opts, pid_root):
@@ -58,6 +81,10 @@ def dump_opts(state, opts, pid_root):
          "tcp_established": opts.tcp_established, "ext_unix_sk": opts.ext_unix_sk,
          "file_locks": opts.file_locks, "orphan_pts_master": True, "auto_dedup": opts.auto_dedup,
          "empty_ns": sum(CLONE_FLAGS[ns] for ns in opts.empty_ns)}
+    if opts.page_server:
+        o["ps"] = opts.page_server
+    if opts.lazy_pages:
+        o["lazy_pages"] = True
     if opts.parent_path:
         o["parent_img"], o["track_mem"] = opts.parent_path, True
     if opts.pre_dump:
@@ -122,6 +149,8 @@ def checkpoint(log, c, opts):
         raise OcirtError(f"checkpoint: {why}")
     if opts.pre_dump:
         _need_feature(criu, "mem_track")
+    if opts.lazy_pages:
+        _need_feature(criu, "lazy_pages")
     fds = [open_dir(opts.image_path, "--image-path", create=True)]
     try:
         o = dump_opts(c.state, opts, f"/proc/{c.state['pid']}/root")
@@ -134,12 +163,25 @@ def checkpoint(log, c, opts):
             from ocirt.restore import write_descriptors
             write_descriptors(opts.image_path, c.state["pid"])
         log.debug(f"checkpoint {c.id}: criu {'pre-dump' if opts.pre_dump else 'dump'} of pid {o['pid']}")
-        resp = criu.call(criu.PRE_DUMP if opts.pre_dump else criu.DUMP, o, pass_fds=fds)
+        resp = criu.call(criu.PRE_DUMP if opts.pre_dump else criu.DUMP, o, pass_fds=fds,
+                         notify=lambda script, pid, fds: _notified(opts, script))
     finally:
         for fd in fds:
             os.close(fd)
     if not resp.success:
         raise OcirtError(f"checkpoint: criu failed ({criu_error(resp)}): see {logdir}/dump.log")
+
+
+def _notified(opts, script):
+    """A lazy dump's page server is up ("status-ready", CRIU 3.15 on): a
+    NUL on --status-fd tells the caller, who may start the restore side."""
+    if script == "status-ready" and opts.status_fd != -1:
+        try:
+            os.write(opts.status_fd, b"\0")
+            os.close(opts.status_fd)
+        except OSError:
+            pass     # the caller closed its end: it is not waiting for the word
+        opts.status_fd = -1
 
 
 def _need_feature(criu, name):

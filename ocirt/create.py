@@ -6,7 +6,7 @@ import os
 
 from ocirt import SPEC_VERSION
 from ocirt.errors import OcirtError
-from ocirt.launch import Launch, compiled_seccomp
+from ocirt.launch import Launch, check_terminal, compiled_seccomp
 from ocirt.state import Container, check_id, now_rfc3339, proc_start_time
 
 
@@ -37,6 +37,8 @@ class Creation:
         self.c = Container(rt.root, cid)
         self.cgroup = None
         self.rdt = None  # the resctrl group intelrdt.set_up made or joined
+        check_terminal(self.spec["process"].get("terminal"), not foreground, opts.console_socket,
+                       "process.terminal")
         self.launch = Launch(self.log, self.spec["process"], opts.console_socket, foreground, opts.stdio)
         self.listen_fds = _listen_fds()
 
@@ -77,7 +79,7 @@ class Creation:
         if not self.foreground:
             os.mkfifo(self.c.fifo, 0o622)
             os.chmod(self.c.fifo, 0o622)  # past our umask: any container uid writes it
-        console_fd = self.launch.console("process.terminal")
+        console_fd = self.launch.console()
         ctx = self._context(console_fd)
         spec = self.spec
         if self.listen_fds:  # told in the environment of the process, not kept in the state

@@ -4,7 +4,7 @@ init and gets the container's seccomp filter; the rest is its process
 spec's. Detached, it ends up a child of our caller (conmon, the shim),
 since the helper that cloned it exits."""
 from ocirt.errors import OcirtError
-from ocirt.launch import Launch, compiled_seccomp
+from ocirt.launch import Launch, check_terminal, compiled_seccomp
 
 
 class Exec:
@@ -15,6 +15,7 @@ class Exec:
         self.rt, self.c, self.proc, self.blame = rt, c, proc, blame or _blamed
         self.validate = validate
         self.detach, self.pid_file, self.preserve_fds, self.sub_cgroups = detach, pid_file, preserve_fds, cgroup
+        check_terminal(proc.get("terminal"), detach, console_socket)
         self.launch = Launch(rt.log, proc, console_socket, not detach, stdio)
 
     def run(self):

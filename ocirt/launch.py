@@ -139,6 +139,16 @@ class Session:
 
 
 
+def check_terminal(terminal, detach, console_socket, where=None):
+    """runc's rule for the command line: a terminal that the runtime will
+    not proxy (it detaches) needs a console socket, and a console socket is
+    for a detached terminal only. where: the terminal's field, if in config.json."""
+    if detach and terminal and not console_socket:
+        raise OcirtError("cannot allocate tty if ocirt will detach without setting console socket", where)
+    if console_socket and not (detach and terminal):
+        raise OcirtError("cannot use console socket if ocirt will not detach or allocate tty")
+
+
 class Launch:
     """One helper run for a process (create's init, or exec's process).
 
@@ -159,18 +169,17 @@ class Launch:
             from ocirt.foreground import Forwarder
             self.forwarder = Forwarder()
 
-    def console(self, where=None):
-        """The fd the helper makes the terminal on (None without one)."""
+    def console(self):
+        """The fd the helper makes the terminal on (None without one);
+        check_terminal has vetted the flags."""
         if not self.proc.get("terminal"):
             return None
         if self.console_socket:
             from ocirt.console import connect
             self.console_fd = connect(self.console_socket)
-        elif self.foreground:
+        else:
             from ocirt.console import pair
             self.console_ours, self.console_fd = pair(self.proc)
-        else:
-            raise OcirtError("cannot allocate tty if ocirt will detach without setting console socket", where)
         return self.console_fd
 
     def spawn(self, steps, preserve_fds):

@@ -58,6 +58,8 @@ def restore_opts(spec, opts, root, cgroup_roots, stdio_keys):
         o["manage_cgroups_mode"] = criu.CG_MODES[d.manage_cgroups_mode]
     if opts.lsm_profile:
         o["lsm_profile"] = opts.lsm_profile
+    if d.lazy_pages:    # the pages come from the `criu lazy-pages` daemon of the work directory
+        o["lazy_pages"] = True
     external = [f"mnt[{m['destination']}]:{m['source']}" for m in bind_mounts(spec)]
     if linux.get("maskedPaths"):
         external.append("mnt[/dev/null]:/dev/null")
@@ -94,9 +96,8 @@ class Restoration:
         self.spec, self.rootfs = bundle.load(opts.bundle)
         self.bundle = os.path.abspath(opts.bundle)
         self.terminal = bool((self.spec.get("process") or {}).get("terminal"))
-        if self.terminal and opts.detach and not opts.console_socket:
-            raise OcirtError("cannot allocate tty if ocirt will detach without setting console socket",
-                             "process.terminal")
+        from ocirt.launch import check_terminal
+        check_terminal(self.terminal, opts.detach, opts.console_socket, "process.terminal")
         self.c = Container(rt.root, cid)
         self.cgroup = None
         # the terminal: the --console-socket connection, or (in the
@@ -112,7 +113,7 @@ class Restoration:
             raise OcirtError(f"restore: {why}")
         self.c.create_dir()
         try:
-            if self.terminal and self.opts.console_socket:
+            if self.opts.console_socket:
                 from ocirt.console import connect
                 self.console_fd = connect(self.opts.console_socket)
             return self._restore()

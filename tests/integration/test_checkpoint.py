@@ -195,20 +195,139 @@ def test_checkpoint_kill_restore_counts_on(oci, tmp_path):
     assert oci.status(b.cid) is None
 
 
-@needs_criu
-def test_restore_into_a_new_id(oci, tmp_path):
-    b, n, img, stopped = checkpointed(oci, tmp_path, 2)
-    new = b.cid + "-r"
+def renamed(oci, b):
+    """A new id for a restore of b's checkpoint, and a cgroup of its own in b's config."""
     b2 = oci.bundle()                     # for its cleanup: the new id's cgroup
-    b2.cid = new
+    b2.cid = b.cid + "-r"
     b2.config["linux"]["cgroupsPath"] = b.config["linux"]["cgroupsPath"] + "-r"
     b.config["linux"]["cgroupsPath"] = b2.config["linux"]["cgroupsPath"]
     b.write()
+    return b2.cid
+
+
+@needs_criu
+def test_restore_into_a_new_id(oci, tmp_path):
+    b, n, img, stopped = checkpointed(oci, tmp_path, 2)
+    new = renamed(oci, b)
     restore(oci, b, img, new)
     assert oci.status(new) == "running"
     assert next_count(n, stopped) > stopped
     oci("delete", "--force", new)
     assert oci.status(new) is None
+
+
+# ---------------------------------------------------------------- page server, lazy pages
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def await_nul(r, proc, what, timeout=30):
+    """The NUL a --status-fd gets when its writer is ready (then r is closed)."""
+    import select
+    try:
+        ready, _, _ = select.select([r], [], [], timeout)
+        assert ready and os.read(r, 1) == b"\0", f"{what} did not say it was ready (exit {proc.poll()})"
+    finally:
+        os.close(r)
+
+
+def background(argv, log, what):
+    """argv in the background, once it is ready: its --status-fd is "FD"."""
+    r, w = os.pipe()
+    with open(log, "w") as out:
+        p = subprocess.Popen([str(w) if a == "FD" else a for a in argv], pass_fds=(w,),
+                             stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    os.close(w)
+    try:
+        await_nul(r, p, what)
+    except BaseException:
+        p.kill()
+        p.wait()
+        raise
+    return p
+
+
+def ended(p, log, timeout=60):
+    try:
+        rc = p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        rc = "hung"
+    assert rc == 0, f"{p.args[:3]}: {rc}: {open(log, errors='replace').read()[-2000:]}"
+
+
+@needs_criu
+def test_page_server(oci, tmp_path):
+    """--page-server: the memory pages go to a `criu page-server` (which
+    writes them where it is told), the rest to --image-path; both together
+    restore a counter that counts on."""
+    b, n = counter(oci, tmp_path)
+    read_count(n, 2)
+    img, served = tmp_path / "img", tmp_path / "served"
+    img.mkdir()
+    served.mkdir()
+    port = free_port()
+    log = tmp_path / "page-server.out"
+    srv = background([CRIU, "page-server", "-D", str(served), "-o", "ps.log", "-v4", "--address", "127.0.0.1",
+                      "--port", str(port), "--status-fd", "FD"], log, "criu page-server")
+    criu_cmd(oci, "checkpoint", "--page-server", f"127.0.0.1:{port}", "--image-path", str(img), b.cid)
+    ended(srv, log)
+    assert not list(img.glob("pages-*.img")) and list(served.glob("pages-*.img"))
+    assert (img / "inventory.img").exists()
+    stopped = int(n.read_text())
+    for f in served.glob("*.img"):
+        f.rename(img / f.name)
+    restore(oci, b, img)
+    assert next_count(n, stopped) > stopped
+    oci("delete", "--force", b.cid)
+
+
+def _uffd():
+    return _criu_works() and subprocess.run([CRIU, "check", "--feature", "uffd-noncoop"],
+                                            capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _uffd(), reason="criu has no lazy pages on this kernel (uffd-noncoop)")
+def test_lazy_pages(oci, tmp_path):
+    """runc's lazy migration: the dump leaves the pages with a page server
+    of its own and says so on --status-fd; `criu lazy-pages` fetches them
+    for a restore --lazy-pages (into a new id: the dumped one stays until
+    its last page is gone), which counts on; then the dump ends, and its
+    container with it."""
+    b, n = counter(oci, tmp_path)
+    read_count(n, 2)
+    img, work = tmp_path / "img", tmp_path / "work"
+    img.mkdir()
+    port = free_port()
+    dump_log = tmp_path / "dump.out"
+    dump = background([OCIRT, "--root", oci.root, "checkpoint", "--lazy-pages", "--status-fd", "FD",
+                       "--page-server", f"127.0.0.1:{port}", "--work-path", str(work),
+                       "--image-path", str(img), b.cid], dump_log, "checkpoint --lazy-pages")
+    lazy = None
+    try:
+        assert (img / "inventory.img").exists()
+        stopped = int(n.read_text())
+        lazy_log = tmp_path / "lazy-pages.out"
+        lazy = background([CRIU, "lazy-pages", "--page-server", "--address", "127.0.0.1", "--port", str(port),
+                           "-D", str(img), "-o", "lazy-pages.log", "-v4", "--status-fd", "FD"],
+                          lazy_log, "criu lazy-pages")
+        new = restore(oci, b, img, renamed(oci, b), "--lazy-pages")
+        assert next_count(n, stopped) > stopped
+        ended(dump, dump_log)
+        ended(lazy, lazy_log)
+    finally:
+        for p in (dump, lazy):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+    assert oci.status(b.cid) is None
+    assert oci.status(new) == "running"
+    oci("delete", "--force", new)
 
 
 # ---------------------------------------------------------------- a terminal
@@ -298,14 +417,21 @@ def test_terminal_restored_in_the_foreground(oci, tmp_path):
     assert oci.status(b.cid) is None
 
 
-def test_terminal_detached_without_console_socket_is_an_error(oci, tmp_path):
+@pytest.mark.parametrize("terminal, flags, err", [
+    (True, ["--detach"], "cannot allocate tty if"),
+    (False, ["--detach", "--console-socket", "/absent.sock"], "cannot use console socket if"),
+    (True, ["--console-socket", "/absent.sock"], "cannot use console socket if"),
+])
+def test_terminal_and_console_socket_as_runc(oci, tmp_path, terminal, flags, err):
+    """runc's rule of create (a detached terminal needs a console socket,
+    which is for it only), checked before anything is made."""
     b = oci.bundle("true")
-    b.process["terminal"] = True
+    b.process["terminal"] = terminal
     b.write()
     (tmp_path / "img").mkdir()
-    res = oci("restore", "--detach", "--bundle", b.path, "--image-path", str(tmp_path / "img"), b.cid,
+    res = oci("restore", *flags, "--bundle", b.path, "--image-path", str(tmp_path / "img"), b.cid,
               check=False)
-    assert res.rc == 1 and "console socket" in res.err, res
+    assert res.rc == 1 and err in res.err, res
     assert len(res.err.strip().splitlines()) == 1, res
     assert oci.status(b.cid) is None
 

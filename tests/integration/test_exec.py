@@ -118,6 +118,14 @@ def test_tty_detached_needs_a_console_socket(oci):
     oci("delete", "--force", b.cid)
 
 
+@pytest.mark.parametrize("flags", [["--detach"], ["--tty"]])
+def test_console_socket_without_a_detached_tty_is_an_error(oci, tmp_path, flags):
+    b = running(oci)
+    res = oci("exec", *flags, "--console-socket", str(tmp_path / "absent.sock"), b.cid, "true", check=False)
+    assert res.rc == 255 and "cannot use console socket if" in res.err, res   # runc's code for exec
+    oci("delete", "--force", b.cid)
+
+
 def test_foreground_forwards_signals(oci, tmp_path):
     b = running(oci)
     out = tmp_path / "out"

@@ -319,6 +319,23 @@ def test_terminal_without_console_socket_is_an_error(oci):
     assert oci.host_view() == before
 
 
+@pytest.mark.parametrize("cmd, terminal", [("create", False), ("run", True), ("run --detach", False)])
+def test_console_socket_without_a_detached_terminal_is_an_error(oci, tmp_path, cmd, terminal):
+    """runc's rule: --console-socket is for a terminal the runtime leaves
+    (create, run --detach); elsewhere it is refused before anything is made."""
+    rcv = ConsoleSocket(str(tmp_path / "c.sock"))
+    before = oci.host_view()
+    b = oci.bundle("true")
+    b.process["terminal"] = terminal
+    b.write()
+    res = oci(*cmd.split(), "--console-socket", str(tmp_path / "c.sock"), "--bundle", b.path, b.cid,
+              check=False)
+    assert res.rc == 1 and "cannot use console socket if" in res.err, res
+    assert len(res.err.strip().splitlines()) == 1, res
+    assert oci.host_view() == before
+    rcv.srv.close()
+
+
 def test_run_reads_stdin_from_a_pipe(oci):
     b = oci.bundle("read a; read b; echo got:$a:$b; cat")
     b.write()

@@ -115,12 +115,50 @@ def test_pre_dump_and_parent(tmp_path):
     ({"manage_cgroups_mode": "hard"}, "--manage-cgroups-mode: invalid value 'hard'"),
     ({"empty_ns": ["pid"]}, "--empty-ns: 'pid': only network is supported"),
     ({"empty_ns": ["bogus"]}, "--empty-ns: unknown namespace 'bogus'"),
-    ({"lazy_pages": True}, "--lazy-pages: not supported by ocirt"),
-    ({"page_server": "1.2.3.4:5"}, "--page-server: not supported by ocirt"),
+    ({"page_server": "1.2.3.4"}, "--page-server '1.2.3.4': use ADDRESS:PORT"),
+    ({"page_server": ":27277"}, "--page-server ':27277': use ADDRESS:PORT"),
+    ({"page_server": "1.2.3.4:http"}, "--page-server '1.2.3.4:http': invalid port number 'http'"),
+    ({"page_server": "1.2.3.4:65536"}, "--page-server '1.2.3.4:65536': invalid port number"),
+    ({"lazy_pages": True, "status_fd": 999}, "--status-fd 999: Bad file descriptor"),
 ])
 def test_refused_flags(flags, msg):
     with pytest.raises(OcirtError, match="^" + msg.replace("[", r"\[")):
         checkpoint.Options(**flags)
+
+
+@pytest.mark.parametrize("value, want", [
+    ("127.0.0.1:27277", {"address": "127.0.0.1", "port": 27277}),
+    ("[::1]:5", {"address": "::1", "port": 5}),
+    ("node-2:1", {"address": "node-2", "port": 1}),
+])
+def test_page_server(tmp_path, value, want):
+    opts = checkpoint.Options(page_server=value, lazy_pages=True)
+    o = checkpoint.dump_opts(STATE, opts, _root(tmp_path))
+    assert o["ps"] == want and o["lazy_pages"] is True
+    assert criu.decode(criu.encode("criu_opts", {"ps": want}))[11] == [criu.encode("criu_page_server_info", want)]
+
+
+def test_status_fd_must_be_writable():
+    r, w = os.pipe()
+    try:
+        with pytest.raises(OcirtError, match=f"^--status-fd {r}: not open for writing$"):
+            checkpoint.Options(lazy_pages=True, status_fd=r)
+        assert checkpoint.Options(lazy_pages=True, status_fd=w).status_fd == w
+        assert checkpoint.Options(status_fd=r).status_fd == r   # without --lazy-pages: unused, as runc
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_status_ready_writes_one_nul_and_closes():
+    r, w = os.pipe()
+    opts = checkpoint.Options(lazy_pages=True, status_fd=w)
+    checkpoint._notified(opts, "post-dump")
+    assert opts.status_fd == w
+    checkpoint._notified(opts, "status-ready")
+    assert opts.status_fd == -1
+    assert os.read(r, 10) == b"\0" and os.read(r, 10) == b""    # written, then closed
+    os.close(r)
 
 
 def test_first_error_of_the_check_log(tmp_path):
@@ -140,6 +178,8 @@ def test_restore_opts():
     assert o["external"] == ["mnt[/data]:/srv/d", "mnt[/etc/hosts]:/h", "mnt[/dev/null]:/dev/null"]
     assert o["inherit_fd"] == [{"key": "pipe:[12]", "fd": 0}, {"key": "pipe:[13]", "fd": 2}]
     assert o["cg_root"] == [{"path": "/ocirt/c2"}]
+    assert "lazy_pages" not in o
+    assert restore.restore_opts(STATE["config"], restore.Options(lazy_pages=True), "/r", [], [])["lazy_pages"]
     data = criu.encode("criu_req", {"type": criu.RESTORE, "opts": o})   # every field is in the schema
     assert criu.decode(data)[1] == [criu.RESTORE]
 
@@ -182,3 +222,19 @@ def test_send_master_names_the_pty():
             os.close(fd)
         a.close()
         b.close()
+
+
+def test_cgroup_roots_of_a_v1_and_a_v2_container():
+    """CRIU's cg_root: each hierarchy's directory relative to its root (v1's
+    named hierarchies by their name; the hybrid unified one and pure v2 with
+    no controller)."""
+    from types import SimpleNamespace
+    from ocirt.restore import cgroup_roots
+    v1 = SimpleNamespace(dirs={"cpu": "/sys/fs/cgroup/cpu/ocirt/c1",
+                               "memory": "/sys/fs/cgroup/memory/user.slice/c1",
+                               "name=systemd": "/sys/fs/cgroup/systemd/ocirt/c1",
+                               "": "/sys/fs/cgroup/unified/ocirt/c1"})
+    assert cgroup_roots(v1) == [{"ctrl": "cpu", "path": "/ocirt/c1"}, {"ctrl": "memory", "path": "/user.slice/c1"},
+                                {"ctrl": "systemd", "path": "/ocirt/c1"}, {"path": "/ocirt/c1"}]
+    assert cgroup_roots(SimpleNamespace(dirs={"": "/sys/fs/cgroup/system.slice/c2"})) == \
+        [{"path": "/system.slice/c2"}]

@@ -82,3 +82,25 @@ def test_exec_reaches_the_seccomp_agent_before_joining_the_mount_namespace():
     steps = build.exec_plan([("mount", "/proc/1/ns/mnt")], dict(PROC, noNewPrivileges=True), Context(seccomp=sec))
     names = [s[0] for s in steps]
     assert names.index("seccomp-listener") < names.index("setns") < names.index("clone")
+
+
+@pytest.mark.parametrize("terminal, detach, sock, msg", [
+    (True, True, "", "config.json: process.terminal: cannot allocate tty if ocirt will detach "
+                     "without setting console socket"),
+    (False, True, "/s", "cannot use console socket if ocirt will not detach or allocate tty"),
+    (True, False, "/s", "cannot use console socket if ocirt will not detach or allocate tty"),
+    (False, False, "/s", "cannot use console socket if ocirt will not detach or allocate tty"),
+])
+def test_terminal_and_console_socket_refused(terminal, detach, sock, msg):
+    """runc's rule: a console socket only for a detached terminal, which needs one."""
+    from ocirt.launch import check_terminal
+    with pytest.raises(OcirtError) as e:
+        check_terminal(terminal, detach, sock, "process.terminal")
+    assert str(e.value) == msg
+
+
+@pytest.mark.parametrize("terminal, detach, sock", [
+    (True, True, "/s"), (True, False, ""), (False, True, ""), (False, False, "")])
+def test_terminal_and_console_socket_allowed(terminal, detach, sock):
+    from ocirt.launch import check_terminal
+    check_terminal(terminal, detach, sock)

@@ -59,11 +59,15 @@ def parse_page_server(value):
 
 
 def _check_status_fd(fd):
+    """The caller's fd, open for writing: inheritable, as every fd that came
+    through our execve is and none that ocirt opens is (launch._check_preserved)."""
     import fcntl
     try:
-        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        theirs, flags = os.get_inheritable(fd), fcntl.fcntl(fd, fcntl.F_GETFL)
     except OSError as e:
         raise OcirtError(f"--status-fd {fd}: {e.strerror}") from None
+    if not theirs:
+        raise OcirtError(f"--status-fd {fd}: the fd was not passed to ocirt")
     if flags & os.O_ACCMODE == os.O_RDONLY:
         raise OcirtError(f"--status-fd {fd}: not open for writing")
 

@@ -138,9 +138,13 @@ def test_page_server(tmp_path, value, want):
     assert criu.decode(criu.encode("criu_opts", {"ps": want}))[11] == [criu.encode("criu_page_server_info", want)]
 
 
-def test_status_fd_must_be_writable():
+def test_status_fd_must_be_the_callers_and_writable():
     r, w = os.pipe()
     try:
+        with pytest.raises(OcirtError, match=f"^--status-fd {w}: the fd was not passed to ocirt$"):
+            checkpoint.Options(lazy_pages=True, status_fd=w)      # one of ours: not inheritable
+        os.set_inheritable(r, True)
+        os.set_inheritable(w, True)
         with pytest.raises(OcirtError, match=f"^--status-fd {r}: not open for writing$"):
             checkpoint.Options(lazy_pages=True, status_fd=r)
         assert checkpoint.Options(lazy_pages=True, status_fd=w).status_fd == w
@@ -152,6 +156,7 @@ def test_status_fd_must_be_writable():
 
 def test_status_ready_writes_one_nul_and_closes():
     r, w = os.pipe()
+    os.set_inheritable(w, True)
     opts = checkpoint.Options(lazy_pages=True, status_fd=w)
     checkpoint._notified(opts, "post-dump")
     assert opts.status_fd == w

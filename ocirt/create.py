@@ -2,11 +2,13 @@
 resctrl group made, the intent recorded, the plan handed to the helper
 through the launch path, the hooks run while the init waits, state.json
 written once its pid is known; and on any failure, all of it undone."""
-import os
+import posix
 
 from ocirt import SPEC_VERSION
 from ocirt.errors import OcirtError
 from ocirt.launch import Launch, compiled_seccomp
+from ocirt.pathops import abspath
+from ocirt.rootless import getenv
 from ocirt.state import Container, check_id, now_rfc3339, proc_start_time
 
 
@@ -33,7 +35,7 @@ class Creation:
         check_id(cid)
         self.rt, self.log, self.opts, self.foreground = rt, rt.log, opts, foreground
         self.spec, self.rootfs = bundle.load(opts.bundle)
-        self.bundle = os.path.abspath(opts.bundle)
+        self.bundle = abspath(opts.bundle)
         self.c = Container(rt.root, cid)
         self.cgroup = None
         self.rdt = None  # the resctrl group intelrdt.set_up made or joined
@@ -75,8 +77,8 @@ class Creation:
             from ocirt import intelrdt
             self.rdt = intelrdt.set_up(linux["intelRdt"], self.c.id)
         if not self.foreground:
-            os.mkfifo(self.c.fifo, 0o622)
-            os.chmod(self.c.fifo, 0o622)  # past our umask: any container uid writes it
+            posix.mkfifo(self.c.fifo, 0o622)
+            posix.chmod(self.c.fifo, 0o622)  # past our umask: any container uid writes it
         console_fd = self.launch.console("process.terminal")
         ctx = self._context(console_fd)
         spec = self.spec
@@ -210,9 +212,9 @@ class Creation:
 def _listen_fds():
     """How many sockets systemd passed us (socket activation): they go on
     to the container at fds 3..., before the --preserve-fds ones, as runc's do."""
-    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+    if getenv("LISTEN_PID") != str(posix.getpid()):
         return 0
-    n = os.environ.get("LISTEN_FDS", "")
+    n = getenv("LISTEN_FDS") or ""
     return int(n) if n.isdigit() else 0
 
 

@@ -45,3 +45,21 @@ def normpath(path):
         elif p != ".." or not absolute:
             parts.append(p)
     return ("/" if absolute else "") + "/".join(parts) or "."
+
+
+def abspath(path):
+    """os.path.abspath, with normpath's leading "//"."""
+    return normpath(join(posix.getcwd(), path))
+
+
+def real_dir(path):
+    """The directory path is, its symlinks resolved (os.path.realpath), as
+    the kernel resolves them; None if it is not a directory."""
+    try:
+        fd = posix.open(path, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
+    except (OSError, ValueError):
+        return None
+    try:
+        return posix.readlink(f"/proc/self/fd/{fd}")
+    finally:
+        posix.close(fd)

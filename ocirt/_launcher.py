@@ -12,12 +12,15 @@ import sysconfig
 # importing os costs ~0.9 ms that state/start/kill/delete do not pay.
 # The cyclic garbage collector is off: a command of milliseconds frees all
 # at its exit, and its collections were ~9% of a create's instructions;
-# what then waits for long turns it on meanwhile (ocirt.CyclicGC).
+# what then waits for long turns it on meanwhile (ocirt.CyclicGC). ocirt's
+# own modules load straight from their __pycache__ (ocirt/pycache.py).
 TEMPLATE = """#!{python} -S
 import gc
 gc.disable()
 import sys
 sys.path[0:1] = {paths!r}
+from ocirt import pycache
+pycache.install()
 from ocirt.cli import main, die_if_stdout_closed
 rc = main() or 0
 try:

@@ -13,10 +13,11 @@ from ocirt.state import Container, check_id, now_rfc3339, proc_start_time
 
 
 class Options:
-    """What create/run take besides the id (runc's flags)."""
+    """What create/run take besides the id (runc's flags); placement: the
+    runtime's cgroups.Placement, if read already (by the warm-up)."""
 
     def __init__(self, bundle=".", pid_file=None, console_socket=None, no_pivot=False,
-                 no_new_keyring=False, preserve_fds=0, stdio=None):
+                 no_new_keyring=False, preserve_fds=0, stdio=None, placement=None):
         self.bundle = bundle or "."
         self.pid_file = pid_file
         self.console_socket = console_socket
@@ -24,6 +25,7 @@ class Options:
         self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
         self.stdio = stdio
+        self.placement = placement
 
 
 class Creation:
@@ -55,7 +57,8 @@ class Creation:
         from ocirt.plan.build import create_plan, ignored_without_mount_ns
         from ocirt.plan.process import ungranted
         linux = self.spec["linux"]
-        cgroup = cgroups.for_container(linux.get("cgroupsPath"), self.c.id, self.rt.systemd_cgroup, self.rt.rootless)
+        cgroup = cgroups.for_container(linux.get("cgroupsPath"), self.c.id, self.rt.systemd_cgroup, self.rt.rootless,
+                                       self.opts.placement)
         self._record_intent(cgroup)
         if self.rt.rootless and not linux.get("cgroupsPath") and not self.rt.systemd_cgroup:
             from ocirt.cgroups.none import create_rootless
@@ -116,7 +119,7 @@ class Creation:
         return Context(
             rootfs=self.rootfs, bundle=self.bundle, id=self.c.id,
             cgroup_files=files, cgroup_v2_dir=v2, rdt_tasks=self.rdt["tasks"] if self.rdt else (),
-            cgroup_leave=self.cgroup.helper_leaves() if self.foreground else (),
+            cgroup_leave=self.cgroup.helper_leaves(self.opts.placement) if self.foreground else (),
             cgroup_hold=self.cgroup.holds_helper,
             cgroup_dirs=[(_mount_name(k), d) for k, d in self.cgroup.dirs.items()],
             cgroup2_host=self.cgroup.version == 2,

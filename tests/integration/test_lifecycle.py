@@ -575,13 +575,15 @@ def test_delete_force_of_a_created_container_kills_it(oci):
 @pytest.mark.parametrize("cmd", ["create", "run"])
 def test_create_and_run_do_without_os(oci, cmd, tmp_path):
     """`import os` costs ~4 M instructions (ocirt/pathops.py): create and
-    run do without it, on a state root that exists (the first makes it)."""
+    run do without it, on a state root that exists (the first makes it);
+    nor do they load plan/hooks.py or plan/sysctl.py for a config without."""
     import sys
     oci.run(oci.bundle("true"))  # makes the state root
     b = oci.bundle("true")
     b.write()
     code = ("import sys; sys.argv = ['ocirt', '--root', %r, %r, '--bundle', %r, %r]; from ocirt.cli import main; "
-            "rc = main(); print(rc, 'os' in sys.modules, file=sys.stderr)" % (oci.root, cmd, b.path, b.cid))
+            "rc = main(); print(rc, *(m in sys.modules for m in ('os', 'ocirt.plan.hooks', 'ocirt.plan.sysctl')), "
+            "file=sys.stderr)" % (oci.root, cmd, b.path, b.cid))
     with open(tmp_path / "err", "w+") as err:  # a created init keeps it open: a file, not a pipe
         subprocess.run([sys.executable, "-S", "-c", code], cwd=REPO, stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=err, timeout=30)
@@ -589,4 +591,4 @@ def test_create_and_run_do_without_os(oci, cmd, tmp_path):
         out = err.read()
     if cmd == "create":
         oci.pids.append(oci.state(b.cid)["pid"])
-    assert out.split()[-2:] == ["0", "False"], out
+    assert out.split()[-4:] == ["0", "False", "False", "False"], out

@@ -47,6 +47,22 @@ def normpath(path):
     return ("/" if absolute else "") + "/".join(parts) or "."
 
 
+def read_text(path):
+    """open(path).read() of a small text file (/proc, /sys, cgroupfs) with
+    no io objects: a third of its instructions."""
+    fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := posix.read(fd, 65536):
+            chunks.append(chunk)
+    except OSError as e:  # EISDIR: named, as open() names it
+        e.filename = path
+        raise
+    finally:
+        posix.close(fd)
+    return b"".join(chunks).decode()
+
+
 def abspath(path):
     """os.path.abspath, with normpath's leading "//"."""
     return normpath(join(posix.getcwd(), path))

@@ -91,5 +91,5 @@ def frozen_in(version, dirs):
 
 
 def _read(path):
-    with open(path) as f:
-        return f.read()
+    from ..pathops import read_text
+    return read_text(path)

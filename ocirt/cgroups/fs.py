@@ -6,7 +6,7 @@ import posix
 import time
 
 from ..errors import OcirtError
-from ..pathops import isdir, parent
+from ..pathops import isdir, parent, read_text
 
 
 class Write:
@@ -73,8 +73,7 @@ def write_all(writes, write):
 
 
 def read(path):
-    with open(path) as f:
-        return f.read().strip()
+    return read_text(path).strip()
 
 
 def read_int(path, default=0):

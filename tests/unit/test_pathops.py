@@ -48,3 +48,16 @@ def test_real_dir_is_realpath_of_a_directory_else_none(tmp_path):
         assert pathops.real_dir(str(tmp_path / path)) == os.path.realpath(tmp_path / path), path
     for path in ["f", "none", "dangling", "f/.."]:
         assert pathops.real_dir(str(tmp_path / path)) is None, path
+
+
+def test_read_text_is_opens_read(tmp_path):
+    f = tmp_path / "f"
+    f.write_bytes("a\nb é\n".encode() * 30000)  # past one read
+    assert pathops.read_text(str(f)) == f.read_text()
+    for path, error in ((tmp_path, IsADirectoryError), (tmp_path / "none", FileNotFoundError)):
+        try:
+            pathops.read_text(str(path))
+        except error as e:
+            assert e.filename == str(path)
+        else:
+            raise AssertionError(path)

@@ -581,3 +581,8 @@ def test_v1_cpuset_ancestors_left_empty_get_their_parents_values(tmp_path, monke
            for d in files}
     assert got == {"a": ("0-3", "0"), "a/b": ("0-3", "1"), "a/b/c": ("0-3", "1"), "a/b/c/d": ("0-3", "1")}
     assert len(reads) == len(set(reads)) == 8, reads
+
+
+def test_fs_errno_values_are_errnos():
+    for name in ("EPERM", "ENOENT", "EACCES", "EBUSY", "EINVAL", "EROFS", "ENOTEMPTY"):
+        assert getattr(fs, name) == getattr(errno, name), name

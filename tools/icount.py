@@ -9,8 +9,8 @@ The config is ocibench's (bench/ocibench), on bundles/busybox/rootfs. Only
 the process started is counted (no --trace-children): the helper and the
 container are not. Each is the median of n; the first create of a runtime
 makes its state root, so n >= 3 is the honest minimum. The floor is
-`python -S -c pass`'s (with the interpreter's teardown, which the launcher
-skips). Everything made is removed."""
+`PYTHON -S -c pass`'s (--python: the launchers' interpreter, make's venv by
+default; with the interpreter's teardown, which the launcher skips). Everything made is removed."""
 import argparse
 import importlib.machinery
 import json
@@ -24,7 +24,6 @@ import tempfile
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROOTFS = os.path.join(REPO, "bundles", "busybox", "rootfs")
 COMMANDS = ("create", "run", "exec", "exec --process")
-PYTHON = "/opt/ocirt/bin/python"
 
 
 def ocibench():
@@ -84,12 +83,13 @@ class Counter:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=3)
+    ap.add_argument("--python", default="/opt/ocirt/bin/python")
     ap.add_argument("runtimes", nargs="+", metavar="NAME=RUNTIME")
     o = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="icount-")
     try:
         c = Counter(tmp)
-        floor = statistics.median(c.call([PYTHON, "-S", "-c", "pass"], count=True) for _ in range(o.n))
+        floor = statistics.median(c.call([o.python, "-S", "-c", "pass"], count=True) for _ in range(o.n))
         res = {}
         for spec in o.runtimes:
             name, _, rt = spec.partition("=")

@@ -166,10 +166,11 @@ class Runtime:
         stdout, stderr (a file or an fd; default this process's) are the
         init's. ConfigError names a config field at fault; a failed create
         leaves nothing behind."""
-        _warm_cgroups()
+        placement = _warm_cgroups()
         from ocirt.create import Creation
         with _Stdio(stdin, stdout, stderr) as stdio:
-            opts = _options(bundle, console_socket, pid_file, no_pivot, no_new_keyring, preserve_fds, stdio)
+            opts = _options(bundle, console_socket, pid_file, no_pivot, no_new_keyring, preserve_fds, stdio,
+                            placement)
             try:
                 cr = Creation(self, id, opts)
                 try:
@@ -204,10 +205,11 @@ class Runtime:
             stderr=None):
         """create + start, then (unless detach) wait for the program and
         delete the container (unless keep): -> ExitStatus, None detached."""
-        _warm_cgroups()
+        placement = _warm_cgroups()
         from ocirt import create
         with _Stdio(stdin, stdout, stderr) as stdio:
-            opts = _options(bundle, console_socket, pid_file, no_pivot, no_new_keyring, preserve_fds, stdio)
+            opts = _options(bundle, console_socket, pid_file, no_pivot, no_new_keyring, preserve_fds, stdio,
+                            placement)
             try:
                 code = create.run(self, id, opts, detach, keep)
             except OcirtError as e:
@@ -468,13 +470,20 @@ class _Stdio:
 
 
 def _warm_cgroups():
-    from ocirt.cgroups import warm
-    warm.start()
+    """Start the cgroup warm-up: -> the cgroups.Placement it read, for the
+    create to reuse (None if it could not be read: the create will say why)."""
+    from ocirt.cgroups import Placement, warm
+    try:
+        placement = Placement()
+    except OSError:
+        return None
+    warm.start(placement)
+    return placement
 
 
-def _options(bundle, console_socket, pid_file, no_pivot, no_new_keyring, preserve_fds, stdio):
+def _options(bundle, console_socket, pid_file, no_pivot, no_new_keyring, preserve_fds, stdio, placement):
     from ocirt.create import Options
-    return Options(bundle, pid_file, console_socket, no_pivot, no_new_keyring, preserve_fds, stdio)
+    return Options(bundle, pid_file, console_socket, no_pivot, no_new_keyring, preserve_fds, stdio, placement)
 
 
 def _user_name(uid):

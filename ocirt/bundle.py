@@ -1,14 +1,13 @@
 """Load a bundle: config.json parsed, validated against the schema and
 resolved (root.path made absolute against the bundle)."""
-import os
-
 from ocirt import jsonio
 from ocirt.errors import OcirtError
+from ocirt.pathops import abspath, join, normpath, real_dir
 
 
 def load(bundle):
-    bundle = os.path.abspath(bundle)
-    path = os.path.join(bundle, "config.json")
+    bundle = abspath(bundle)
+    path = join(bundle, "config.json")
     try:
         data = jsonio.read_file(path)
         spec = jsonio.loads(data)
@@ -32,7 +31,7 @@ def rootfs_of(spec, bundle):
     root = (spec.get("root") or {}).get("path")
     if not root:
         raise OcirtError("missing", "root.path")
-    rootfs = os.path.realpath(os.path.join(bundle, root))
-    if not os.path.isdir(rootfs):
-        raise OcirtError(f"{rootfs}: not a directory", "root.path")
+    rootfs = real_dir(join(bundle, root))
+    if rootfs is None:
+        raise OcirtError(f"{normpath(join(bundle, root))}: not a directory", "root.path")
     return rootfs

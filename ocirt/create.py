@@ -2,19 +2,22 @@
 resctrl group made, the intent recorded, the plan handed to the helper
 through the launch path, the hooks run while the init waits, state.json
 written once its pid is known; and on any failure, all of it undone."""
-import os
+import posix
 
 from ocirt import SPEC_VERSION
 from ocirt.errors import OcirtError
 from ocirt.launch import Launch, check_terminal, compiled_seccomp
+from ocirt.pathops import abspath
+from ocirt.rootless import getenv
 from ocirt.state import Container, check_id, now_rfc3339, proc_start_time
 
 
 class Options:
-    """What create/run take besides the id (runc's flags)."""
+    """What create/run take besides the id (runc's flags); placement: the
+    runtime's cgroups.Placement, if read already (by the warm-up)."""
 
     def __init__(self, bundle=".", pid_file=None, console_socket=None, no_pivot=False,
-                 no_new_keyring=False, preserve_fds=0, stdio=None):
+                 no_new_keyring=False, preserve_fds=0, stdio=None, placement=None):
         self.bundle = bundle or "."
         self.pid_file = pid_file
         self.console_socket = console_socket
@@ -22,6 +25,7 @@ class Options:
         self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
         self.stdio = stdio
+        self.placement = placement
 
 
 class Creation:
@@ -33,7 +37,7 @@ class Creation:
         check_id(cid)
         self.rt, self.log, self.opts, self.foreground = rt, rt.log, opts, foreground
         self.spec, self.rootfs = bundle.load(opts.bundle)
-        self.bundle = os.path.abspath(opts.bundle)
+        self.bundle = abspath(opts.bundle)
         self.c = Container(rt.root, cid)
         self.cgroup = None
         self.rdt = None  # the resctrl group intelrdt.set_up made or joined
@@ -55,7 +59,8 @@ class Creation:
         from ocirt.plan.build import create_plan, ignored_without_mount_ns
         from ocirt.plan.process import ungranted
         linux = self.spec["linux"]
-        cgroup = cgroups.for_container(linux.get("cgroupsPath"), self.c.id, self.rt.systemd_cgroup, self.rt.rootless)
+        cgroup = cgroups.for_container(linux.get("cgroupsPath"), self.c.id, self.rt.systemd_cgroup, self.rt.rootless,
+                                       self.opts.placement)
         self._record_intent(cgroup)
         if self.rt.rootless and not linux.get("cgroupsPath") and not self.rt.systemd_cgroup:
             from ocirt.cgroups.none import create_rootless
@@ -77,8 +82,8 @@ class Creation:
             from ocirt import intelrdt
             self.rdt = intelrdt.set_up(linux["intelRdt"], self.c.id)
         if not self.foreground:
-            os.mkfifo(self.c.fifo, 0o622)
-            os.chmod(self.c.fifo, 0o622)  # past our umask: any container uid writes it
+            posix.mkfifo(self.c.fifo, 0o622)
+            posix.chmod(self.c.fifo, 0o622)  # past our umask: any container uid writes it
         console_fd = self.launch.console()
         ctx = self._context(console_fd)
         spec = self.spec
@@ -116,7 +121,7 @@ class Creation:
         return Context(
             rootfs=self.rootfs, bundle=self.bundle, id=self.c.id,
             cgroup_files=files, cgroup_v2_dir=v2, rdt_tasks=self.rdt["tasks"] if self.rdt else (),
-            cgroup_leave=self.cgroup.helper_leaves() if self.foreground else (),
+            cgroup_leave=self.cgroup.helper_leaves(self.opts.placement) if self.foreground else (),
             cgroup_hold=self.cgroup.holds_helper,
             cgroup_dirs=[(_mount_name(k), d) for k, d in self.cgroup.dirs.items()],
             cgroup2_host=self.cgroup.version == 2,
@@ -212,9 +217,9 @@ class Creation:
 def _listen_fds():
     """How many sockets systemd passed us (socket activation): they go on
     to the container at fds 3..., before the --preserve-fds ones, as runc's do."""
-    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+    if getenv("LISTEN_PID") != str(posix.getpid()):
         return 0
-    n = os.environ.get("LISTEN_FDS", "")
+    n = getenv("LISTEN_FDS") or ""
     return int(n) if n.isdigit() else 0
 
 

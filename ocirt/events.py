@@ -3,6 +3,8 @@
 import os
 import time
 
+from ocirt import CyclicGC
+
 LIVENESS = 1.0          # seconds between looks at the cgroup while streaming events
 
 
@@ -22,7 +24,8 @@ def stream(cg, interval, init_pid):
     except ProcessLookupError:
         init = None
     try:
-        yield from _watch(cg, interval, p, init, notifier)
+        with CyclicGC():
+            yield from _watch(cg, interval, p, init, notifier)
     finally:  # an API caller's process lives on: its fds must not leak
         for fd in (init, notifier and notifier[0]):
             if fd is not None:

@@ -4,6 +4,7 @@ its parent and reaps it)."""
 import _signal
 import posix
 
+from ocirt import CyclicGC
 from ocirt.errors import OcirtError
 
 # Signals not forwarded: the ones about us (children, terminal size) and
@@ -72,15 +73,16 @@ def _wait(pid, master, forwarder, done_fd, on_done):
     """Forward signals to pid and proxy the terminal (if any) until done_fd
     is readable: -> on_done()."""
     (forwarder or Forwarder()).start(pid)
-    if master is None:
-        return on_done()
-    from ocirt.console import Proxy
-    proxy = Proxy(master)
-    _signal.signal(_signal.SIGWINCH, proxy.resize)
-    try:
-        return proxy.run(done_fd, on_done)
-    finally:
-        proxy.restore()
+    with CyclicGC():
+        if master is None:
+            return on_done()
+        from ocirt.console import Proxy
+        proxy = Proxy(master)
+        _signal.signal(_signal.SIGWINCH, proxy.resize)
+        try:
+            return proxy.run(done_fd, on_done)
+        finally:
+            proxy.restore()
 
 
 def _exit_code(session):

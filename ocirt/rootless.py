@@ -4,7 +4,7 @@ import posix
 import sys
 
 from ocirt.errors import OcirtError
-from ocirt.pathops import join
+from ocirt.pathops import join, read_text
 
 ROOT = "/run/ocirt"
 _TRUE, _FALSE = ("1", "t", "true"), ("0", "f", "false")
@@ -24,8 +24,7 @@ def in_user_namespace(uid_map="/proc/self/uid_map"):
     """In a user namespace that does not map the whole id range (the
     initial one maps 0 0 4294967295): root there is not the host's root."""
     try:
-        with open(uid_map) as f:
-            return f.read().split() != ["0", "0", "4294967295"]
+        return read_text(uid_map).split() != ["0", "0", "4294967295"]
     except OSError:
         return False
 

@@ -10,7 +10,7 @@ import time
 
 from ocirt import jsonio
 from ocirt.errors import Exists, NotFound, OcirtError
-from ocirt.pathops import exists, join
+from ocirt.pathops import exists, isdir, join
 
 INTENT = "intent.json"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
@@ -53,8 +53,9 @@ class Container:
         self._lock_fd = None
 
     def create_dir(self):
-        import os
-        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        if not isdir(self.root):
+            import os
+            os.makedirs(self.root, mode=0o711, exist_ok=True)
         for _ in range(3):
             try:
                 posix.mkdir(self.dir, 0o711)

@@ -116,10 +116,11 @@ class Cgroup:
         """The same kind of cgroup (a driver may carry more than dirs) at dirs."""
         return type(self)(dirs)
 
-    def helper_leaves(self):
-        """cgroup.procs files a helper that waits for its process goes back to."""
+    def helper_leaves(self, placement=None):
+        """cgroup.procs files a helper that waits for its process goes back to
+        (placement: the runtime's cgroups.Placement, if read already)."""
         from . import own_procs
-        return own_procs(self)
+        return own_procs(self, placement)
 
     def v2_dir(self):
         return self.dirs.get("")

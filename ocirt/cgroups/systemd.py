@@ -102,10 +102,10 @@ class _Systemd:
         for d in self.unique_dirs():
             fs.remove_tree(d)
 
-    def helper_leaves(self):
+    def helper_leaves(self, placement=None):
         """A helper that waits for its process goes back to our own cgroup,
         in the cgroup2 hierarchy systemd moved it in too."""
-        leaves = list(super().helper_leaves())
+        leaves = list(super().helper_leaves(placement))
         if "" in self.dirs:
             root = paths.ROOT if self.version == 2 else paths.HYBRID_UNIFIED
             own = paths.parse_proc_cgroup(fs.read("/proc/self/cgroup")).get("", "/")

@@ -20,15 +20,21 @@ class V1(Cgroup):
         leaf = self.dirs.get("cpuset")
         if not leaf:
             return
+        # Each file is read once: what an ancestor has (or got) its child gets.
         chain = []
         d = leaf
-        while not (fs.read(f"{d}/cpuset.cpus") and fs.read(f"{d}/cpuset.mems")):
-            chain.append(d)
+        while True:
+            have = {key: fs.read(f"{d}/{key}") for key in ("cpuset.cpus", "cpuset.mems")}
+            if all(have.values()):
+                break
+            chain.append((d, have))
             d = parent(d)
-        for d in reversed(chain):
-            for key in ("cpuset.cpus", "cpuset.mems"):
-                if not fs.read(f"{d}/{key}"):
-                    fs.write(f"{d}/{key}", fs.read(f"{parent(d)}/{key}"), "linux.cgroupsPath")
+        for d, own in reversed(chain):
+            for key, value in own.items():
+                if value:
+                    have[key] = value
+                else:
+                    fs.write(f"{d}/{key}", have[key], "linux.cgroupsPath")
 
     def _plan(self, resources, where, updating):
         from . import v1plan

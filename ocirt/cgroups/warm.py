@@ -19,14 +19,11 @@ import posix
 from . import own_v1_procs
 
 
-def start():
+def start(placement):
     """Begin the grace period in a thread: -> a lock it releases when done,
     or None where there is no v1 hierarchy or the runtime may not write its
-    own cgroup. Nobody needs to wait for it."""
-    try:
-        procs = own_v1_procs()
-    except OSError:
-        return None
+    own cgroup. Nobody needs to wait for it. placement: cgroups.Placement."""
+    procs = own_v1_procs(placement)
     for path in procs.values():
         try:
             fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)

@@ -12,17 +12,17 @@ from ocirt.plan import argv_fields, keyring, namespaces, process
 CLONE_CREATE, CLONE_WAIT, CLONE_DETACH = 0, 1, 2
 
 # create_plan's other modules are imported where used: exec (the exec-probe
-# hot path) never loads them.
+# hot path) never loads them, nor create those of fields its config lacks.
 
 # ctx: an ocirt.plan.context.Context (the host facts are ctx.host).
 
 
 def create_plan(spec, ctx):
-    from ocirt.plan import hooks, host, mounts, sysctl
+    from ocirt.plan import host, mounts
     linux = spec.get("linux") or {}
     proc = spec.get("process") or {}
     ns = namespaces.namespaces(linux)
-    hooks_ = hooks.check_hooks(spec)
+    hooks_ = _checked_hooks(spec)
     host.check(linux, ns, ctx.host)
     userns = "user" in ns
     id_maps = namespaces.id_map_steps(linux, ns, ctx.host)
@@ -50,14 +50,16 @@ def create_plan(spec, ctx):
     steps += id_maps
     steps += keyring.init_steps(ctx, userns)
     steps += [s for s in rootfs if s[0] != "idmap-tree"]
-    if any(hooks_.get(k) for k in hooks.KINDS) or linux.get("netDevices"):
+    if hooks_ or linux.get("netDevices"):
         # the runtime moves the devices, then runs its hooks (ocirt/create.py)
         steps.append(("hooks", "hooks"))
     proc_env = process.env_of(proc)
-    steps += hooks.hook_steps(hooks_, "createContainer", proc_env)
+    steps += _hook_steps(hooks_, "createContainer", proc_env)
     if mount_ns:
         steps.append(("chroot-move" if ctx.no_pivot else "pivot", "root.path", ctx.rootfs))
-    steps += sysctl.sysctl_steps(linux, ns)
+    if linux.get("sysctl"):
+        from ocirt.plan import sysctl
+        steps += sysctl.sysctl_steps(linux, ns)
     if spec.get("hostname"):
         steps.append(_uts_step(ns, "hostname", spec["hostname"]))
     if spec.get("domainname"):
@@ -67,7 +69,7 @@ def create_plan(spec, ctx):
     # start returns once the program runs (execve closes the fifo), or
     # reads why not from the fifo; with a seccomp agent, which may be what
     # calls start, once the startContainer hooks are to be run.
-    after_ready = hooks.hook_steps(hooks_, "startContainer", proc_env)
+    after_ready = _hook_steps(hooks_, "startContainer", proc_env)
     if ctx.fifo:
         after_ready = [("fifo-wait", "process"), *after_ready]
         if _notify(ctx):
@@ -77,6 +79,23 @@ def create_plan(spec, ctx):
                            dev_console=mount_ns and not _dev_is_bind(spec), report_exec=mode != CLONE_CREATE,
                            annotations=spec.get("annotations"))
     return steps
+
+
+def _checked_hooks(spec):
+    """The config's hooks, checked, if it has any of a known kind, else {}:
+    plan/hooks.py is loaded only then."""
+    if not spec.get("hooks"):
+        return {}
+    from ocirt.plan import hooks
+    hooks_ = hooks.check_hooks(spec)
+    return hooks_ if any(hooks_.get(k) for k in hooks.KINDS) else {}
+
+
+def _hook_steps(hooks_, kind, proc_env):
+    if not hooks_:
+        return []
+    from ocirt.plan import hooks
+    return hooks.hook_steps(hooks_, kind, proc_env)
 
 
 def _shared_mount_ns(spec, ctx):

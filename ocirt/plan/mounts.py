@@ -1,8 +1,7 @@
 """root, mounts, rootfsPropagation, maskedPaths, readonlyPaths and the
 default /dev of runtime-linux.md."""
-import os
-
 from ocirt.errors import OcirtError, jpath
+from ocirt.pathops import join, normpath
 from ocirt.plan.namespaces import format_map
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
@@ -94,10 +93,7 @@ def clean_dest(dest, where):
     if not dest.startswith("/"):
         # runc resolves a relative destination against "/" (spec: SHOULD be absolute).
         dest = "/" + dest
-    norm = os.path.normpath(dest)
-    if norm.startswith("//"):
-        norm = norm[1:]
-    return norm
+    return normpath(dest)
 
 
 def mount_step(m, i, ctx, id_maps=(), sysfs_bind=False):
@@ -159,7 +155,7 @@ def _source(m, o, bundle):
     src = m.get("source") or ""
     bind = bool(o["flags"] & MS_BIND) or m.get("type") == "bind"
     if bind and not src.startswith("/"):
-        src = os.path.join(bundle, src)
+        src = join(bundle, src)
     return src, bind
 
 
@@ -299,4 +295,4 @@ def finish_steps(spec, linux):
 def _abs(path, where):
     if not path.startswith("/"):
         raise OcirtError(f'"{path}" must be an absolute path', where)
-    return os.path.normpath(path)
+    return normpath(path)

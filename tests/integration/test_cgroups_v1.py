@@ -204,15 +204,16 @@ def test_the_warm_up_writes_the_runtimes_own_cgroup_and_moves_nothing():
     """cgroups.warm moves this process to where it is, in a thread: each
     path own_v1_procs names lists this process, and after the warm-up
     /proc/self/cgroup is as it was."""
-    from ocirt.cgroups import own_v1_procs, warm
-    procs = own_v1_procs()
-    assert procs
+    from ocirt.cgroups import Placement, own_v1_procs, warm
+    placement = Placement()
+    procs = own_v1_procs(placement)
+    assert procs and procs == own_v1_procs()  # read again: the same
     for path in procs.values():
         with open(path) as f:
             assert str(os.getpid()) in f.read().split(), path
     with open("/proc/self/cgroup") as f:
         before = f.read()
-    done = warm.start()
+    done = warm.start(placement)
     assert done is not None and done.acquire(timeout=10)
     with open("/proc/self/cgroup") as f:
         assert f.read() == before

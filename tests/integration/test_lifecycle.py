@@ -10,7 +10,7 @@ import time
 import uuid
 
 import pytest
-from conftest import OCIRT, ConsoleSocket, pid_alive, read_until
+from conftest import OCIRT, REPO, ConsoleSocket, pid_alive, read_until
 
 TIMEOUT_S = 20
 
@@ -586,3 +586,26 @@ def test_delete_force_of_a_created_container_kills_it(oci):
         time.sleep(0.02)
     assert not pid_alive(pid)
     assert oci.host_view() == before
+
+
+@pytest.mark.skipif("runc" in os.path.basename(OCIRT), reason="ocirt's start-up, not runc's")
+@pytest.mark.parametrize("cmd", ["create", "run"])
+def test_create_and_run_do_without_os(oci, cmd, tmp_path):
+    """`import os` costs ~4 M instructions (ocirt/pathops.py): create and
+    run do without it, on a state root that exists (the first makes it);
+    nor do they load plan/hooks.py or plan/sysctl.py for a config without."""
+    import sys
+    oci.run(oci.bundle("true"))  # makes the state root
+    b = oci.bundle("true")
+    b.write()
+    code = ("import sys; sys.argv = ['ocirt', '--root', %r, %r, '--bundle', %r, %r]; from ocirt.cli import main; "
+            "rc = main(); print(rc, *(m in sys.modules for m in ('os', 'ocirt.plan.hooks', 'ocirt.plan.sysctl')), "
+            "file=sys.stderr)" % (oci.root, cmd, b.path, b.cid))
+    with open(tmp_path / "err", "w+") as err:  # a created init keeps it open: a file, not a pipe
+        subprocess.run([sys.executable, "-S", "-c", code], cwd=REPO, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=err, timeout=30)
+        err.seek(0)
+        out = err.read()
+    if cmd == "create":
+        oci.pids.append(oci.state(b.cid)["pid"])
+    assert out.split()[-4:] == ["0", "False", "False", "False"], out

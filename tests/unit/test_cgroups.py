@@ -563,3 +563,26 @@ def test_remove_tree_ends_what_joined_before_it_retries(tmp_path, monkeypatch):
     busy[0] = True
     with pytest.raises(OcirtError, match="cannot remove cgroup .*busy"):
         fs.remove_tree(str(d), tries=3)   # nothing given to end it: it says so
+
+
+def test_v1_cpuset_ancestors_left_empty_get_their_parents_values(tmp_path, monkeypatch):
+    """Outermost first, each file read once: a set value is kept and is
+    what the cgroups below it get."""
+    from ocirt.cgroups.v1 import V1
+    reads, read = [], fs.read
+    monkeypatch.setattr(fs, "read", lambda path: reads.append(path) or read(path))
+    files = {"a": ("0-3", "0"), "a/b": ("", "1"), "a/b/c": ("", ""), "a/b/c/d": ("", "")}
+    for d, (cpus, mems) in files.items():
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "cpuset.cpus").write_text(cpus + "\n" if cpus else "")
+        (tmp_path / d / "cpuset.mems").write_text(mems + "\n" if mems else "")
+    V1({"cpuset": str(tmp_path / "a/b/c/d")})._prepare([])
+    got = {d: ((tmp_path / d / "cpuset.cpus").read_text().strip(), (tmp_path / d / "cpuset.mems").read_text().strip())
+           for d in files}
+    assert got == {"a": ("0-3", "0"), "a/b": ("0-3", "1"), "a/b/c": ("0-3", "1"), "a/b/c/d": ("0-3", "1")}
+    assert len(reads) == len(set(reads)) == 8, reads
+
+
+def test_fs_errno_values_are_errnos():
+    for name in ("EPERM", "ENOENT", "EACCES", "EBUSY", "EINVAL", "EROFS", "ENOTEMPTY"):
+        assert getattr(fs, name) == getattr(errno, name), name

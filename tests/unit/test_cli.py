@@ -179,3 +179,21 @@ def test_rootless_values_are_runcs(value, capsys, tmp_path):
 def test_a_bad_rootless_value_is_named(capsys, tmp_path):
     assert main(["--root", str(tmp_path), "--rootless=maybe", "list"]) == 1
     assert capsys.readouterr().err == 'ocirt: invalid --rootless value "maybe": use true, false or auto\n'
+
+
+def test_cyclic_gc_is_on_for_a_long_wait_and_as_it_was_after():
+    import gc
+
+    from ocirt import CyclicGC
+    was = gc.isenabled()
+    try:
+        gc.disable()  # as the launcher starts a command
+        with CyclicGC():
+            assert gc.isenabled() and gc.get_freeze_count() > 0
+        assert not gc.isenabled() and gc.get_freeze_count() == 0
+        gc.enable()  # an API caller's
+        with CyclicGC():
+            assert gc.isenabled() and gc.get_freeze_count() == 0
+        assert gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()

@@ -31,3 +31,33 @@ def test_exists_and_isdir(tmp_path):
     assert pathops.exists(str(f)) and not pathops.isdir(str(f)) and pathops.isdir(str(tmp_path))
     assert not pathops.exists(str(tmp_path / "none")) and not pathops.exists("bad\0path")
     assert pathops.exists(str(tmp_path)) == os.path.exists(str(tmp_path))
+
+
+def test_abspath_is_posixpaths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for path in ["", ".", "a/../b", "/x/./y/", "../c"]:
+        assert pathops.abspath(path) == posixpath.abspath(path), path
+
+
+def test_real_dir_is_realpath_of_a_directory_else_none(tmp_path):
+    (tmp_path / "d" / "e").mkdir(parents=True)
+    (tmp_path / "f").write_text("")
+    (tmp_path / "link").symlink_to("d/e")
+    (tmp_path / "dangling").symlink_to("none")
+    for path in ["d", "link", "d/../link", "link/.."]:
+        assert pathops.real_dir(str(tmp_path / path)) == os.path.realpath(tmp_path / path), path
+    for path in ["f", "none", "dangling", "f/.."]:
+        assert pathops.real_dir(str(tmp_path / path)) is None, path
+
+
+def test_read_text_is_opens_read(tmp_path):
+    f = tmp_path / "f"
+    f.write_bytes("a\nb é\n".encode() * 30000)  # past one read
+    assert pathops.read_text(str(f)) == f.read_text()
+    for path, error in ((tmp_path, IsADirectoryError), (tmp_path / "none", FileNotFoundError)):
+        try:
+            pathops.read_text(str(path))
+        except error as e:
+            assert e.filename == str(path)
+        else:
+            raise AssertionError(path)

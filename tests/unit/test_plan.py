@@ -474,9 +474,10 @@ def test_plan_reads_nothing_of_the_host():
     state root; ocirt/hostfacts.py gathers what it needs."""
     import ast
     import pathlib
-    allowed = {"json", "os", "posix", "struct", "ocirt", "ocirt.errors", "ocirt.record"}
+    allowed = {"json", "os", "posix", "struct", "_struct", "ocirt", "ocirt.errors", "ocirt.record",
+               "ocirt.pathops"}  # its pure join and normpath: the calls below are checked
     banned_calls = {"open", "stat", "lstat", "exists", "isdir", "isfile", "islink", "listdir", "scandir",
-                    "uname", "readlink", "access", "getcwd", "abspath", "realpath"}
+                    "uname", "readlink", "access", "getcwd", "abspath", "realpath", "real_dir"}
     for path in pathlib.Path(build.__file__).parent.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.Import, ast.ImportFrom)):

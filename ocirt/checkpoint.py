@@ -2,9 +2,10 @@
 CRIU (ocirt.criu), with runc's flags (--page-server sends the pages to a
 `criu page-server`; --lazy-pages leaves them with a page server of the
 dump's own, for a restore --lazy-pages elsewhere to fetch on demand) and
-what runc tells CRIU about the container: its rootfs as root, its bind mounts and masked files as external
-mounts (restore binds them again), its freezer cgroup, and the network and
-pid namespaces it joined by path as external namespaces."""
+what runc tells CRIU about the container: its rootfs as root, its bind
+mounts and masked files as external mounts (restore binds them again), its
+freezer cgroup, and the network and pid namespaces it joined by path as
+external namespaces."""
 import os
 
 from ocirt.errors import OcirtError

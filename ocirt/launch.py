@@ -138,7 +138,6 @@ class Session:
         self.sock.close()
 
 
-
 def check_terminal(terminal, detach, console_socket, where=None):
     """runc's rule for the command line: a terminal that the runtime will
     not proxy (it detaches) needs a console socket, and a console socket is

@@ -108,8 +108,8 @@ class _Systemd:
         leaves = list(super().helper_leaves(placement))
         if "" in self.dirs:
             root = paths.ROOT if self.version == 2 else paths.HYBRID_UNIFIED
-            own = paths.parse_proc_cgroup(fs.read("/proc/self/cgroup")).get("", "/")
-            leaves.append(root + own.rstrip("/") + "/cgroup.procs")
+            own = placement.own if placement else paths.parse_proc_cgroup(fs.read("/proc/self/cgroup"))
+            leaves.append(root + own.get("", "/").rstrip("/") + "/cgroup.procs")
         return leaves
 
     def update(self, resources, where="linux.resources"):

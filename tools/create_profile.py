@@ -30,10 +30,16 @@ PHASES = [
     ("state.json", "ocirt.state", "Container.save"),
 ]
 
+# The child starts as the launcher's script does (ocirt/_launcher.py): the
+# cyclic GC off, ocirt's modules through ocirt.pycache.
 CHILD = r"""
+import gc
+gc.disable()
 import sys, time
 T0 = time.perf_counter()
 sys.path[0:1] = [REPO]
+from ocirt import pycache
+pycache.install()
 import builtins, importlib
 times = {}
 stack = []

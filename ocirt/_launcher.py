@@ -5,8 +5,10 @@ import os
 import sys
 import sysconfig
 
-# sys.path[0] (the launcher's own directory) is replaced, so no import
-# looks there first. It ends with posix._exit once stdio is flushed: the
+# sys.path[0] (the launcher's own directory) is replaced by ocirt's tree,
+# so no import looks there first; the venv's site-packages (cffi's backend)
+# comes last, as site.py would put it, so that finding a standard module
+# does not scan it first. It ends with posix._exit once stdio is flushed: the
 # interpreter's teardown costs 1.5-2 ms and ocirt leaves nothing for it (no
 # atexit handlers, threads, or unclosed buffered files); posix, since
 # importing os costs ~0.9 ms that state/start/kill/delete do not pay.
@@ -18,7 +20,8 @@ TEMPLATE = """#!{python} -S
 import gc
 gc.disable()
 import sys
-sys.path[0:1] = {paths!r}
+sys.path[0] = {tree!r}
+sys.path += {site!r}
 from ocirt import pycache
 pycache.install()
 from ocirt.cli import main, die_if_stdout_closed
@@ -35,11 +38,10 @@ posix._exit(rc)
 
 def write(target):
     pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    paths = [pkg_parent, sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
-    paths = list(dict.fromkeys(paths))
+    site = list(dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]))
     tmp = target + ".tmp"
     with open(tmp, "w") as f:
-        f.write(TEMPLATE.format(python=sys.executable, paths=paths))
+        f.write(TEMPLATE.format(python=sys.executable, tree=pkg_parent, site=site))
     os.chmod(tmp, 0o755)
     os.replace(tmp, target)
 

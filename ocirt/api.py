@@ -121,17 +121,27 @@ class Runtime:
 
     def __init__(self, root=None, *, systemd_cgroup=False, log_file="", log_format="text",
                  debug=False, rootless="auto", criu="criu"):
-        from ocirt import rootless as rl
         from ocirt.log import Log
         self.log = Log(log_file, log_format, debug)
-        self.rootless = rl.is_rootless(rootless)
+        self._rootless_flag, self._rootless = rootless, None
         if not root:
+            from ocirt import rootless as rl
             root, xdg = rl.default_root()
             if xdg:
                 rl.make_xdg_root(root)
         self.root = root
         self.criu = criu
         self.systemd_cgroup = systemd_cgroup
+
+    @property
+    def rootless(self):
+        """Whether containers are made rootless (ocirt.rootless.is_rootless),
+        decided when a command first asks: as runc, a bad --rootless value
+        fails create and run, not state, list or delete."""
+        if self._rootless is None:
+            from ocirt.rootless import is_rootless
+            self._rootless = is_rootless(self._rootless_flag)
+        return self._rootless
 
     # ---- the state root ------------------------------------------------------
 

@@ -189,11 +189,10 @@ def main(argv=None):
 
 def _commit():
     """The build's git commit, which setup.py records (runc's commit: line)."""
-    import os
+    from ocirt.pathops import read_text  # not os (see pathops)
     try:
-        with open(os.path.join(os.path.dirname(__file__), "COMMIT")) as f:
-            return f.read().strip() or "unknown"
-    except OSError:
+        return read_text(__file__.rpartition("/")[0] + "/COMMIT").strip() or "unknown"
+    except (OSError, UnicodeDecodeError):
         return "unknown"
 
 

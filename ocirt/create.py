@@ -36,6 +36,7 @@ class Creation:
         from ocirt import bundle
         check_id(cid)
         self.rt, self.log, self.opts, self.foreground = rt, rt.log, opts, foreground
+        self.rootless = rt.rootless   # first: a bad --rootless fails before anything is read or made
         self.spec, self.rootfs = bundle.load(opts.bundle)
         self.bundle = abspath(opts.bundle)
         self.c = Container(rt.root, cid)
@@ -59,10 +60,10 @@ class Creation:
         from ocirt.plan.build import create_plan, ignored_without_mount_ns
         from ocirt.plan.process import ungranted
         linux = self.spec["linux"]
-        cgroup = cgroups.for_container(linux.get("cgroupsPath"), self.c.id, self.rt.systemd_cgroup, self.rt.rootless,
+        cgroup = cgroups.for_container(linux.get("cgroupsPath"), self.c.id, self.rt.systemd_cgroup, self.rootless,
                                        self.opts.placement)
         self._record_intent(cgroup)
-        if self.rt.rootless and not linux.get("cgroupsPath") and not self.rt.systemd_cgroup:
+        if self.rootless and not linux.get("cgroupsPath") and not self.rt.systemd_cgroup:
             from ocirt.cgroups.none import create_rootless
             own_pidns = any(n.get("type") == "pid" and not n.get("path") for n in linux.get("namespaces") or [])
             cgroup, found = create_rootless(cgroup, linux.get("resources"), self.log, own_pidns)

@@ -1,10 +1,9 @@
 """The host facts a plan needs (ocirt.plan.context.Host), read once per
 create or exec: plan/ reads nothing of the host itself."""
-import _stat  # not stat.py, which defines them in Python before taking these (~0.2 M instructions)
 import posix
 
 from ocirt.errors import OcirtError
-from ocirt.pathops import exists, read_text
+from ocirt.pathops import exists, is_dir_mode, read_text
 from ocirt.plan.context import Host
 from ocirt.rootless import in_user_namespace
 
@@ -81,6 +80,6 @@ def _sources(spec, bundle):
 def _kind(path):
     """What a bind source is: "dir", "file", or why it cannot be used."""
     try:
-        return "dir" if _stat.S_ISDIR(posix.stat(path).st_mode) else "file"
+        return "dir" if is_dir_mode(posix.stat(path).st_mode) else "file"
     except OSError as e:
         return e.strerror.lower()

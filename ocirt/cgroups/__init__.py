@@ -74,22 +74,6 @@ def from_state(d):
     return V1(d["dirs"], d.get("made", ()))
 
 
-def frozen_in(version, dirs):
-    """Whether the cgroup in dirs (a driver's, or its to_state()'s) is
-    frozen, read from its file without loading a driver: state and kill ask
-    it of a running container, and a driver (with os) costs them ~1 ms."""
-    if version == 2:
-        path, line = dirs.get("", "") + "/cgroup.events", "frozen 1"
-    elif "freezer" in dirs:
-        path, line = dirs["freezer"] + "/freezer.state", "FROZEN"
-    else:
-        return False
-    try:
-        return line in _read(path).splitlines()
-    except OSError:
-        return False
-
-
 def _read(path):
     from ..pathops import read_text
     return read_text(path)

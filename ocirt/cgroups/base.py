@@ -178,10 +178,12 @@ class Cgroup:
 
     def destroy(self):
         """Remove the cgroup, and the parents made for it that nothing else uses."""
-        for d in self.unique_dirs():
+        leaves = self.unique_dirs()
+        for d in leaves:
             fs.remove_tree(d, on_busy=_kill_joined)
         for d in reversed(self.made):
-            fs.remove_empty(d)
+            if d not in leaves:   # those went with their trees
+                fs.remove_empty(d)
 
     # subclasses: _prepare(made), _plan(resources, where, updating),
     # _set_devices(rules, where), _set_frozen(bool), is_frozen(), _procs_dir(),

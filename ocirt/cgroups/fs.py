@@ -9,7 +9,7 @@ from ..pathops import isdir, parent, read_text
 
 # The errno values met here (Linux's, fixed by its ABI; tests/unit checks them
 # against errno): the errno module costs exec and create ~0.3 M instructions.
-EPERM, ENOENT, EACCES, EBUSY, EINVAL, EROFS, ENOTEMPTY = 1, 2, 13, 16, 22, 30, 39
+EPERM, ENOENT, EACCES, EBUSY, ENOTDIR, EINVAL, EROFS, ENOTEMPTY = 1, 2, 13, 16, 20, 22, 30, 39
 
 
 class Write:
@@ -181,8 +181,14 @@ def remove_tree(path, tries=100, on_busy=None):
     """rmdir a cgroup and its children, deepest first. A cgroup whose last
     task is still exiting answers EBUSY for a moment: retry briefly, after
     on_busy(dir) if given (it may end a task that joined meanwhile)."""
-    if not isdir(path):
+    try:
+        posix.rmdir(path)   # the usual cgroup: no child cgroups, no task left
         return
+    except OSError as e:
+        if e.errno in (ENOENT, ENOTDIR):
+            return
+        if e.errno not in (EBUSY, ENOTEMPTY):   # children (or a task): deepest first
+            raise OcirtError(f"cannot remove cgroup {path}: {e.strerror}") from None
     dirs = tree(path)[::-1]
     for d in dirs:
         for i in range(tries):

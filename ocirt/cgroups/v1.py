@@ -2,11 +2,11 @@
 cgroup2 directory on hybrid hosts (joined, and used for hugetlb when the
 host bound that controller to cgroup2, as this kind of host does)."""
 import posix
-from select import POLLIN
 
 from ..errors import OcirtError
 from ..pathops import exists, parent
-from . import frozen_in, fs
+from ..state import frozen_in
+from . import fs
 from .base import Cgroup
 
 
@@ -104,6 +104,7 @@ class V1(Cgroup):
             fs.write(d + "/cgroup.event_control", f"{efd} {ofd}", None)
         finally:
             posix.close(ofd)
+        from select import POLLIN  # here: only `events` waits for an OOM
         return efd, POLLIN, lambda: posix.eventfd_read(efd)
 
 

@@ -1,10 +1,10 @@
 """The cgroup v2 (unified) driver: one directory; devices through eBPF."""
 import posix
-from select import POLLPRI
 
 from ..errors import OcirtError
 from ..pathops import exists, parent
-from . import frozen_in, fs
+from ..state import frozen_in
+from . import fs
 from .base import SIGKILL, Cgroup
 
 
@@ -79,6 +79,7 @@ class V2(Cgroup):
             posix.lseek(fd, 0, 0)  # SEEK_SET
             posix.read(fd, 4096)
         rearm()
+        from select import POLLPRI  # here: only `events` waits for an OOM
         return fd, POLLPRI, rearm
 
 

@@ -584,5 +584,5 @@ def test_v1_cpuset_ancestors_left_empty_get_their_parents_values(tmp_path, monke
 
 
 def test_fs_errno_values_are_errnos():
-    for name in ("EPERM", "ENOENT", "EACCES", "EBUSY", "EINVAL", "EROFS", "ENOTEMPTY"):
+    for name in ("EPERM", "ENOENT", "EACCES", "EBUSY", "ENOTDIR", "EINVAL", "EROFS", "ENOTEMPTY"):
         assert getattr(fs, name) == getattr(errno, name), name

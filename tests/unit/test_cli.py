@@ -176,9 +176,17 @@ def test_rootless_values_are_runcs(value, capsys, tmp_path):
     assert capsys.readouterr().err == ""
 
 
-def test_a_bad_rootless_value_is_named(capsys, tmp_path):
-    assert main(["--root", str(tmp_path), "--rootless=maybe", "list"]) == 1
-    assert capsys.readouterr().err == 'ocirt: invalid --rootless value "maybe": use true, false or auto\n'
+def test_a_bad_rootless_value_fails_create_and_is_named(capsys, tmp_path):
+    """As runc: parsed by the commands that make a container (create, run),
+    first; state, list and delete, which do not use it, ignore it."""
+    root = tmp_path / "root"
+    for command in (["create", "--bundle", str(tmp_path), "c1"], ["run", "--bundle", str(tmp_path), "c1"]):
+        assert main(["--root", str(root), "--rootless=maybe"] + command) == 1
+        assert capsys.readouterr().err == 'ocirt: invalid --rootless value "maybe": use true, false or auto\n'
+        assert not root.exists()
+    assert main(["--root", str(root), "--rootless=maybe", "list", "-q"]) == 0
+    assert main(["--root", str(root), "--rootless=maybe", "state", "c1"]) == 1
+    assert capsys.readouterr().err == 'ocirt: container "c1" does not exist\n'
 
 
 def test_cyclic_gc_is_on_for_a_long_wait_and_as_it_was_after():

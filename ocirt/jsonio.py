@@ -62,20 +62,34 @@ def load_file(path):
 
 def read_file(path):
     """A JSON file's bytes. Only a regular file, opened without blocking (a
-    fifo would block; a device might never end), of at most MAX_FILE bytes."""
+    fifo would block; a device might never end), of at most MAX_FILE bytes.
+    Read at its size with posix: io's read(MAX_FILE + 1) maps a 64 MiB buffer."""
     fd = posix.open(path, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
-    with open(fd, "rb") as f:
-        if not is_reg_mode(posix.fstat(fd).st_mode):
+    try:
+        st = posix.fstat(fd)
+        if not is_reg_mode(st.st_mode):
             raise OcirtError(f"{path}: not a regular file")
-        return read_bounded(f, path)
+        chunks, size = [], 0
+        while chunk := posix.read(fd, min(st.st_size, MAX_FILE) + 1):   # + 1: to see its end (or growth)
+            size += len(chunk)
+            if size > MAX_FILE:
+                raise _too_large(path)
+            chunks.append(chunk)
+    finally:
+        posix.close(fd)
+    return b"".join(chunks)
 
 
 def read_bounded(f, name):
     """All of binary stream f, refused past MAX_FILE bytes (name: what f is)."""
     data = f.read(MAX_FILE + 1)
     if len(data) > MAX_FILE:
-        raise OcirtError(f"{name}: larger than {MAX_FILE >> 20} MiB")
+        raise _too_large(name)
     return data
+
+
+def _too_large(name):
+    return OcirtError(f"{name}: larger than {MAX_FILE >> 20} MiB")
 
 
 _compact = _json.make_encoder(None, None, _json.encode_basestring, None, ":", ",",

@@ -155,3 +155,21 @@ def test_lock_serialises_commands(tmp_path):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     finally:
         os.close(fd)
+
+
+def test_a_json_file_is_read_whole_up_to_the_bound(tmp_path):
+    """Read at its size: a file of exactly MAX_FILE bytes is whole, one more
+    byte is refused; an empty one is empty (sparse files: no disk used)."""
+    from ocirt import jsonio
+    path = tmp_path / "f.json"
+    path.write_bytes(b'{"a": [1, "\xc3\xa9"]}')
+    assert jsonio.load_file(str(path)) == {"a": [1, "é"]}
+    path.write_bytes(b"")
+    assert jsonio.read_file(str(path)) == b""
+    with open(path, "wb") as f:
+        f.truncate(jsonio.MAX_FILE)
+    assert len(jsonio.read_file(str(path))) == jsonio.MAX_FILE
+    with open(path, "wb") as f:
+        f.truncate(jsonio.MAX_FILE + 1)
+    with pytest.raises(OcirtError, match=f"^{path}: larger than 64 MiB$"):
+        jsonio.read_file(str(path))

@@ -1,6 +1,8 @@
 """The plan builders (ocirt/plan/): config -> steps, without root."""
 import copy
+import inspect
 import json
+import re
 
 import pytest
 
@@ -488,6 +490,12 @@ def test_plan_reads_nothing_of_the_host():
                 f = node.func
                 name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
                 assert name not in banned_calls, (path.name, node.lineno, name)
+
+
+def test_host_fields_are_those_host_check_reads():
+    """create_plan loads plan/host.py only for a config with one of HOST_FIELDS."""
+    src = inspect.getsource(host.check)
+    assert set(re.findall(r'linux(?:\.get\(|\[)"(\w+)"', src)) == set(build.HOST_FIELDS)
 
 
 def test_encode_format():

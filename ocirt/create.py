@@ -76,9 +76,10 @@ class Creation:
                                          "linux.cgroupsPath")))
         for w in getattr(cgroup, "warnings", ()):   # the systemd driver's: rules systemd cannot hold
             self.log.warn(str(OcirtError(w, "linux.resources.devices")))
-        from ocirt.cgroups.spec import ignored
-        for w in ignored(linux.get("resources")):
-            self.log.warn(str(w))
+        if (linux.get("resources") or {}).get("memory"):  # kernel memory limits: see spec.ignored
+            from ocirt.cgroups.spec import ignored
+            for w in ignored(linux["resources"]):
+                self.log.warn(str(w))
         if linux.get("intelRdt") is not None:
             from ocirt import intelrdt
             self.rdt = intelrdt.set_up(linux["intelRdt"], self.c.id)

@@ -66,12 +66,15 @@ class Finder:
 
 
 def _read(path):
+    """Read at its size: a read of 1 MiB maps (and faults in) a fresh buffer
+    for each module, and a second one to find the end."""
     fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
     try:
-        chunks = []
-        while chunk := posix.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
+        size = posix.fstat(fd).st_size
+        data = posix.read(fd, size)
+        while len(data) < size and (chunk := posix.read(fd, size - len(data))):
+            data += chunk
+        return data
     finally:
         posix.close(fd)
 

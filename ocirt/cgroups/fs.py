@@ -32,6 +32,13 @@ class Write:
         return (self.ctrl, self.file, self.value, self.where, self.check)
 
 
+def no_writes(resources):
+    """linux.resources that make no file writes: none, or device rules only
+    (applied apart): the drivers then skip their plan modules (v1plan and
+    spec, ~0.6 M instructions to load; v2plan and convert besides on v2)."""
+    return isinstance(resources, dict) and all(v is None for k, v in resources.items() if k != "devices")
+
+
 DENIED = (EACCES, EPERM, EROFS)  # the caller may not
 
 

@@ -37,6 +37,8 @@ class V1(Cgroup):
                     fs.write(f"{d}/{key}", have[key], "linux.cgroupsPath")
 
     def _plan(self, resources, where, updating):
+        if fs.no_writes(resources):
+            return []
         from . import v1plan
         return [self._hugetlb_on_v2(w) for w in v1plan.plan(resources, where, _Host(self), updating)]
 

@@ -9,15 +9,25 @@ every plan against it; encode does not, for speed)."""
 import _struct  # not struct.py, which only re-exports it (~0.4 M instructions)
 
 
+_U32 = _struct.Struct("<I").pack
+
+
 def encode(steps):
-    """Serialise steps into the format ocirt-init reads (see ocirt/_native/plan.c)."""
-    out = bytearray()
+    """Serialise steps into the format ocirt-init reads (see ocirt/_native/plan.c).
+    str and int fields are converted inline and all is joined once: a
+    create's plan has ~460 fields, and a call and two concatenations for
+    each cost ~0.8 M instructions more."""
+    out = []
+    add = out.append
     for step in steps:
-        fields = [_field(x) for x in step]
-        out += _struct.pack("<I", len(fields))
-        for f in fields:
-            out += _struct.pack("<I", len(f) + 1) + f + b"\0"
-    return bytes(out)
+        add(_U32(len(step)))
+        for x in step:
+            t = type(x)
+            f = x.encode() if t is str else b"%d" % x if t is int else _field(x)
+            add(_U32(len(f) + 1))
+            add(f)
+            add(b"\0")
+    return b"".join(out)
 
 
 def _field(x):

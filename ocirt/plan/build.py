@@ -12,18 +12,25 @@ from ocirt.plan import argv_fields, keyring, namespaces, process
 CLONE_CREATE, CLONE_WAIT, CLONE_DETACH = 0, 1, 2
 
 # create_plan's other modules are imported where used: exec (the exec-probe
-# hot path) never loads them, nor create those of fields its config lacks.
+# hot path) never loads them, nor create those of fields its config lacks
+# (hooks, sysctl, host, devices).
 
 # ctx: an ocirt.plan.context.Context (the host facts are ctx.host).
 
 
+# The fields plan/host.py checks: it is loaded only for a config with one.
+HOST_FIELDS = ("intelRdt", "netDevices", "mountLabel")
+
+
 def create_plan(spec, ctx):
-    from ocirt.plan import host, mounts
+    from ocirt.plan import mounts
     linux = spec.get("linux") or {}
     proc = spec.get("process") or {}
     ns = namespaces.namespaces(linux)
     hooks_ = _checked_hooks(spec)
-    host.check(linux, ns, ctx.host)
+    if any(linux.get(k) is not None for k in HOST_FIELDS):
+        from ocirt.plan import host
+        host.check(linux, ns, ctx.host)
     userns = "user" in ns
     id_maps = namespaces.id_map_steps(linux, ns, ctx.host)
     mount_ns = "mount" in ns
@@ -134,14 +141,16 @@ def ignored_without_mount_ns(spec):
 def _rootfs(spec, linux, ctx, userns, id_maps, sysfs_bind):
     """id_maps: (uid_map, gid_map) text of the container's user namespace, or ();
     sysfs_bind: bind the host's /sys where a sysfs is asked for."""
-    from ocirt.plan import devices, mounts
+    from ocirt.plan import mounts
     steps = mounts.rootfs_steps(spec, ctx)
     for i, m in enumerate(spec.get("mounts") or []):
         steps += mounts.mount_step(m, i, ctx, id_maps, sysfs_bind)
     if not _dev_is_bind(spec):
         # no mknod in a user namespace, the container's or the runtime's own (rootless podman's)
         nodes_bound = userns or ctx.host.in_userns
-        steps += devices.device_steps(linux, nodes_bound)
+        if linux.get("devices"):
+            from ocirt.plan import devices
+            steps += devices.device_steps(linux, nodes_bound)
         steps += mounts.dev_steps(spec, linux.get("devices") or [], nodes_bound, ctx.host)
     return steps
 

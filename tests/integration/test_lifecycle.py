@@ -593,14 +593,19 @@ def test_delete_force_of_a_created_container_kills_it(oci):
 def test_create_and_run_do_without_os(oci, cmd, tmp_path):
     """`import os` costs ~4 M instructions (ocirt/pathops.py): create and
     run do without it, on a state root that exists (the first makes it);
-    nor do they load plan/hooks.py or plan/sysctl.py for a config without."""
+    nor do they load the modules of fields a config lacks: hooks, sysctl,
+    intelRdt & co (plan/host.py), linux.devices, and resources other than
+    device rules (the cgroup plans)."""
     import sys
     oci.run(oci.bundle("true"))  # makes the state root
     b = oci.bundle("true")
+    b.config["linux"]["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
     b.write()
+    mods = ("os", "ocirt.plan.hooks", "ocirt.plan.sysctl", "ocirt.plan.host", "ocirt.plan.devices",
+            "ocirt.cgroups.spec", "ocirt.cgroups.v1plan", "ocirt.cgroups.v2plan")
     code = ("import sys; sys.argv = ['ocirt', '--root', %r, %r, '--bundle', %r, %r]; from ocirt.cli import main; "
-            "rc = main(); print(rc, *(m in sys.modules for m in ('os', 'ocirt.plan.hooks', 'ocirt.plan.sysctl')), "
-            "file=sys.stderr)" % (oci.root, cmd, b.path, b.cid))
+            "rc = main(); print(rc, *(m in sys.modules for m in %r), "
+            "file=sys.stderr)" % (oci.root, cmd, b.path, b.cid, mods))
     with open(tmp_path / "err", "w+") as err:  # a created init keeps it open: a file, not a pipe
         subprocess.run([sys.executable, "-S", "-c", code], cwd=REPO, stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=err, timeout=30)
@@ -608,4 +613,4 @@ def test_create_and_run_do_without_os(oci, cmd, tmp_path):
         out = err.read()
     if cmd == "create":
         oci.pids.append(oci.state(b.cid)["pid"])
-    assert out.split()[-4:] == ["0", "False", "False", "False"], out
+    assert out.split()[-len(mods) - 1:] == ["0"] + ["False"] * len(mods), out

@@ -268,6 +268,23 @@ class V2Host:
         return self.ints[file]
 
 
+RULES = [{"allow": False, "access": "rwm"}]
+
+
+@pytest.mark.parametrize("res", [{}, {"devices": RULES}, {"devices": None, "memory": None, "cpu": None}])
+def test_resources_without_writes_plan_none(res):
+    """The drivers skip their plan modules for what fs.no_writes answers
+    True: both plans are empty for it, whatever the host has."""
+    assert fs.no_writes(res)
+    assert v1plan.plan(res, "r", V1Host(files={"blkio.bfq.weight"})) == []
+    assert v2plan.plan(res, "r", V2Host(files={"memory.swap.max"})) == []
+
+
+@pytest.mark.parametrize("res", [None, [], {"memory": {}}, {"unified": {}}, {"devices": RULES, "pids": {"limit": 5}}])
+def test_resources_that_may_write_go_through_the_plans(res):
+    assert not fs.no_writes(res)
+
+
 def test_v2_plan_conversions():
     res = {"memory": {"limit": 100, "swap": 300, "reservation": 50},
            "cpu": {"shares": 1024, "quota": 20000, "period": 100000, "burst": 10, "idle": 0},

@@ -1,6 +1,8 @@
 """The plan builders (ocirt/plan/): config -> steps, without root."""
 import copy
+import inspect
 import json
+import re
 
 import pytest
 
@@ -490,9 +492,33 @@ def test_plan_reads_nothing_of_the_host():
                 assert name not in banned_calls, (path.name, node.lineno, name)
 
 
+def test_host_fields_are_those_host_check_reads():
+    """create_plan loads plan/host.py only for a config with one of HOST_FIELDS."""
+    src = inspect.getsource(host.check)
+    assert set(re.findall(r'linux(?:\.get\(|\[)"(\w+)"', src)) == set(build.HOST_FIELDS)
+
+
 def test_encode_format():
     data = encode([("a", "w", 1, b"\x01")])
     assert data == b"\x04\0\0\0" + b"\x02\0\0\0a\0" + b"\x02\0\0\0w\0" + b"\x02\0\0\x001\0" + b"\x02\0\0\0\x01\0"
+
+
+def test_encode_fields_of_every_kind():
+    """Each field as str(field) in UTF-8, bools as 1/0, bytes as they are
+    (subclasses of int and bytes too), after its length + 1, NUL-terminated."""
+    class Num(int):
+        def __str__(self):
+            return "n%d" % self
+
+    class Raw(bytes):
+        pass
+
+    def field(b):
+        return (len(b) + 1).to_bytes(4, "little") + b + b"\0"
+
+    steps = [("x", "é", -7, True, False, Num(3), Raw(b"\0\1"), b""), ()]
+    assert encode(steps) == (b"\x08\0\0\0" + field(b"x") + field("é".encode()) + field(b"-7") + field(b"1")
+                             + field(b"0") + field(b"n3") + field(b"\0\1") + field(b"") + b"\0\0\0\0")
 
 
 @pytest.mark.parametrize("plan", ["create", "exec"])

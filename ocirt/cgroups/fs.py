@@ -153,26 +153,40 @@ def missing(path):
 def make_dirs(path, tries=3):
     """mkdir -p; returns the directories it created, outermost first. A
     parent another container's delete removes meanwhile is made again."""
+    try:
+        return [path] if _mkdir(path) else []   # the usual: its parent is there (no walk up)
+    except FileNotFoundError:
+        pass
     made = []
     try:
         for d in missing(path):
             try:
-                posix.mkdir(d, 0o755)
-                made.append(d)
-            except FileExistsError:
-                pass
+                if _mkdir(d):
+                    made.append(d)
             except FileNotFoundError:
                 if tries == 1:
                     raise OcirtError(f"cannot make cgroup {d}: its parent keeps being removed",
                                      "linux.cgroupsPath") from None
                 return made + make_dirs(path, tries - 1)
-            except OSError as e:
-                raise FsError(f"cannot make cgroup {d}: {e.strerror}", "linux.cgroupsPath", e.errno) from None
     except BaseException:
         for d in reversed(made):  # the caller never learns of these: undo them here
             remove_empty(d)
         raise
     return made
+
+
+def _mkdir(d):
+    """True if it made d, False if d was there; FileNotFoundError without
+    its parent; any other failure an FsError naming d."""
+    try:
+        posix.mkdir(d, 0o755)
+        return True
+    except FileExistsError:
+        return False
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise FsError(f"cannot make cgroup {d}: {e.strerror}", "linux.cgroupsPath", e.errno) from None
 
 
 def remove_empty(path):

@@ -51,7 +51,7 @@ def check_oci_version(version):
 def _raise(error, source, where=""):
     """The error as OcirtError; its keys are under `where`."""
     if error is not None:
-        keys, msg = error
+        *keys, msg = error
         for key in keys:
             where = jpath(where, key)
         raise OcirtError(msg, where=where, source=source)

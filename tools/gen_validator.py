@@ -5,11 +5,12 @@ committed: `ocirt create` validates config.json with it and never imports
 jsonschema (~56 ms) or even `re` (~5 ms). It defines check_config(doc),
 check_state(doc), check_features(doc) and check_process(doc) (config.json's
 process object), each returning None when the document is valid, else its
-first error as one tuple: the keys and indices of its path, then the message
-(one constant per error, not two: less to unmarshal).
+first error as one tuple: the keys and indices of its path, then the message.
 The process checks have a module of their own, which the config's imports:
-`exec --process` validates a process.json without loading the rest (~0.8 M
-instructions to unmarshal and run).
+`exec --process` validates a process.json without loading the rest (~0.7 M
+instructions to unmarshal and run). What it emits is meant to be small, as
+loading it is most of its cost: a property is fetched after an `in` test (no
+.get call with a sentinel), an error is one constant tuple rather than two.
 
 Only the draft-04 subset the schemas use is understood; anything else is an
 error here rather than a silently ignored keyword. Regex patterns are
@@ -429,7 +430,7 @@ class Compiler:
     def source(self, module):
         """The text of `module`: its docstring, imports or the helpers,
         constants and functions."""
-        head = f'"""{GENERATED}\n\n{DOCSTRINGS.get(module, "")}\n"""\n'
+        head = f'"""{GENERATED}\n\n{DOCSTRINGS[module]}\n"""\n'
         names = sorted(self.imports.get(module, ()))
         for home in sorted({self.home[n] for n in names}):
             head += f"from ocirt.{home} import {', '.join(n for n in names if self.home[n] == home)}\n"

@@ -13,7 +13,7 @@ class Exec:
     def __init__(self, rt, c, proc, detach=False, console_socket=None, pid_file=None, preserve_fds=0,
                  cgroup=(), stdio=None, validate=True, blame=None):
         self.rt, self.c, self.proc, self.blame = rt, c, proc, blame or _blamed
-        self.validate = validate
+        self._check(validate)  # first: what follows reads the process (a list has no .get)
         self.detach, self.pid_file, self.preserve_fds, self.sub_cgroups = detach, pid_file, preserve_fds, cgroup
         check_terminal(proc.get("terminal"), detach, console_socket)
         self.launch = Launch(rt.log, proc, console_socket, not detach, stdio)
@@ -28,7 +28,6 @@ class Exec:
     def _run(self):
         from ocirt.plan.build import exec_plan
         from ocirt.plan.process import ungranted
-        self._check()
         launch = self.launch
         ctx = self._context(launch.console())
         try:
@@ -50,9 +49,9 @@ class Exec:
         launch.ready(self.pid_file)
         return None if self.detach else launch.wait()
 
-    def _check(self):
+    def _check(self, validate):
         try:
-            if self.validate:
+            if validate:
                 from ocirt.validate import validate_process
                 validate_process(self.proc)
             if not self.proc.get("args"):

@@ -1010,6 +1010,7 @@ EXEC_FAILURES = {
     "missing binary": ([], ["/no/such/program"]),
     "binary not in PATH": ([], ["no-such-program"]),
     "process.json not JSON": '{"args": ["true"',
+    "process.json not an object": '["true"]',
     "process.json uid a string": {"user": {"uid": "x", "gid": 0}},
     "process.json uid 2^32-1": {"user": {"uid": 4294967295, "gid": 0}},
     "process.json user a string": {"user": "root"},

@@ -1,9 +1,12 @@
-"""The validator generated from schemas/ (ocirt/_validator_gen.py, through
+"""The validator generated from schemas/ (ocirt/_validator_gen.py and the
+process checks it imports, ocirt/_validator_process_gen.py, through
 ocirt.validate) agrees with jsonschema on the project schemas: on every
-fixture and on thousands of mutations of a config that uses every field. The
-project schema agrees with upstream's on those mutations too. Its errors name
-the field at fault with a short message."""
+fixture and on thousands of mutations of a config that uses every field, and
+a process.json alone as its process. The project schema agrees with
+upstream's on those mutations too. Its errors name the field at fault with a
+short message."""
 import copy
+import glob
 import importlib.util
 import json
 import os
@@ -18,7 +21,8 @@ from test_schemas import (ROOT, client_configs, fixtures, linux_part, load,  # n
 
 from ocirt import _validator_gen  # noqa: E402
 from ocirt.errors import OcirtError  # noqa: E402
-from ocirt.validate import check_oci_version, validate_config, validate_features, validate_state  # noqa: E402
+from ocirt.validate import (check_oci_version, validate_config, validate_features, validate_process,  # noqa: E402
+                            validate_state)
 
 CHECKS = {"config": _validator_gen.check_config, "state": _validator_gen.check_state,
           "features": _validator_gen.check_features}
@@ -215,16 +219,59 @@ def doc_of(kind):
     return full_instance(schema, schema.get("definitions", {}))
 
 
+def process_cases():
+    """Process objects: config's full instance's and the clients' exec
+    process.json, with their mutations."""
+    schema = load(os.path.join(ROOT, "schemas", "config.schema.json"))
+    defs = schema["definitions"]
+    docs = [doc_of("config")["process"]] + [
+        load(p) for p in sorted(glob.glob(os.path.join(ROOT, "conformance", "fixtures", "clients", "*-exec-process.json")))]
+    for doc in docs:
+        yield "as is", doc
+        yield from mutations(doc, schema["properties"]["process"], defs)
+
+
+def test_process_json_is_checked_as_configs_process(schema_validators):
+    """validate_process agrees with jsonschema on config.json's process, and
+    names an error's field as validate_config does in a config holding it."""
+    ours = schema_validators["config"][0]
+    counts = {True: 0, False: 0}
+    for label, doc in process_cases():
+        config = {"ociVersion": "1.0.0", "process": doc}
+        valid = ours.is_valid(config)
+        counts[valid] += 1
+        try:
+            validate_process(doc)
+            assert valid, label
+        except OcirtError as e:
+            assert not valid, label
+            with pytest.raises(OcirtError) as in_config:
+                validate_config(config)
+            assert (e.source, e.where, e.msg) == ("process.json", in_config.value.where, in_config.value.msg), label
+    assert counts[True] > 50 and counts[False] > 200, counts
+
+
 # ---- the generator --------------------------------------------------------
 
+def generated_modules():
+    return {os.path.basename(path)[:-3]: source for path, source in gen.generate().items()}
+
+
 def test_committed_generated_code_is_up_to_date():
-    with open(os.path.join(ROOT, "ocirt", "_validator_gen.py")) as f:
-        assert f.read() == gen.generate(), "run: python tools/gen_validator.py"
+    sources = gen.generate()
+    assert sorted(sources) == sorted(glob.glob(os.path.join(ROOT, "ocirt", "_validator*_gen.py")))
+    for path, source in sources.items():
+        with open(path) as f:
+            assert f.read() == source, f"{path} is stale: run python tools/gen_validator.py"
 
 
-def test_generated_code_imports_nothing():
-    with open(os.path.join(ROOT, "ocirt", "_validator_gen.py")) as f:
-        assert not re.search(r"^\s*(import|from)\s", f.read(), re.M)
+def test_generated_code_imports_only_the_process_checks():
+    """The process module imports nothing, the config's only it (so exec
+    --process loads it alone, and no code is in both)."""
+    imports = {name: re.findall(r"^\s*(?:import|from)\s+(\S+)", source, re.M)
+               for name, source in generated_modules().items()}
+    assert imports == {"_validator_process_gen": [], "_validator_gen": ["ocirt._validator_process_gen"]}
+    assert "def check_process(" not in generated_modules()["_validator_gen"]
 
 
 def schema_patterns():

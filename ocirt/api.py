@@ -189,7 +189,7 @@ class Runtime:
                     cr.c.unlock()
             except OcirtError as e:
                 raise typed(e) from None
-        return State.from_dict(dict(cr.c.oci_state(), status="created"))
+        return State.from_dict(cr.c.oci_state("created"))
 
     def start(self, id):
         """Run the program of a created container (WrongStatus if it is not)."""

@@ -177,7 +177,7 @@ class Creation:
         then prestart and createRuntime run here, in the runtime's
         namespaces; the init then runs createContainer itself and continues."""
         from ocirt import hooks
-        state = dict(self.c.oci_state(), status="creating")
+        state = self.c.oci_state("creating")
         hs = self.spec.get("hooks") or {}
         devices = self.spec["linux"].get("netDevices")
         self.log.debug(f"create {self.c.id}: the init waits for the runtime's hooks")

@@ -22,11 +22,17 @@ def parse(value):
 
 def in_user_namespace(uid_map="/proc/self/uid_map"):
     """In a user namespace that does not map the whole id range (the
-    initial one maps 0 0 4294967295): root there is not the host's root."""
-    try:
-        return read_text(uid_map).split() != ["0", "0", "4294967295"]
-    except OSError:
-        return False
+    initial one maps 0 0 4294967295): root there is not the host's root.
+    Read once a process (--rootless and the host facts both ask)."""
+    if uid_map not in _USERNS:
+        try:
+            _USERNS[uid_map] = read_text(uid_map).split() != ["0", "0", "4294967295"]
+        except OSError:
+            _USERNS[uid_map] = False
+    return _USERNS[uid_map]
+
+
+_USERNS = {}   # uid_map file -> in_user_namespace(it): a process does not change its namespace
 
 
 def is_rootless(value):

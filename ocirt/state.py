@@ -188,10 +188,11 @@ class Container:
                 return "paused"
         return "running"
 
-    def oci_state(self):
-        """The runtime-spec state, plus runc's extra fields."""
+    def oci_state(self, status=None):
+        """The runtime-spec state, plus runc's extra fields; status: the one
+        the caller knows it has (create, hooks), else looked up."""
         st = self.state
-        status = self.status()
+        status = status or self.status()
         out = {
             "ociVersion": st["ociVersion"], "id": self.id,
             "pid": st["pid"] if status != "stopped" else 0,

@@ -38,6 +38,6 @@ def poststop(log, spec, c):
         return
     from ocirt import hooks
     try:
-        hooks.run(hs, "poststop", dict(c.oci_state(), status="stopped"), warn=log.warn, log=log)
+        hooks.run(hs, "poststop", c.oci_state("stopped"), warn=log.warn, log=log)
     except Exception as e:  # OcirtErrors were warned of; this is any other
         log.warn(f"poststop hooks: {e}")

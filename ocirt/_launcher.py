@@ -15,15 +15,15 @@ import sysconfig
 # The cyclic garbage collector is off: a command of milliseconds frees all
 # at its exit, and its collections were ~9% of a create's instructions;
 # what then waits for long turns it on meanwhile (ocirt.CyclicGC). ocirt's
-# own modules load straight from their __pycache__ (ocirt/pycache.py).
+# own modules load straight from their __pycache__ (ocirt/__init__.py).
 TEMPLATE = """#!{python} -S
 import gc
 gc.disable()
 import sys
 sys.path[0] = {tree!r}
 sys.path += {site!r}
-from ocirt import pycache
-pycache.install()
+import ocirt
+ocirt.install_pycache()
 from ocirt.cli import main, die_if_stdout_closed
 rc = main() or 0
 try:

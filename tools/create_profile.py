@@ -31,15 +31,15 @@ PHASES = [
 ]
 
 # The child starts as the launcher's script does (ocirt/_launcher.py): the
-# cyclic GC off, ocirt's modules through ocirt.pycache.
+# cyclic GC off, ocirt's modules through its pycache finder.
 CHILD = r"""
 import gc
 gc.disable()
 import sys, time
 T0 = time.perf_counter()
 sys.path[0:1] = [REPO]
-from ocirt import pycache
-pycache.install()
+import ocirt
+ocirt.install_pycache()
 import builtins, importlib
 times = {}
 stack = []

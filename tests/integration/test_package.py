@@ -57,3 +57,17 @@ def test_make_install_docs_takes_a_prefix(tmp_path):
     man = sorted(os.listdir(tmp_path / "share" / "man" / "man8"))
     assert "ocirt.8" in man and "ocirt-create.8" in man and "ocirt-exec.8" in man
     assert "complete -F _ocirt ocirt" in (tmp_path / "share" / "bash-completion" / "completions" / "ocirt").read_text()
+
+
+def test_the_launcher_loads_ocirt_through_its_pycache_finder(tmp_path):
+    """The command's start as the launcher writes it: ocirt's modules from
+    their .pyc through the package's finder, the standard machinery for
+    the package alone, and site-packages after the standard library."""
+    launcher = tmp_path / "ocirt"
+    subprocess.run([sys.executable, "-m", "ocirt._launcher", str(launcher)], cwd=REPO, check=True)
+    start = launcher.read_text().split("from ocirt.cli import")[0]
+    probe = ("import ocirt.cli, ocirt.api\n"
+             "print(type(ocirt.__loader__).__name__, ocirt.cli.__loader__.__name__, ocirt.api.__loader__.__name__)\n"
+             "print(sys.path.index(%r) == len(sys.path) - 1)\n" % sysconfig.get_paths()["purelib"])
+    p = subprocess.run([sys.executable, "-S", "-c", start + probe], capture_output=True, text=True, timeout=30)
+    assert p.stdout.split() == ["SourceFileLoader", "PycacheLoader", "PycacheLoader", "True"], p

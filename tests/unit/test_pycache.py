@@ -1,4 +1,4 @@
-"""ocirt/pycache.py: ocirt's modules straight from their __pycache__, only
+"""The pycache finder (ocirt/__init__.py): ocirt's modules straight from their __pycache__, only
 when the .pyc is what the standard loader would take."""
 import os
 import py_compile
@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from ocirt import pycache
+from ocirt import PycacheFinder, PycacheLoader
 
 
 @pytest.fixture
@@ -23,14 +23,14 @@ def pkg(tmp_path):
 
 
 def test_a_valid_pyc_is_loaded_through_the_finder(pkg):
-    finder = pycache.Finder("pcpkg", str(pkg))
+    finder = PycacheFinder("pcpkg", str(pkg))
     sys.path.insert(0, str(pkg.parent))
     sys.meta_path.insert(0, finder)
     try:
         from pcpkg.sub import leaf
         assert leaf.Y == 42 and leaf.__file__ == str(pkg / "sub" / "leaf.py")
         for name in ("pcpkg.sub", "pcpkg.sub.leaf", "pcpkg.other"):
-            assert sys.modules[name].__loader__ is pycache.Loader, name
+            assert sys.modules[name].__loader__ is PycacheLoader, name
         assert sys.modules["pcpkg.sub"].__path__ == [str(pkg / "sub")]
         assert leaf.__cached__.endswith(f"__pycache__/leaf.{sys.implementation.cache_tag}.pyc")
         assert leaf.__spec__.loader_state.co_filename == leaf.__file__  # tracebacks name the source
@@ -43,7 +43,7 @@ def test_a_valid_pyc_is_loaded_through_the_finder(pkg):
 
 
 def test_a_stale_missing_or_hash_pyc_is_left_to_the_standard_loader(pkg):
-    finder = pycache.Finder("pcpkg", str(pkg))
+    finder = PycacheFinder("pcpkg", str(pkg))
     assert finder.find_spec("pcpkg.other") is not None
     (pkg / "other.py").write_text("X = 410\n")  # another size
     assert finder.find_spec("pcpkg.other") is None

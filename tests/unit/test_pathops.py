@@ -61,3 +61,15 @@ def test_read_text_is_opens_read(tmp_path):
             assert e.filename == str(path)
         else:
             raise AssertionError(path)
+
+
+def test_mode_tests_are_stats(tmp_path):
+    import stat
+    os.mkfifo(tmp_path / "fifo")
+    os.symlink("none", tmp_path / "link")
+    (tmp_path / "f").write_text("")
+    for path in (tmp_path, tmp_path / "fifo", tmp_path / "f", "/dev/null"):
+        mode = os.stat(path).st_mode
+        assert (pathops.is_dir_mode(mode), pathops.is_reg_mode(mode)) == (stat.S_ISDIR(mode), stat.S_ISREG(mode))
+    mode = os.lstat(tmp_path / "link").st_mode
+    assert not pathops.is_dir_mode(mode) and not pathops.is_reg_mode(mode)

@@ -63,14 +63,16 @@ def load_file(path):
 def read_file(path):
     """A JSON file's bytes. Only a regular file, opened without blocking (a
     fifo would block; a device might never end), of at most MAX_FILE bytes.
-    Read at its size with posix: io's read(MAX_FILE + 1) maps a 64 MiB buffer."""
+    Read at its size with posix: io's read(MAX_FILE + 1) maps a 64 MiB buffer.
+    At least 64 KiB a read: /proc and /sys files are regular, of size 0."""
     fd = posix.open(path, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
     try:
         st = posix.fstat(fd)
         if not is_reg_mode(st.st_mode):
             raise OcirtError(f"{path}: not a regular file")
+        step = min(max(st.st_size, 1 << 16), MAX_FILE) + 1   # + 1: to see its end (or growth)
         chunks, size = [], 0
-        while chunk := posix.read(fd, min(st.st_size, MAX_FILE) + 1):   # + 1: to see its end (or growth)
+        while chunk := posix.read(fd, step):
             size += len(chunk)
             if size > MAX_FILE:
                 raise _too_large(path)

@@ -173,3 +173,14 @@ def test_a_json_file_is_read_whole_up_to_the_bound(tmp_path):
         f.truncate(jsonio.MAX_FILE + 1)
     with pytest.raises(OcirtError, match=f"^{path}: larger than 64 MiB$"):
         jsonio.read_file(str(path))
+
+
+def test_a_json_file_of_size_0_with_content_is_read_in_few_reads(monkeypatch):
+    """/proc and /sys files are regular and of size 0: read at its size, one
+    is read a byte at a time (a 64 MiB one, 64 M reads)."""
+    from ocirt import jsonio
+    reads, read = [], jsonio.posix.read
+    monkeypatch.setattr(jsonio.posix, "read", lambda fd, n: reads.append(n) or read(fd, n))
+    data = jsonio.read_file("/proc/self/status")
+    monkeypatch.undo()
+    assert data.startswith(b"Name:") and len(reads) == 2, reads
